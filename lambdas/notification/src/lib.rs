@@ -1,0 +1,1 @@
+//! Alert payload, validation and rendering.

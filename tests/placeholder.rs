@@ -1,0 +1,2 @@
+//! Placeholder until the end-to-end tests land.
+#[test] fn workspace_builds() {}
