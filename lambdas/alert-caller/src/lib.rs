@@ -1,0 +1,12 @@
+//! account with STS and invokes the ServiceNow alerting lambda with the assumed credentials.
+//!
+//! The incoming payload is forwarded byte-for-byte and the callee's response returned unchanged.
+//! Failures surface as stable `errorType`s; see [`error`] for the exact `errorMessage` formats.
+#![warn(missing_docs)]
+
+pub mod aws;
+pub mod config;
+pub mod error;
+
+pub use config::{Config, RetryPolicy};
+pub use error::{AwsFault, CalleeFault, CallerError, ConfigError};
