@@ -1,0 +1,680 @@
+//! The rule table: one case per AWS policy-evaluation rule.
+//!
+//! Shared by `tests/rules.rs` (each row is an rstest case named for its rule)
+//! and `examples/crosscheck.rs` (which exports the same rows to JSON and
+//! replays them through `@cloud-copilot/iam-simulate`). Each side uses only
+//! part of the helpers, hence the `dead_code` allowance.
+#![allow(dead_code)]
+
+use iam_policy::{
+    Decision, DecisionReason, NamedPolicy, PolicyDocument, PolicyError, PolicyKind, Principal,
+    Request, authorize, authorize_assume_role,
+};
+use serde_json::{Value, json};
+
+/// Account A: the callee's account (function, cross-account role).
+pub const A: &str = "111111111111";
+/// Account B: the caller's account.
+pub const B: &str = "222222222222";
+/// The callee function.
+pub const FUNCTION: &str = "arn:aws:lambda:us-east-1:111111111111:function:servicenow-alerts";
+/// The callee function's `live` alias.
+pub const FUNCTION_ALIAS: &str =
+    "arn:aws:lambda:us-east-1:111111111111:function:servicenow-alerts:live";
+/// The cross-account role in A that B's invoker assumes.
+pub const ROLE: &str = "arn:aws:iam::111111111111:role/CrossAccountInvoke";
+/// A session of [`ROLE`]: the identity that invokes the function.
+pub const SESSION_A: &str = "arn:aws:sts::111111111111:assumed-role/CrossAccountInvoke/s1";
+/// The invoker lambda's role in B.
+pub const INVOKER_ROLE: &str = "arn:aws:iam::222222222222:role/Invoker";
+/// A session of [`INVOKER_ROLE`]: the identity that calls `sts:AssumeRole`.
+pub const SESSION_B: &str = "arn:aws:sts::222222222222:assumed-role/Invoker/s1";
+/// A user in A.
+pub const USER_A: &str = "arn:aws:iam::111111111111:user/alice";
+/// Account A's root user.
+pub const ROOT_A: &str = "arn:aws:iam::111111111111:root";
+/// Account B's root user.
+pub const ROOT_B: &str = "arn:aws:iam::222222222222:root";
+
+const INVOKE: &str = "lambda:InvokeFunction";
+const ASSUME: &str = "sts:AssumeRole";
+
+/// What the rule says AWS decides.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Expected {
+    /// Allowed.
+    Allow,
+    /// Explicitly denied by a policy of this kind.
+    ExplicitDeny(PolicyKind),
+    /// Implicitly denied: the resource-based policy does not allow.
+    NoResource,
+    /// Implicitly denied: the identity-based policies do not allow.
+    NoIdentity,
+    /// STS refuses root credentials.
+    RootCannotAssume,
+}
+
+impl Expected {
+    fn reason(self) -> DecisionReason {
+        match self {
+            Self::Allow => DecisionReason::Allowed,
+            Self::ExplicitDeny(kind) => DecisionReason::ExplicitDeny(kind),
+            Self::NoResource => DecisionReason::NoResourceBasedPolicyAllows,
+            Self::NoIdentity => DecisionReason::NoIdentityBasedPolicyAllows,
+            Self::RootCannotAssume => DecisionReason::RootCannotAssumeRole,
+        }
+    }
+}
+
+/// The three-way verdict both evaluators can express.
+pub fn verdict(decision: &Decision) -> &'static str {
+    match decision.reason {
+        DecisionReason::Allowed => "Allowed",
+        DecisionReason::ExplicitDeny(_) => "ExplicitlyDenied",
+        _ => "ImplicitlyDenied",
+    }
+}
+
+/// One rule: a request, the policies in force, and AWS's expected decision.
+#[derive(Debug, Clone)]
+pub struct RuleCase {
+    /// The rule's name (the rstest case name).
+    pub name: &'static str,
+    principal: String,
+    action: String,
+    resource: String,
+    context: Vec<(String, Vec<String>)>,
+    identity: Vec<Value>,
+    resource_policy: Option<(PolicyKind, Value)>,
+    expected: Expected,
+}
+
+/// A `lambda:InvokeFunction` on [`FUNCTION`] by `principal`.
+pub fn invoke(principal: &str) -> RuleCase {
+    request(principal, INVOKE, FUNCTION)
+}
+
+/// An `sts:AssumeRole` on [`ROLE`] by `principal`.
+pub fn assume(principal: &str) -> RuleCase {
+    request(principal, ASSUME, ROLE)
+}
+
+/// Any request.
+pub fn request(principal: &str, action: &str, resource: &str) -> RuleCase {
+    RuleCase {
+        name: "",
+        principal: principal.to_owned(),
+        action: action.to_owned(),
+        resource: resource.to_owned(),
+        context: Vec::new(),
+        identity: Vec::new(),
+        resource_policy: None,
+        expected: Expected::Allow,
+    }
+}
+
+/// A 2012-10-17 policy with the given statements.
+pub fn policy(statements: Value) -> Value {
+    json!({"Version": "2012-10-17", "Statement": statements})
+}
+
+/// An identity policy allowing `action` on `resource`.
+pub fn allow(action: &str, resource: &str) -> Value {
+    policy(json!([{"Sid": "Allow", "Effect": "Allow", "Action": action, "Resource": resource}]))
+}
+
+/// An identity policy denying `action` on `resource`.
+pub fn deny(action: &str, resource: &str) -> Value {
+    policy(json!([{"Sid": "Deny", "Effect": "Deny", "Action": action, "Resource": resource}]))
+}
+
+/// An identity policy allowing invoke on any function when `condition` holds.
+pub fn allow_invoke_if(condition: Value) -> Value {
+    policy(
+        json!([{"Sid": "Conditional", "Effect": "Allow", "Action": INVOKE, "Resource": "*", "Condition": condition}]),
+    )
+}
+
+/// A function policy allowing invoke by `principal` (a `Principal` element value).
+pub fn function_policy(principal: Value) -> Value {
+    policy(
+        json!([{"Sid": "Invoke", "Effect": "Allow", "Principal": principal, "Action": INVOKE, "Resource": FUNCTION}]),
+    )
+}
+
+/// A trust policy allowing `sts:AssumeRole` by `principal`.
+pub fn trust_policy(principal: Value) -> Value {
+    policy(json!([{"Sid": "Trust", "Effect": "Allow", "Principal": principal, "Action": ASSUME}]))
+}
+
+impl RuleCase {
+    /// Names the case.
+    pub fn named(mut self, name: &'static str) -> Self {
+        self.name = name;
+        self
+    }
+
+    /// Adds an identity policy of the caller.
+    pub fn identity(mut self, document: Value) -> Self {
+        self.identity.push(document);
+        self
+    }
+
+    /// Sets the function (or other resource) policy.
+    pub fn resource_policy(mut self, document: Value) -> Self {
+        self.resource_policy = Some((PolicyKind::Resource, document));
+        self
+    }
+
+    /// Sets the role's trust policy.
+    pub fn trust(mut self, document: Value) -> Self {
+        self.resource_policy = Some((PolicyKind::Trust, document));
+        self
+    }
+
+    /// Sets a single-valued context key.
+    pub fn ctx(self, key: &str, value: &str) -> Self {
+        self.ctx_values(key, &[value])
+    }
+
+    /// Sets a multi-valued context key (possibly empty).
+    pub fn ctx_values(mut self, key: &str, values: &[&str]) -> Self {
+        self.context.push((
+            key.to_owned(),
+            values.iter().map(|v| (*v).to_owned()).collect(),
+        ));
+        self
+    }
+
+    /// States AWS's decision.
+    pub fn expect(mut self, expected: Expected) -> Self {
+        self.expected = expected;
+        self
+    }
+
+    /// The expected decision.
+    pub fn expected(&self) -> Expected {
+        self.expected
+    }
+
+    /// The request and policies, parsed.
+    pub fn build(&self) -> Result<(Request, Option<NamedPolicy>, Vec<NamedPolicy>), PolicyError> {
+        let principal = if self.principal.contains(':') {
+            Principal::from_arn(&self.principal)?
+        } else {
+            Principal::service(&self.principal)
+        };
+        let mut request = Request::new(principal, &self.action, &self.resource);
+        for (key, values) in &self.context {
+            request = request.with_context_values(key, values.iter().cloned());
+        }
+        let resource_policy = match &self.resource_policy {
+            Some((kind, document)) => Some(NamedPolicy::new(
+                *kind,
+                &format!("{kind}-policy"),
+                PolicyDocument::from_value(document)?,
+            )?),
+            None => None,
+        };
+        let identity = self
+            .identity
+            .iter()
+            .enumerate()
+            .map(|(i, d)| {
+                NamedPolicy::new(
+                    PolicyKind::Identity,
+                    &format!("identity-{i}"),
+                    PolicyDocument::from_value(d)?,
+                )
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok((request, resource_policy, identity))
+    }
+
+    /// Runs the crate's evaluator: trust rules when a trust policy is given.
+    pub fn decide(&self) -> Result<Decision, PolicyError> {
+        let (request, resource_policy, identity) = self.build()?;
+        Ok(match &resource_policy {
+            Some(trust) if trust.kind() == PolicyKind::Trust => {
+                authorize_assume_role(&request, trust, &identity)
+            }
+            other => authorize(&request, other.as_ref(), &identity),
+        })
+    }
+
+    /// Asserts that the crate decides as the rule says.
+    pub fn check(&self) {
+        let decision = match self.decide() {
+            Ok(d) => d,
+            Err(e) => panic!("rule {}: case does not build: {e}", self.name),
+        };
+        assert_eq!(
+            decision.reason,
+            self.expected.reason(),
+            "rule {}: got {decision}",
+            self.name
+        );
+        assert_eq!(
+            decision.allowed,
+            self.expected == Expected::Allow,
+            "rule {}",
+            self.name
+        );
+    }
+
+    /// The case as JSON for the cross-check script, with the crate's decision.
+    pub fn to_crosscheck_json(&self) -> Result<Value, PolicyError> {
+        let (request, _, _) = self.build()?;
+        let decision = self.decide()?;
+        let context: serde_json::Map<String, Value> = request
+            .context
+            .iter()
+            .map(|(key, values)| {
+                let value = match values {
+                    [single] => json!(single),
+                    many => json!(many),
+                };
+                (key.to_owned(), value)
+            })
+            .collect();
+        let identity: Vec<Value> = self
+            .identity
+            .iter()
+            .enumerate()
+            .map(|(i, d)| json!({"name": format!("identity-{i}"), "policy": d}))
+            .collect();
+        Ok(json!({
+            "name": self.name,
+            "principal": self.principal,
+            "action": self.action,
+            "resource": self.resource,
+            "resourceAccount": request.resource_account().unwrap_or(""),
+            "context": context,
+            "identityPolicies": identity,
+            "resourcePolicy": self.resource_policy.as_ref().map(|(_, d)| d.clone()),
+            "ours": verdict(&decision),
+            "ourExplanation": decision.to_string(),
+        }))
+    }
+}
+
+/// Declares the table once: as `rule_cases()` and as one rstest case per row.
+macro_rules! rule_table {
+    ($($name:ident => $case:expr,)*) => {
+        /// Every rule case, named.
+        pub fn rule_cases() -> Vec<RuleCase> {
+            vec![$( $case.named(stringify!($name)), )*]
+        }
+
+        #[cfg(test)]
+        mod table {
+            use super::*;
+
+            #[rstest::rstest]
+            $( #[case::$name($case.named(stringify!($name)))] )*
+            fn aws_rule_holds(#[case] case: RuleCase) {
+                case.check();
+            }
+        }
+    };
+}
+
+use Expected::{ExplicitDeny, NoIdentity, NoResource, RootCannotAssume};
+use PolicyKind::{Identity, Resource, Trust};
+
+rule_table! {
+    // --- single policy set: deny, allow, default deny -----------------------
+    default_deny_without_policies => invoke(SESSION_A).expect(NoIdentity),
+    identity_allow_grants_in_same_account => invoke(SESSION_A).identity(allow(INVOKE, FUNCTION)),
+    explicit_deny_beats_allow => invoke(SESSION_A)
+        .identity(policy(json!([
+            {"Effect": "Allow", "Action": "lambda:*", "Resource": "*"},
+            {"Effect": "Deny", "Action": INVOKE, "Resource": FUNCTION}])))
+        .expect(ExplicitDeny(Identity)),
+    deny_in_another_identity_policy_wins => invoke(SESSION_A)
+        .identity(allow(INVOKE, "*")).identity(deny("lambda:*", "*"))
+        .expect(ExplicitDeny(Identity)),
+    resource_policy_deny_beats_identity_allow => invoke(SESSION_A)
+        .identity(allow(INVOKE, "*"))
+        .resource_policy(policy(json!([{"Effect": "Deny", "Principal": "*", "Action": INVOKE, "Resource": FUNCTION}])))
+        .expect(ExplicitDeny(Resource)),
+    deny_whose_condition_fails_leaves_allow => invoke(SESSION_A)
+        .identity(allow(INVOKE, "*"))
+        .identity(policy(json!([{"Effect": "Deny", "Action": "*", "Resource": "*",
+            "Condition": {"StringEquals": {"aws:PrincipalAccount": B}}}]))),
+    statement_as_single_object => invoke(SESSION_A)
+        .identity(json!({"Version": "2012-10-17", "Statement": {"Effect": "Allow", "Action": INVOKE, "Resource": FUNCTION}})),
+
+    // --- Action / NotAction ------------------------------------------------
+    action_match_is_case_insensitive => invoke(SESSION_A).identity(allow("LAMBDA:invokefunction", FUNCTION)),
+    action_star_matches_everything => invoke(SESSION_A).identity(allow("*", FUNCTION)),
+    action_prefix_wildcard => invoke(SESSION_A).identity(allow("lambda:Invoke*", FUNCTION)),
+    action_question_mark_is_one_character => invoke(SESSION_A).identity(allow("lambda:InvokeFunctio?", FUNCTION)),
+    action_of_other_operation_does_not_match => invoke(SESSION_A).identity(allow("lambda:Get*", FUNCTION)).expect(NoIdentity),
+    action_of_other_service_does_not_match => invoke(SESSION_A).identity(allow("sts:*", "*")).expect(NoIdentity),
+    not_action_allows_unlisted_actions => invoke(SESSION_A)
+        .identity(policy(json!([{"Effect": "Allow", "NotAction": "sts:*", "Resource": "*"}]))),
+    not_action_excludes_listed_actions => invoke(SESSION_A)
+        .identity(policy(json!([{"Effect": "Allow", "NotAction": "lambda:*", "Resource": "*"}])))
+        .expect(NoIdentity),
+    deny_with_not_action_spares_listed_action => invoke(SESSION_A)
+        .identity(allow("*", "*"))
+        .identity(policy(json!([{"Effect": "Deny", "NotAction": INVOKE, "Resource": "*"}]))),
+
+    // --- Resource / NotResource ------------------------------------------------
+    resource_other_function_does_not_match => invoke(SESSION_A)
+        .identity(allow(INVOKE, "arn:aws:lambda:us-east-1:111111111111:function:other")).expect(NoIdentity),
+    resource_wildcard_within_name => invoke(SESSION_A)
+        .identity(allow(INVOKE, "arn:aws:lambda:us-east-1:111111111111:function:servicenow-*")),
+    resource_question_mark_is_one_character => invoke(SESSION_A)
+        .identity(allow(INVOKE, "arn:aws:lambda:us-east-1:111111111111:function:servicenow-alert?")),
+    resource_region_wildcard_stays_in_its_field => invoke(SESSION_A)
+        .identity(allow(INVOKE, "arn:aws:lambda:*:111111111111:function:servicenow-alerts")),
+    resource_wildcard_does_not_swallow_the_account_field => invoke(SESSION_A)
+        .identity(allow(INVOKE, "arn:aws:lambda:us-*:function:servicenow-alerts")).expect(NoIdentity),
+    resource_match_is_case_sensitive => invoke(SESSION_A)
+        .identity(allow(INVOKE, "arn:aws:lambda:us-east-1:111111111111:function:ServiceNow-Alerts")).expect(NoIdentity),
+    resource_in_other_account_does_not_match => invoke(SESSION_A)
+        .identity(allow(INVOKE, "arn:aws:lambda:us-east-1:222222222222:function:servicenow-alerts")).expect(NoIdentity),
+    not_resource_excludes_listed_resource => invoke(SESSION_A)
+        .identity(policy(json!([{"Effect": "Allow", "Action": INVOKE, "NotResource": FUNCTION}]))).expect(NoIdentity),
+    not_resource_allows_unlisted_resources => invoke(SESSION_A)
+        .identity(policy(json!([{"Effect": "Allow", "Action": INVOKE, "NotResource": "arn:aws:lambda:*:*:function:other"}]))),
+
+    // --- Lambda qualified ARNs ---------------------------------------------------
+    unqualified_permission_does_not_cover_alias => request(SESSION_A, INVOKE, FUNCTION_ALIAS)
+        .identity(allow(INVOKE, FUNCTION)).expect(NoIdentity),
+    qualifier_wildcard_covers_alias => request(SESSION_A, INVOKE, FUNCTION_ALIAS)
+        .identity(allow(INVOKE, &format!("{FUNCTION}:*"))),
+    qualifier_wildcard_does_not_cover_unqualified_arn => invoke(SESSION_A)
+        .identity(allow(INVOKE, &format!("{FUNCTION}:*"))).expect(NoIdentity),
+    trailing_star_on_name_covers_alias => request(SESSION_A, INVOKE, FUNCTION_ALIAS)
+        .identity(allow(INVOKE, &format!("{FUNCTION}*"))),
+    function_policy_on_alias_does_not_cover_unqualified => invoke(ROOT_B)
+        .resource_policy(policy(json!([{"Effect": "Allow", "Principal": {"AWS": B}, "Action": INVOKE, "Resource": FUNCTION_ALIAS}])))
+        .expect(NoResource),
+
+    // --- Lambda: identity + function policy ----------------------------------------
+    same_account_function_policy_naming_role_allows_alone => invoke(SESSION_A)
+        .resource_policy(function_policy(json!({"AWS": ROLE}))),
+    same_account_function_policy_naming_account_needs_identity => invoke(SESSION_A)
+        .resource_policy(function_policy(json!({"AWS": A}))).expect(NoIdentity),
+    same_account_identity_allows_when_function_policy_is_silent => invoke(SESSION_A)
+        .identity(allow(INVOKE, FUNCTION))
+        .resource_policy(function_policy(json!({"AWS": B}))),
+    cross_account_needs_function_policy_and_identity => invoke(SESSION_B)
+        .identity(allow(INVOKE, FUNCTION))
+        .resource_policy(function_policy(json!({"AWS": B}))),
+    cross_account_function_policy_alone_is_not_enough => invoke(SESSION_B)
+        .resource_policy(function_policy(json!({"AWS": B}))).expect(NoIdentity),
+    cross_account_identity_alone_is_not_enough => invoke(SESSION_B)
+        .identity(allow(INVOKE, FUNCTION)).expect(NoResource),
+    cross_account_function_policy_for_other_account => invoke(SESSION_B)
+        .identity(allow(INVOKE, FUNCTION))
+        .resource_policy(function_policy(json!({"AWS": "333333333333"}))).expect(NoResource),
+    cross_account_naming_the_role_still_needs_identity => invoke(SESSION_B)
+        .resource_policy(function_policy(json!({"AWS": INVOKER_ROLE}))).expect(NoIdentity),
+    cross_account_explicit_deny_in_function_policy => invoke(SESSION_B)
+        .identity(allow(INVOKE, FUNCTION))
+        .resource_policy(policy(json!([
+            {"Effect": "Allow", "Principal": {"AWS": B}, "Action": INVOKE, "Resource": FUNCTION},
+            {"Effect": "Deny", "Principal": {"AWS": INVOKER_ROLE}, "Action": INVOKE, "Resource": FUNCTION}])))
+        .expect(ExplicitDeny(Resource)),
+    service_principal_allowed_by_function_policy => invoke("s3.amazonaws.com")
+        .ctx("aws:SourceArn", "arn:aws:s3:::alerts-bucket")
+        .resource_policy(policy(json!([{"Effect": "Allow", "Principal": {"Service": "s3.amazonaws.com"},
+            "Action": INVOKE, "Resource": FUNCTION,
+            "Condition": {"ArnLike": {"aws:SourceArn": "arn:aws:s3:::alerts-*"}}}]))),
+    service_principal_of_other_service_denied => invoke("sns.amazonaws.com")
+        .resource_policy(function_policy(json!({"Service": "s3.amazonaws.com"}))).expect(NoResource),
+    service_principal_source_arn_mismatch_denied => invoke("s3.amazonaws.com")
+        .ctx("aws:SourceArn", "arn:aws:s3:::other-bucket")
+        .resource_policy(policy(json!([{"Effect": "Allow", "Principal": {"Service": "s3.amazonaws.com"},
+            "Action": INVOKE, "Resource": FUNCTION,
+            "Condition": {"ArnLike": {"aws:SourceArn": "arn:aws:s3:::alerts-*"}}}])))
+        .expect(NoResource),
+    root_needs_no_identity_policy_in_own_account => invoke(ROOT_A),
+    root_of_other_account_needs_function_policy => invoke(ROOT_B).expect(NoResource),
+    root_of_other_account_allowed_by_account_principal => invoke(ROOT_B)
+        .resource_policy(function_policy(json!({"AWS": ROOT_B}))),
+    wildcard_principal_in_function_policy_allows_same_account => invoke(SESSION_A)
+        .resource_policy(function_policy(json!("*"))),
+
+    // --- NotPrincipal ----------------------------------------------------------------
+    not_principal_deny_exempts_a_fully_listed_chain => invoke(SESSION_B)
+        .identity(allow(INVOKE, FUNCTION))
+        .resource_policy(policy(json!([
+            {"Effect": "Allow", "Principal": {"AWS": B}, "Action": INVOKE, "Resource": FUNCTION},
+            {"Effect": "Deny", "NotPrincipal": {"AWS": [SESSION_B, INVOKER_ROLE, ROOT_B]}, "Action": INVOKE, "Resource": FUNCTION}]))),
+    not_principal_deny_listing_only_the_role_denies_its_session => invoke(SESSION_B)
+        .identity(allow(INVOKE, FUNCTION))
+        .resource_policy(policy(json!([
+            {"Effect": "Allow", "Principal": {"AWS": B}, "Action": INVOKE, "Resource": FUNCTION},
+            {"Effect": "Deny", "NotPrincipal": {"AWS": INVOKER_ROLE}, "Action": INVOKE, "Resource": FUNCTION}])))
+        .expect(ExplicitDeny(Resource)),
+    not_principal_deny_hits_unlisted_principal => invoke(SESSION_B)
+        .identity(allow(INVOKE, FUNCTION))
+        .resource_policy(policy(json!([
+            {"Effect": "Allow", "Principal": {"AWS": B}, "Action": INVOKE, "Resource": FUNCTION},
+            {"Effect": "Deny", "NotPrincipal": {"AWS": [USER_A, ROOT_A]}, "Action": INVOKE, "Resource": FUNCTION}])))
+        .expect(ExplicitDeny(Resource)),
+    not_principal_allow_grants_everyone_else => invoke(SESSION_A)
+        .resource_policy(policy(json!([
+            {"Effect": "Allow", "NotPrincipal": {"AWS": USER_A}, "Action": INVOKE, "Resource": FUNCTION}]))),
+
+    // --- sts:AssumeRole ---------------------------------------------------------------
+    trust_naming_caller_account_plus_identity_allows_cross_account => assume(SESSION_B)
+        .trust(trust_policy(json!({"AWS": ROOT_B})))
+        .identity(allow(ASSUME, ROLE)),
+    trust_without_identity_policy_denies_cross_account => assume(SESSION_B)
+        .trust(trust_policy(json!({"AWS": ROOT_B}))).expect(NoIdentity),
+    trust_naming_other_account_denies => assume(SESSION_B)
+        .trust(trust_policy(json!({"AWS": "333333333333"})))
+        .identity(allow(ASSUME, ROLE)).expect(NoResource),
+    trust_naming_caller_role_matches_its_session => assume(SESSION_B)
+        .trust(trust_policy(json!({"AWS": INVOKER_ROLE})))
+        .identity(allow(ASSUME, ROLE)),
+    trust_naming_other_role_denies => assume(SESSION_B)
+        .trust(trust_policy(json!({"AWS": "arn:aws:iam::222222222222:role/Other"})))
+        .identity(allow(ASSUME, ROLE)).expect(NoResource),
+    trust_naming_exact_session_matches => assume(SESSION_B)
+        .trust(trust_policy(json!({"AWS": SESSION_B})))
+        .identity(allow(ASSUME, ROLE)),
+    trust_direct_principal_still_needs_identity_cross_account => assume(SESSION_B)
+        .trust(trust_policy(json!({"AWS": INVOKER_ROLE}))).expect(NoIdentity),
+    trust_wildcard_principal_with_identity_allows => assume(SESSION_B)
+        .trust(trust_policy(json!({"AWS": "*"})))
+        .identity(allow(ASSUME, ROLE)),
+    trust_same_account_user_named_directly_needs_no_identity => request(USER_A, ASSUME, ROLE)
+        .trust(trust_policy(json!({"AWS": USER_A}))),
+    trust_same_account_account_principal_needs_identity => request(USER_A, ASSUME, ROLE)
+        .trust(trust_policy(json!({"AWS": A}))).expect(NoIdentity),
+    trust_same_account_account_principal_with_identity_allows => request(USER_A, ASSUME, ROLE)
+        .trust(trust_policy(json!({"AWS": A})))
+        .identity(allow(ASSUME, ROLE)),
+    trust_required_even_in_same_account => request(USER_A, ASSUME, ROLE)
+        .trust(trust_policy(json!({"Service": "lambda.amazonaws.com"})))
+        .identity(allow(ASSUME, "*")).expect(NoResource),
+    trust_explicit_deny_wins => assume(SESSION_B)
+        .trust(policy(json!([
+            {"Effect": "Allow", "Principal": {"AWS": ROOT_B}, "Action": ASSUME},
+            {"Effect": "Deny", "Principal": {"AWS": INVOKER_ROLE}, "Action": ASSUME}])))
+        .identity(allow(ASSUME, ROLE))
+        .expect(ExplicitDeny(Trust)),
+    identity_deny_on_assume_role_wins => assume(SESSION_B)
+        .trust(trust_policy(json!({"AWS": ROOT_B})))
+        .identity(allow(ASSUME, ROLE)).identity(deny("sts:*", "*"))
+        .expect(ExplicitDeny(Identity)),
+    identity_allowing_other_role_is_not_enough => assume(SESSION_B)
+        .trust(trust_policy(json!({"AWS": ROOT_B})))
+        .identity(allow(ASSUME, "arn:aws:iam::111111111111:role/Other")).expect(NoIdentity),
+    root_cannot_assume_role => assume(ROOT_B)
+        .trust(trust_policy(json!({"AWS": ROOT_B}))).expect(RootCannotAssume),
+    trust_external_id_matches => assume(SESSION_B)
+        .ctx("sts:ExternalId", "servicenow")
+        .trust(policy(json!([{"Effect": "Allow", "Principal": {"AWS": ROOT_B}, "Action": ASSUME,
+            "Condition": {"StringEquals": {"sts:ExternalId": "servicenow"}}}])))
+        .identity(allow(ASSUME, ROLE)),
+    trust_external_id_missing_denies => assume(SESSION_B)
+        .trust(policy(json!([{"Effect": "Allow", "Principal": {"AWS": ROOT_B}, "Action": ASSUME,
+            "Condition": {"StringEquals": {"sts:ExternalId": "servicenow"}}}])))
+        .identity(allow(ASSUME, ROLE)).expect(NoResource),
+    trust_external_id_wrong_denies => assume(SESSION_B)
+        .ctx("sts:ExternalId", "ServiceNow")
+        .trust(policy(json!([{"Effect": "Allow", "Principal": {"AWS": ROOT_B}, "Action": ASSUME,
+            "Condition": {"StringEquals": {"sts:ExternalId": "servicenow"}}}])))
+        .identity(allow(ASSUME, ROLE)).expect(NoResource),
+    trust_source_identity_like => assume(SESSION_B)
+        .ctx("sts:SourceIdentity", "alerts-invoker")
+        .trust(policy(json!([{"Effect": "Allow", "Principal": {"AWS": ROOT_B}, "Action": ASSUME,
+            "Condition": {"StringLike": {"sts:SourceIdentity": "alerts-*"}}}])))
+        .identity(allow(ASSUME, ROLE)),
+
+    // --- Condition combination -------------------------------------------------------------
+    condition_values_are_ored => invoke(SESSION_A).ctx("aws:RequestTag/team", "ops")
+        .identity(allow_invoke_if(json!({"StringEquals": {"aws:RequestTag/team": ["dev", "ops"]}}))),
+    condition_keys_are_anded => invoke(SESSION_A).ctx("aws:RequestTag/team", "ops")
+        .identity(allow_invoke_if(json!({"StringEquals": {"aws:RequestTag/team": "ops", "aws:PrincipalAccount": B}})))
+        .expect(NoIdentity),
+    condition_operators_are_anded => invoke(SESSION_A).ctx("aws:RequestTag/team", "ops")
+        .identity(allow_invoke_if(json!({"StringEquals": {"aws:RequestTag/team": "ops"},
+                                         "StringLike": {"aws:PrincipalArn": "arn:aws:iam::*:user/*"}})))
+        .expect(NoIdentity),
+    condition_key_is_case_insensitive => invoke(SESSION_A)
+        .identity(allow_invoke_if(json!({"StringEquals": {"AWS:PRINCIPALACCOUNT": A}}))),
+
+    // --- String operators --------------------------------------------------------------------
+    string_equals_matches => invoke(SESSION_A)
+        .identity(allow_invoke_if(json!({"StringEquals": {"aws:PrincipalAccount": A}}))),
+    string_equals_value_is_case_sensitive => invoke(SESSION_A).ctx("aws:RequestTag/team", "Ops")
+        .identity(allow_invoke_if(json!({"StringEquals": {"aws:RequestTag/team": "ops"}}))).expect(NoIdentity),
+    string_equals_absent_key_is_false => invoke(SESSION_A)
+        .identity(allow_invoke_if(json!({"StringEquals": {"aws:RequestTag/team": "ops"}}))).expect(NoIdentity),
+    string_not_equals_absent_key_is_true => invoke(SESSION_A)
+        .identity(allow_invoke_if(json!({"StringNotEquals": {"aws:RequestTag/team": "ops"}}))),
+    string_not_equals_excludes_every_listed_value => invoke(SESSION_A).ctx("aws:RequestTag/team", "ops")
+        .identity(allow_invoke_if(json!({"StringNotEquals": {"aws:RequestTag/team": ["dev", "ops"]}}))).expect(NoIdentity),
+    string_equals_ignore_case_matches => invoke(SESSION_A).ctx("aws:RequestTag/team", "OPS")
+        .identity(allow_invoke_if(json!({"StringEqualsIgnoreCase": {"aws:RequestTag/team": "ops"}}))),
+    string_not_equals_ignore_case_rejects_case_variant => invoke(SESSION_A).ctx("aws:RequestTag/team", "OPS")
+        .identity(allow_invoke_if(json!({"StringNotEqualsIgnoreCase": {"aws:RequestTag/team": "ops"}}))).expect(NoIdentity),
+    string_like_wildcards => invoke(SESSION_A)
+        .identity(allow_invoke_if(json!({"StringLike": {"aws:PrincipalArn": "arn:aws:iam::111111111111:role/Cross*Invok?"}}))),
+    string_not_like_excludes_match => invoke(SESSION_A)
+        .identity(allow_invoke_if(json!({"StringNotLike": {"aws:PrincipalArn": "*CrossAccount*"}}))).expect(NoIdentity),
+    string_like_is_case_sensitive => invoke(SESSION_A)
+        .identity(allow_invoke_if(json!({"StringLike": {"aws:PrincipalArn": "*crossaccount*"}}))).expect(NoIdentity),
+
+    // --- ARN operators ----------------------------------------------------------------------
+    arn_equals_matches => invoke(SESSION_A)
+        .identity(allow_invoke_if(json!({"ArnEquals": {"aws:PrincipalArn": ROLE}}))),
+    arn_like_wildcard_in_account_field => invoke(SESSION_A)
+        .identity(allow_invoke_if(json!({"ArnLike": {"aws:PrincipalArn": "arn:aws:iam::*:role/CrossAccount*"}}))),
+    arn_like_wildcard_stays_within_its_field => invoke(SESSION_A)
+        .identity(allow_invoke_if(json!({"ArnLike": {"aws:PrincipalArn": "arn:aws:*:role/CrossAccountInvoke"}}))).expect(NoIdentity),
+    arn_not_like_excludes_match => invoke(SESSION_A)
+        .identity(allow_invoke_if(json!({"ArnNotLike": {"aws:PrincipalArn": "arn:aws:iam::111111111111:role/*"}}))).expect(NoIdentity),
+    arn_not_equals_absent_key_is_true => invoke(SESSION_A)
+        .identity(allow_invoke_if(json!({"ArnNotEquals": {"aws:SourceArn": "arn:aws:s3:::alerts-bucket"}}))),
+    arn_like_absent_key_is_false => invoke(SESSION_A)
+        .identity(allow_invoke_if(json!({"ArnLike": {"aws:SourceArn": "arn:aws:s3:::*"}}))).expect(NoIdentity),
+
+    // --- Bool / Null ---------------------------------------------------------------------------
+    bool_true_matches => invoke(SESSION_A).ctx("aws:SecureTransport", "true")
+        .identity(allow_invoke_if(json!({"Bool": {"aws:SecureTransport": "true"}}))),
+    bool_json_boolean_value => invoke(SESSION_A).ctx("aws:SecureTransport", "true")
+        .identity(allow_invoke_if(json!({"Bool": {"aws:SecureTransport": true}}))),
+    bool_mismatch_denies => invoke(SESSION_A).ctx("aws:SecureTransport", "false")
+        .identity(allow_invoke_if(json!({"Bool": {"aws:SecureTransport": "true"}}))).expect(NoIdentity),
+    bool_if_exists_absent_key_is_true => invoke(SESSION_A)
+        .identity(allow_invoke_if(json!({"BoolIfExists": {"aws:MultiFactorAuthPresent": "true"}}))),
+    bool_if_exists_present_key_compares => invoke(SESSION_A).ctx("aws:MultiFactorAuthPresent", "false")
+        .identity(allow_invoke_if(json!({"BoolIfExists": {"aws:MultiFactorAuthPresent": "true"}}))).expect(NoIdentity),
+    null_true_holds_when_key_absent => invoke(SESSION_A)
+        .identity(allow_invoke_if(json!({"Null": {"aws:SourceIdentity": "true"}}))),
+    null_true_fails_when_key_present => invoke(SESSION_A).ctx("aws:SourceIdentity", "bob")
+        .identity(allow_invoke_if(json!({"Null": {"aws:SourceIdentity": "true"}}))).expect(NoIdentity),
+    null_false_holds_when_key_present => invoke(SESSION_A).ctx("aws:SourceIdentity", "bob")
+        .identity(allow_invoke_if(json!({"Null": {"aws:SourceIdentity": "false"}}))),
+    null_false_fails_when_key_absent => invoke(SESSION_A)
+        .identity(allow_invoke_if(json!({"Null": {"aws:SourceIdentity": "false"}}))).expect(NoIdentity),
+
+    // --- Numeric -------------------------------------------------------------------------------
+    numeric_less_than_matches => invoke(SESSION_A).ctx("aws:MultiFactorAuthAge", "300")
+        .identity(allow_invoke_if(json!({"NumericLessThan": {"aws:MultiFactorAuthAge": "3600"}}))),
+    numeric_greater_than_equals_includes_boundary => invoke(SESSION_A).ctx("aws:MultiFactorAuthAge", "3600")
+        .identity(allow_invoke_if(json!({"NumericGreaterThanEquals": {"aws:MultiFactorAuthAge": 3600}}))),
+    numeric_greater_than_excludes_boundary => invoke(SESSION_A).ctx("aws:MultiFactorAuthAge", "3600")
+        .identity(allow_invoke_if(json!({"NumericGreaterThan": {"aws:MultiFactorAuthAge": "3600"}}))).expect(NoIdentity),
+    numeric_equals_compares_numbers_not_text => invoke(SESSION_A).ctx("aws:MultiFactorAuthAge", "60.0")
+        .identity(allow_invoke_if(json!({"NumericEquals": {"aws:MultiFactorAuthAge": "60"}}))),
+    numeric_not_equals_absent_key_is_true => invoke(SESSION_A)
+        .identity(allow_invoke_if(json!({"NumericNotEquals": {"aws:MultiFactorAuthAge": "60"}}))),
+    numeric_absent_key_is_false => invoke(SESSION_A)
+        .identity(allow_invoke_if(json!({"NumericLessThanEquals": {"aws:MultiFactorAuthAge": "3600"}}))).expect(NoIdentity),
+    numeric_non_number_never_matches => invoke(SESSION_A).ctx("aws:MultiFactorAuthAge", "soon")
+        .identity(allow_invoke_if(json!({"NumericLessThan": {"aws:MultiFactorAuthAge": "3600"}}))).expect(NoIdentity),
+
+    // --- Date ----------------------------------------------------------------------------------
+    date_greater_than_iso8601 => invoke(SESSION_A).ctx("aws:CurrentTime", "2026-05-01T12:00:00Z")
+        .identity(allow_invoke_if(json!({"DateGreaterThan": {"aws:CurrentTime": "2026-01-01T00:00:00Z"}}))),
+    date_less_than_iso8601_fails_after => invoke(SESSION_A).ctx("aws:CurrentTime", "2026-05-01T12:00:00Z")
+        .identity(allow_invoke_if(json!({"DateLessThan": {"aws:CurrentTime": "2026-01-01T00:00:00Z"}}))).expect(NoIdentity),
+    date_epoch_seconds_policy_value => invoke(SESSION_A).ctx("aws:CurrentTime", "2026-05-01T12:00:00Z")
+        .identity(allow_invoke_if(json!({"DateGreaterThanEquals": {"aws:CurrentTime": "1767225600"}}))),
+    date_equals_same_instant_other_format => invoke(SESSION_A).ctx("aws:CurrentTime", "2026-01-01T00:00:00Z")
+        .identity(allow_invoke_if(json!({"DateEquals": {"aws:CurrentTime": "1767225600"}}))),
+    date_not_equals_absent_key_is_true => invoke(SESSION_A)
+        .identity(allow_invoke_if(json!({"DateNotEquals": {"aws:TokenIssueTime": "2026-01-01T00:00:00Z"}}))),
+    date_less_than_equals_absent_key_is_false => invoke(SESSION_A)
+        .identity(allow_invoke_if(json!({"DateLessThanEquals": {"aws:TokenIssueTime": "2026-01-01T00:00:00Z"}}))).expect(NoIdentity),
+
+    // --- IfExists --------------------------------------------------------------------------------
+    string_equals_if_exists_absent_key_is_true => invoke(SESSION_A)
+        .identity(allow_invoke_if(json!({"StringEqualsIfExists": {"aws:RequestTag/team": "ops"}}))),
+    string_equals_if_exists_present_key_compares => invoke(SESSION_A).ctx("aws:RequestTag/team", "dev")
+        .identity(allow_invoke_if(json!({"StringEqualsIfExists": {"aws:RequestTag/team": "ops"}}))).expect(NoIdentity),
+    numeric_if_exists_absent_key_is_true => invoke(SESSION_A)
+        .identity(allow_invoke_if(json!({"NumericLessThanIfExists": {"aws:MultiFactorAuthAge": "3600"}}))),
+
+    // --- Set operators -------------------------------------------------------------------------------
+    for_any_value_one_value_matches => invoke(SESSION_A).ctx_values("aws:TagKeys", &["team", "cost"])
+        .identity(allow_invoke_if(json!({"ForAnyValue:StringEquals": {"aws:TagKeys": ["cost", "owner"]}}))),
+    for_any_value_no_value_matches => invoke(SESSION_A).ctx_values("aws:TagKeys", &["team", "cost"])
+        .identity(allow_invoke_if(json!({"ForAnyValue:StringEquals": {"aws:TagKeys": "owner"}}))).expect(NoIdentity),
+    for_any_value_absent_key_is_false => invoke(SESSION_A)
+        .identity(allow_invoke_if(json!({"ForAnyValue:StringEquals": {"aws:TagKeys": "owner"}}))).expect(NoIdentity),
+    for_all_values_every_value_matches => invoke(SESSION_A).ctx_values("aws:TagKeys", &["team", "cost"])
+        .identity(allow_invoke_if(json!({"ForAllValues:StringEquals": {"aws:TagKeys": ["team", "cost", "owner"]}}))),
+    for_all_values_one_value_outside_fails => invoke(SESSION_A).ctx_values("aws:TagKeys", &["team", "secret"])
+        .identity(allow_invoke_if(json!({"ForAllValues:StringEquals": {"aws:TagKeys": ["team", "cost"]}}))).expect(NoIdentity),
+    for_all_values_absent_key_is_true => invoke(SESSION_A)
+        .identity(allow_invoke_if(json!({"ForAllValues:StringEquals": {"aws:TagKeys": ["team", "cost"]}}))),
+    for_all_values_empty_set_is_true => invoke(SESSION_A).ctx_values("aws:TagKeys", &[])
+        .identity(allow_invoke_if(json!({"ForAllValues:StringEquals": {"aws:TagKeys": ["team"]}}))),
+    for_any_value_negated_needs_one_value_outside => invoke(SESSION_A).ctx_values("aws:TagKeys", &["team", "secret"])
+        .identity(allow_invoke_if(json!({"ForAnyValue:StringNotEquals": {"aws:TagKeys": ["team", "cost"]}}))),
+    for_all_values_like_with_wildcards => invoke(SESSION_A).ctx_values("aws:TagKeys", &["team-a", "team-b"])
+        .identity(allow_invoke_if(json!({"ForAllValues:StringLike": {"aws:TagKeys": "team-*"}}))),
+    negated_operator_without_set_qualifier_on_multivalued_key => invoke(SESSION_A).ctx_values("aws:TagKeys", &["team", "secret"])
+        .identity(allow_invoke_if(json!({"StringNotEquals": {"aws:TagKeys": "secret"}}))).expect(NoIdentity),
+
+    // --- IP ------------------------------------------------------------------------------------------
+    ip_address_inside_cidr => invoke(SESSION_A).ctx("aws:SourceIp", "10.20.30.40")
+        .identity(allow_invoke_if(json!({"IpAddress": {"aws:SourceIp": "10.0.0.0/8"}}))),
+    not_ip_address_rejects_inside_cidr => invoke(SESSION_A).ctx("aws:SourceIp", "10.20.30.40")
+        .identity(allow_invoke_if(json!({"NotIpAddress": {"aws:SourceIp": ["192.0.2.0/24", "10.0.0.0/8"]}}))).expect(NoIdentity),
+
+    // --- Policy variables --------------------------------------------------------------------------------
+    policy_variable_in_resource => request(USER_A, INVOKE, "arn:aws:lambda:us-east-1:111111111111:function:alice-tools")
+        .identity(allow(INVOKE, "arn:aws:lambda:us-east-1:111111111111:function:${aws:username}-*")),
+    policy_variable_needs_version_2012 => request(USER_A, INVOKE, "arn:aws:lambda:us-east-1:111111111111:function:alice-tools")
+        .identity(json!({"Statement": [{"Effect": "Allow", "Action": INVOKE,
+            "Resource": "arn:aws:lambda:us-east-1:111111111111:function:${aws:username}-*"}]}))
+        .expect(NoIdentity),
+    policy_variable_with_absent_key_does_not_match => invoke(SESSION_A)
+        .identity(allow(INVOKE, "arn:aws:lambda:us-east-1:111111111111:function:${aws:username}*"))
+        .expect(NoIdentity),
+    policy_variable_in_condition_value => invoke(SESSION_A).ctx("aws:RequestTag/account", A)
+        .identity(allow_invoke_if(json!({"StringEquals": {"aws:RequestTag/account": "${aws:PrincipalAccount}"}}))),
+}
