@@ -1,3 +1,4 @@
+//! The invoker lambda (caller, account B): assumes the cross-account role in the callee's
 //! account with STS and invokes the ServiceNow alerting lambda with the assumed credentials.
 //!
 //! The incoming payload is forwarded byte-for-byte and the callee's response returned unchanged.
@@ -7,6 +8,8 @@
 pub mod aws;
 pub mod config;
 pub mod error;
+pub mod invoker;
 
 pub use config::{Config, RetryPolicy};
 pub use error::{AwsFault, CalleeFault, CallerError, ConfigError};
+pub use invoker::Invoker;
