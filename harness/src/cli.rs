@@ -1,0 +1,515 @@
+//! The `harness` command line: argument parsing and one function per command.
+
+use std::{
+    io::Write,
+    net::SocketAddr,
+    path::{Path, PathBuf},
+    time::{Duration, Instant},
+};
+
+use anyhow::{Context, Result, bail};
+use clap::{Args, Parser, Subcommand};
+use serde_json::json;
+
+use crate::{
+    aws,
+    deploy::{self, Accounts, DeployConfig},
+    emulator::Backend,
+    invoke::{self, Call, CallOutcome, Clients, Invocation, Mailbox, Via},
+    package::{self, BuildOptions},
+    smtp::CapturedEmail,
+    state::{self, State},
+    system::{System, UpOptions},
+};
+
+/// Runs the cross-account alerting lambdas on one machine: LocalStack, the
+/// four stacks in two accounts, and an SMTP server that captures every email.
+#[derive(Debug, Parser)]
+#[command(name = "harness", version, about)]
+pub struct Cli {
+    /// Print one JSON object per command instead of human-readable text.
+    #[arg(long, global = true)]
+    pub json: bool,
+
+    /// Where the harness keeps its state, logs, zips and captured mail.
+    #[arg(long, global = true, env = "HARNESS_WORK_DIR")]
+    pub work_dir: Option<PathBuf>,
+
+    /// The command.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The commands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Start everything, deploy, and stay up until Ctrl-C.
+    Up(SystemArgs),
+    /// Invoke the running system with a payload and show what happened.
+    Invoke(InvokeArgs),
+    /// Validate the templates and redeploy them into the running system.
+    Deploy,
+    /// Stop a running `harness up`.
+    Down,
+    /// Build both lambdas as `bootstrap` zips (the provided.al2023 layout).
+    Package(PackageArgs),
+}
+
+/// Options shared by every command that brings the system up.
+#[derive(Debug, Clone, Args)]
+pub struct SystemArgs {
+    /// The emulator backend.
+    #[arg(long, value_enum, default_value = "host", env = "HARNESS_BACKEND")]
+    pub backend: Backend,
+    /// The LocalStack gateway port (host backend).
+    #[arg(long, default_value_t = crate::DEFAULT_GATEWAY_PORT, env = "HARNESS_GATEWAY_PORT")]
+    pub gateway_port: u16,
+    /// The endpoint of an already-running emulator (external backend).
+    #[arg(long, env = "HARNESS_ENDPOINT")]
+    pub endpoint: Option<String>,
+    /// The LocalStack image (container backend).
+    #[arg(long, default_value = crate::emulator::container::DEFAULT_IMAGE, env = "HARNESS_IMAGE")]
+    pub image: String,
+    /// The SMTP capture port; 0 picks a free one.
+    #[arg(long, default_value_t = crate::DEFAULT_SMTP_PORT, env = "HARNESS_SMTP_PORT")]
+    pub smtp_port: u16,
+    /// The SMTP host the callee is told to use (container backends need the Docker host's address).
+    #[arg(long, default_value = "127.0.0.1")]
+    pub smtp_host_for_lambdas: String,
+    /// Account A, where the callee lives.
+    #[arg(long, default_value = "111111111111")]
+    pub callee_account: String,
+    /// Account B, where the caller lives.
+    #[arg(long, default_value = "222222222222")]
+    pub caller_account: String,
+    /// The callee's From address.
+    #[arg(long, default_value = "alerts@example.com")]
+    pub mail_from: String,
+    /// Domains the callee may send to, comma-separated.
+    #[arg(long, default_value = "example.com")]
+    pub allowed_domains: String,
+    /// The cargo profile the lambdas are built with.
+    #[arg(long, default_value = "dev", env = "HARNESS_PROFILE")]
+    pub profile: String,
+}
+
+/// Options of `harness invoke`.
+#[derive(Debug, Args)]
+pub struct InvokeArgs {
+    /// The payload file (JSON).
+    #[arg(long)]
+    pub payload: PathBuf,
+    /// Enter through the caller (the full chain) or the callee directly.
+    #[arg(long, value_enum, default_value = "caller")]
+    pub via: Via,
+    /// How to invoke.
+    #[arg(long, value_enum, default_value = "request-response")]
+    pub invocation_type: Invocation,
+    /// How long to wait for emails after the call returns, in milliseconds.
+    #[arg(long, default_value_t = 0)]
+    pub wait_ms: u64,
+}
+
+/// Options of `harness package`.
+#[derive(Debug, Args)]
+pub struct PackageArgs {
+    /// The cargo profile.
+    #[arg(long, default_value = "release")]
+    pub profile: String,
+    /// Where `<crate>/bootstrap.zip` go.
+    #[arg(long)]
+    pub out_dir: Option<PathBuf>,
+}
+
+impl SystemArgs {
+    /// The options for [`System::up`].
+    pub fn up_options(&self, work_dir: PathBuf, quiet: bool) -> Result<UpOptions> {
+        Ok(UpOptions {
+            backend: self.backend,
+            gateway: SocketAddr::from(([127, 0, 0, 1], self.gateway_port)),
+            endpoint: self.endpoint.clone(),
+            image: self.image.clone(),
+            smtp: SocketAddr::from(([127, 0, 0, 1], self.smtp_port)),
+            smtp_host_for_lambdas: self.smtp_host_for_lambdas.clone(),
+            accounts: Accounts {
+                callee: account(&self.callee_account, "--callee-account")?,
+                caller: account(&self.caller_account, "--caller-account")?,
+            },
+            mail_from: self.mail_from.clone(),
+            allowed_domains: self.allowed_domains.clone(),
+            profile: self.profile.clone(),
+            work_dir,
+            spool: true,
+            skip_first_invoke: false,
+            quiet,
+        })
+    }
+}
+
+fn account(id: &str, flag: &str) -> Result<String> {
+    if id.len() == 12 && id.bytes().all(|b| b.is_ascii_digit()) {
+        Ok(id.to_string())
+    } else {
+        bail!("{flag} must be a 12-digit AWS account id, not `{id}`")
+    }
+}
+
+/// The default work directory: `target/harness` in the workspace.
+pub fn default_work_dir() -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| package::workspace_root().join("target"))
+        .join("harness")
+}
+
+/// Runs the parsed command line.
+pub async fn run(cli: Cli) -> Result<std::process::ExitCode> {
+    let work_dir = cli.work_dir.clone().unwrap_or_else(default_work_dir);
+    match cli.command {
+        Command::Up(args) => up(&args, &work_dir, cli.json).await,
+        Command::Invoke(args) => invoke_cmd(&args, &work_dir, cli.json).await,
+        Command::Deploy => deploy_cmd(&work_dir, cli.json).await,
+        Command::Down => down(&work_dir, cli.json),
+        Command::Package(args) => package_cmd(&args, cli.json),
+    }
+}
+
+fn print_json(value: &serde_json::Value) {
+    let mut out = std::io::stdout().lock();
+    let _ = serde_json::to_writer(&mut out, value);
+    let _ = writeln!(out);
+}
+
+async fn up(args: &SystemArgs, work_dir: &Path, json: bool) -> Result<std::process::ExitCode> {
+    if let Ok(state) = State::read(work_dir) {
+        bail!(
+            "a harness is already up (pid {}, endpoint {}); stop it with `harness down`",
+            state.pid,
+            state.endpoint
+        );
+    }
+    let options = args.up_options(work_dir.to_path_buf(), json)?;
+    // Signals are watched from the start, so Ctrl-C during a long build or
+    // deploy still tears down whatever was started.
+    let mut sigterm = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    let system = tokio::select! {
+        system = System::up(&options) => system.context("harness up failed")?,
+        _ = tokio::signal::ctrl_c() => { eprintln!("interrupted"); return Ok(std::process::ExitCode::from(130)); }
+        _ = sigterm.recv() => { eprintln!("terminated"); return Ok(std::process::ExitCode::from(143)); }
+    };
+    let state = State {
+        pid: std::process::id(),
+        emulator_pgid: system.emulator.pgid(),
+        backend: system.emulator.backend(),
+        endpoint: system.emulator.endpoint().to_string(),
+        smtp: system.capture.addr().to_string(),
+        mail_spool: work_dir.join("mail"),
+        accounts: options.accounts.clone(),
+        deployment: system.deployment.clone(),
+        profile: options.profile.clone(),
+        smtp_host_for_lambdas: options.smtp_host_for_lambdas.clone(),
+        mail_from: options.mail_from.clone(),
+        allowed_domains: options.allowed_domains.clone(),
+        timings: system.timings.clone(),
+    };
+    state.write(work_dir)?;
+    if json {
+        print_json(&json!({ "status": "ready", "state": state }));
+    } else {
+        print_up(&state);
+    }
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = sigterm.recv() => {}
+    }
+    if !json {
+        eprintln!("shutting down");
+    }
+    State::remove(work_dir);
+    drop(system);
+    Ok(std::process::ExitCode::SUCCESS)
+}
+
+fn print_up(state: &State) {
+    let d = &state.deployment;
+    let t = &state.timings;
+    println!("harness is up ({:?} backend)", state.backend);
+    println!("  endpoint        {}", state.endpoint);
+    println!(
+        "  smtp capture    {} (spool {})",
+        state.smtp,
+        state.mail_spool.display()
+    );
+    println!("  account A       {} (callee)", state.accounts.callee);
+    println!("    function      {}", d.callee_function_arn);
+    println!("    invoke role   {}", d.cross_account_role_arn);
+    println!("  account B       {} (caller)", state.accounts.caller);
+    println!("    function      {}", d.caller_function_arn);
+    println!("    exec role     {}", d.caller_role_arn);
+    println!("  timings");
+    println!("    build         {:>7} ms", t.build_ms);
+    println!("    emulator      {:>7} ms", t.emulator_start_ms);
+    println!("    deploy        {:>7} ms", t.deploy_ms);
+    if let Some(first) = t.first_invoke_ms {
+        println!("    first invoke  {first:>7} ms");
+    }
+    println!("try: harness invoke --payload scenarios/payloads/p1.json");
+    println!("stop with Ctrl-C or `harness down`");
+}
+
+async fn invoke_cmd(
+    args: &InvokeArgs,
+    work_dir: &Path,
+    json: bool,
+) -> Result<std::process::ExitCode> {
+    let state = State::read(work_dir)?;
+    let payload = std::fs::read(&args.payload)
+        .with_context(|| format!("cannot read the payload file {}", args.payload.display()))?;
+    let clients = Clients {
+        callee_account: aws::account_config(&state.endpoint, &state.accounts.callee).await,
+        caller_account: aws::account_config(&state.endpoint, &state.accounts.caller).await,
+    };
+    let trace_id = invoke::new_trace_id();
+    let outcome = invoke::call(
+        &clients,
+        &state.deployment,
+        &Call {
+            via: args.via,
+            payload,
+            invocation: args.invocation_type,
+            trace_id: trace_id.clone(),
+        },
+    )
+    .await;
+    let wait = Duration::from_millis(args.wait_ms);
+    let at_least = if wait.is_zero() { 0 } else { 1 };
+    let emails = Mailbox::Spool(state.mail_spool.clone())
+        .emails_of(&trace_id, at_least, wait)
+        .await;
+    if json {
+        print_json(&invoke_json(&outcome, &emails));
+    } else {
+        print_invoke(&outcome, &emails);
+    }
+    Ok(match outcome.status {
+        invoke::CallStatus::Success => std::process::ExitCode::SUCCESS,
+        _ => std::process::ExitCode::from(1),
+    })
+}
+
+/// The `--json` shape of `harness invoke`.
+pub fn invoke_json(outcome: &CallOutcome, emails: &[CapturedEmail]) -> serde_json::Value {
+    // A denial reported by the caller lambda is still that lambda's function error.
+    let function_error = outcome.status == invoke::CallStatus::FunctionError
+        || (outcome.status == invoke::CallStatus::Denied && outcome.response.is_some());
+    let status = match outcome.status {
+        invoke::CallStatus::Success => "success",
+        _ if function_error => "function_error",
+        _ => "error",
+    };
+    json!({
+        "status": status,
+        "response": outcome.response,
+        "error_type": outcome.error_type,
+        "error_message": outcome.error_message,
+        "logs": outcome.logs,
+        "trace_id": outcome.trace_id,
+        "duration_ms": outcome.duration.as_secs_f64() * 1000.0,
+        "emails": emails.iter().map(|e| json!({
+            "from": e.from,
+            "to": e.to,
+            "cc": e.cc,
+            "subject": e.subject,
+            "text": e.text,
+            "html": e.html,
+            "headers": e.headers.iter().map(|(k, v)| json!([k, v])).collect::<Vec<_>>(),
+        })).collect::<Vec<_>>(),
+    })
+}
+
+fn print_invoke(outcome: &CallOutcome, emails: &[CapturedEmail]) {
+    println!(
+        "status: {:?} ({:.1} ms)",
+        outcome.status,
+        outcome.duration.as_secs_f64() * 1000.0
+    );
+    match outcome.status {
+        invoke::CallStatus::Success => {
+            if let Some(response) = &outcome.response {
+                println!(
+                    "response: {}",
+                    serde_json::to_string_pretty(response).unwrap_or_default()
+                );
+            }
+        }
+        _ => {
+            println!(
+                "error: {}: {}",
+                outcome.error_type.as_deref().unwrap_or("?"),
+                outcome.error_message.as_deref().unwrap_or("")
+            );
+        }
+    }
+    for (function, logs) in &outcome.logs {
+        println!("--- logs: {function}");
+        println!("{}", logs.trim_end());
+    }
+    println!("--- emails: {}", emails.len());
+    for email in emails {
+        println!("from:    {}", email.from);
+        println!("to:      {}", email.to.join(", "));
+        if !email.cc.is_empty() {
+            println!("cc:      {}", email.cc.join(", "));
+        }
+        println!("subject: {}", email.subject);
+        println!();
+        println!("{}", email.text.trim_end());
+        println!();
+    }
+}
+
+async fn deploy_cmd(work_dir: &Path, json: bool) -> Result<std::process::ExitCode> {
+    let state = State::read(work_dir)?;
+    let config = DeployConfig {
+        accounts: state.accounts.clone(),
+        templates_dir: package::workspace_root().join("cloudformation"),
+        smtp_host: state.smtp_host_for_lambdas.clone(),
+        smtp_port: state
+            .smtp
+            .rsplit_once(':')
+            .and_then(|(_, p)| p.parse().ok())
+            .unwrap_or(crate::DEFAULT_SMTP_PORT),
+        smtp_tls: "none".into(),
+        mail_from: state.mail_from.clone(),
+        allowed_domains: state.allowed_domains.clone(),
+        lambda_endpoint: None,
+        suffix: None,
+        overrides: Default::default(),
+        quiet: json,
+    };
+    deploy::validate(&state.endpoint, &config).await?;
+    let build = BuildOptions {
+        profile: state.profile.clone(),
+        out_dir: work_dir.join("lambda"),
+        with_shim: false,
+        quiet: json,
+    };
+    let artifacts = tokio::task::spawn_blocking(move || package::build(&build)).await??;
+    let started = Instant::now();
+    let deployment = deploy::deploy(&state.endpoint, &artifacts, &config).await?;
+    let elapsed = started.elapsed();
+    let mut state = state;
+    state.deployment = deployment;
+    state.write(work_dir)?;
+    if json {
+        print_json(
+            &json!({"status": "deployed", "deploy_ms": elapsed.as_millis() as u64, "deployment": state.deployment}),
+        );
+    } else {
+        println!("redeployed in {:.1} s", elapsed.as_secs_f64());
+    }
+    Ok(std::process::ExitCode::SUCCESS)
+}
+
+fn down(work_dir: &Path, json: bool) -> Result<std::process::ExitCode> {
+    let state = match State::read(work_dir) {
+        Ok(state) => state,
+        Err(crate::HarnessError::NotRunning(_)) => {
+            if json {
+                print_json(&json!({"status": "not_running"}));
+            } else {
+                println!("no harness is running");
+            }
+            return Ok(std::process::ExitCode::SUCCESS);
+        }
+        Err(err) => return Err(err.into()),
+    };
+    use nix::{sys::signal::Signal, unistd::Pid};
+    let pid = Pid::from_raw(state.pid as i32);
+    let _ = nix::sys::signal::kill(pid, Signal::SIGTERM);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while state::alive(state.pid) && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    if state::alive(state.pid) {
+        let _ = nix::sys::signal::kill(pid, Signal::SIGKILL);
+    }
+    // Whatever the up process could not stop, stop here.
+    if let Some(pgid) = state.emulator_pgid {
+        crate::emulator::host::stop_group(Pid::from_raw(pgid), Duration::from_secs(2));
+    }
+    State::remove(work_dir);
+    if json {
+        print_json(&json!({"status": "stopped", "pid": state.pid}));
+    } else {
+        println!("stopped harness (pid {})", state.pid);
+    }
+    Ok(std::process::ExitCode::SUCCESS)
+}
+
+fn package_cmd(args: &PackageArgs, json: bool) -> Result<std::process::ExitCode> {
+    let out_dir = args
+        .out_dir
+        .clone()
+        .unwrap_or_else(|| package::workspace_root().join("target").join("lambda"));
+    let artifacts = package::build(&BuildOptions {
+        profile: args.profile.clone(),
+        out_dir,
+        with_shim: false,
+        quiet: json,
+    })?;
+    if json {
+        print_json(&json!({
+            "alert-callee": artifacts.callee.zip,
+            "alert-caller": artifacts.caller.zip,
+        }));
+    } else {
+        println!("{}", artifacts.callee.zip.display());
+        println!("{}", artifacts.caller.zip.display());
+    }
+    Ok(std::process::ExitCode::SUCCESS)
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+    use rstest::rstest;
+
+    use super::*;
+
+    #[test]
+    fn the_cli_is_well_formed() {
+        Cli::command().debug_assert();
+    }
+
+    #[rstest]
+    #[case::twelve_digits("111111111111", true)]
+    #[case::too_short("11111111111", false)]
+    #[case::letters("11111111111a", false)]
+    fn accounts_are_twelve_digits(#[case] id: &str, #[case] ok: bool) {
+        assert_eq!(account(id, "--callee-account").is_ok(), ok);
+    }
+
+    #[test]
+    fn invoke_json_has_the_documented_shape() {
+        let outcome = CallOutcome {
+            status: invoke::CallStatus::FunctionError,
+            response: Some(json!({"errorType": "CalleeFailed"})),
+            error_type: Some("CalleeFailed".into()),
+            error_message: Some("ValidationError: alert.number is required".into()),
+            logs: [("servicenow-invoker".to_string(), "START".to_string())].into(),
+            trace_id: "Root=1-a-b".into(),
+            duration: Duration::from_millis(12),
+        };
+
+        let value = invoke_json(&outcome, &[]);
+
+        assert_eq!(value["status"], "function_error");
+        assert_eq!(value["error_type"], "CalleeFailed");
+        assert_eq!(value["logs"]["servicenow-invoker"], "START");
+        assert_eq!(value["emails"], json!([]));
+        for key in ["response", "error_message"] {
+            assert!(value.get(key).is_some(), "missing {key}");
+        }
+    }
+}

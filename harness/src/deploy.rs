@@ -1,0 +1,634 @@
+//! Deploys the four stacks into the two emulated accounts: the code buckets,
+//! the zips, then the callee and the caller, the caller with the callee's
+//! outputs as parameters. Deploying again updates through change sets.
+
+use std::{
+    collections::BTreeMap,
+    path::{Path, PathBuf},
+    time::{Duration, Instant},
+};
+
+use aws_config::SdkConfig;
+use aws_sdk_cloudformation::{
+    Client as CfnClient,
+    types::{Capability, ChangeSetStatus, ChangeSetType, Parameter, StackStatus},
+};
+use aws_sdk_s3::{primitives::ByteStream, types::ServerSideEncryption};
+use serde::{Deserialize, Serialize};
+
+use crate::{
+    aws,
+    error::HarnessError,
+    package::{Artifacts, LambdaZip},
+    progress::Step,
+};
+
+/// The four templates, by the names the seeds give them.
+pub const STACKS: [&str; 4] = [
+    "s3callee",
+    "calleecloudformation",
+    "s3caller",
+    "callercloudformation",
+];
+
+/// The two emulated accounts.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Accounts {
+    /// Account A, where the callee lives.
+    pub callee: String,
+    /// Account B, where the caller lives.
+    pub caller: String,
+}
+
+impl Default for Accounts {
+    fn default() -> Self {
+        Self {
+            callee: "111111111111".into(),
+            caller: "222222222222".into(),
+        }
+    }
+}
+
+/// How the lambdas are wired for this deployment.
+#[derive(Debug, Clone)]
+pub struct DeployConfig {
+    /// The accounts.
+    pub accounts: Accounts,
+    /// Where the templates are read from.
+    pub templates_dir: PathBuf,
+    /// SMTP host the callee sends to.
+    pub smtp_host: String,
+    /// SMTP port the callee sends to.
+    pub smtp_port: u16,
+    /// SMTP TLS mode for the callee (`none` in the harness).
+    pub smtp_tls: String,
+    /// The callee's From address.
+    pub mail_from: String,
+    /// Domains the callee may send to, comma-separated.
+    pub allowed_domains: String,
+    /// `AwsEndpointUrl` for the caller, when lambdas must be told the endpoint
+    /// through their environment (the host backend's plugin does it itself).
+    pub lambda_endpoint: Option<String>,
+    /// Suffix for a variant deployed next to the default stacks.
+    pub suffix: Option<String>,
+    /// Parameter overrides per stack.
+    pub overrides: BTreeMap<String, BTreeMap<String, String>>,
+    /// Suppress progress output.
+    pub quiet: bool,
+}
+
+/// What a deployment produced: everything the harness needs to invoke and explain.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Deployment {
+    /// The accounts.
+    pub accounts: Accounts,
+    /// Stack names by template name.
+    pub stacks: BTreeMap<String, String>,
+    /// The callee function's ARN.
+    pub callee_function_arn: String,
+    /// The callee function's name.
+    pub callee_function_name: String,
+    /// The callee's log group.
+    pub callee_log_group: String,
+    /// The cross-account role in A that the caller assumes.
+    pub cross_account_role_arn: String,
+    /// The caller function's ARN.
+    pub caller_function_arn: String,
+    /// The caller function's name.
+    pub caller_function_name: String,
+    /// The caller's log group.
+    pub caller_log_group: String,
+    /// The caller's execution role.
+    pub caller_role_arn: String,
+    /// Stack outputs by template name.
+    pub outputs: BTreeMap<String, BTreeMap<String, String>>,
+}
+
+fn stack_name(template: &str, suffix: Option<&str>) -> String {
+    match suffix {
+        Some(s) => format!("{template}-{s}"),
+        None => template.to_string(),
+    }
+}
+
+/// Reads a template, checking it exists, so a missing file is named clearly.
+fn template_body(dir: &Path, template: &str) -> Result<String, HarnessError> {
+    let path = dir.join(format!("{template}.yaml"));
+    std::fs::read_to_string(&path).map_err(|e| HarnessError::File {
+        path,
+        reason: format!("cannot read the template: {e}"),
+    })
+}
+
+/// Validates all four templates with the emulator's CloudFormation.
+pub async fn validate(endpoint: &str, config: &DeployConfig) -> Result<(), HarnessError> {
+    let sdk = aws::account_config(endpoint, &config.accounts.callee).await;
+    let cfn = CfnClient::new(&sdk);
+    for template in STACKS {
+        let body = template_body(&config.templates_dir, template)?;
+        cfn.validate_template()
+            .template_body(body)
+            .send()
+            .await
+            .map_err(|e| {
+                HarnessError::aws(&format!("cloudformation:ValidateTemplate {template}"), e)
+            })?;
+    }
+    Ok(())
+}
+
+/// Deploys (or updates) all four stacks and uploads the zips.
+pub async fn deploy(
+    endpoint: &str,
+    artifacts: &Artifacts,
+    config: &DeployConfig,
+) -> Result<Deployment, HarnessError> {
+    let step = Step::start(
+        match &config.suffix {
+            Some(s) => format!("deploying the four stacks (variant {s})"),
+            None => "deploying the four stacks".to_string(),
+        },
+        config.quiet,
+    );
+    match deploy_inner(endpoint, artifacts, config, &step).await {
+        Ok(deployment) => {
+            step.done();
+            Ok(deployment)
+        }
+        Err(err) => {
+            step.failed();
+            Err(err)
+        }
+    }
+}
+
+async fn deploy_inner(
+    endpoint: &str,
+    artifacts: &Artifacts,
+    config: &DeployConfig,
+    step: &Step,
+) -> Result<Deployment, HarnessError> {
+    let sdk_a = aws::account_config(endpoint, &config.accounts.callee).await;
+    let sdk_b = aws::account_config(endpoint, &config.accounts.caller).await;
+    let suffix = config.suffix.as_deref();
+    let overrides = |t: &str| config.overrides.get(t).cloned().unwrap_or_default();
+    // The code buckets are shared by variants unless a scenario overrides them.
+    let bucket_suffix = |t: &str| {
+        if config.overrides.contains_key(t) {
+            suffix
+        } else {
+            None
+        }
+    };
+
+    step.detail("code buckets");
+    let s3callee = StackDeploy::new(&sdk_a, config, "s3callee", bucket_suffix("s3callee"));
+    let s3caller = StackDeploy::new(&sdk_b, config, "s3caller", bucket_suffix("s3caller"));
+    // A variant bucket stack needs its own bucket name and key alias.
+    let bucket_params = |t: &str, short: &str| {
+        let mut params = BTreeMap::new();
+        if let Some(s) = bucket_suffix(t) {
+            params.insert("NamePrefix".to_string(), format!("{short}-{s}"));
+        }
+        params
+    };
+    let (out_s3a, out_s3b) = tokio::try_join!(
+        s3callee.apply(bucket_params("s3callee", "alert"), overrides("s3callee")),
+        s3caller.apply(bucket_params("s3caller", "invoker"), overrides("s3caller")),
+    )?;
+
+    step.detail("uploading the zips");
+    let (key_a, key_b) = tokio::try_join!(
+        upload(&sdk_a, &out_s3a, &artifacts.callee),
+        upload(&sdk_b, &out_s3b, &artifacts.caller),
+    )?;
+
+    let names = |base: &str| match suffix {
+        Some(s) => format!("{base}-{s}"),
+        None => base.to_string(),
+    };
+    let caller_role_name = names("servicenow-invoker-exec");
+
+    step.detail("callee stack (account A)");
+    let callee = StackDeploy::new(&sdk_a, config, "calleecloudformation", suffix);
+    let mut params = BTreeMap::new();
+    params.insert("FunctionName".into(), names("servicenow-alert"));
+    params.insert("CrossAccountRoleName".into(), names("servicenow-invoke"));
+    params.insert(
+        "CodeBucket".into(),
+        out(&out_s3a, "s3callee", "CodeBucketName")?,
+    );
+    params.insert("CodeKey".into(), key_a);
+    params.insert("CallerAccountId".into(), config.accounts.caller.clone());
+    params.insert("CallerRoleName".into(), caller_role_name.clone());
+    params.insert("SmtpHost".into(), config.smtp_host.clone());
+    params.insert("SmtpPort".into(), config.smtp_port.to_string());
+    params.insert("SmtpTls".into(), config.smtp_tls.clone());
+    params.insert("MailFrom".into(), config.mail_from.clone());
+    params.insert(
+        "AllowedRecipientDomains".into(),
+        config.allowed_domains.clone(),
+    );
+    let out_callee = callee
+        .apply(params, overrides("calleecloudformation"))
+        .await?;
+
+    step.detail("caller stack (account B)");
+    let caller = StackDeploy::new(&sdk_b, config, "callercloudformation", suffix);
+    let mut params = BTreeMap::new();
+    params.insert("FunctionName".into(), names("servicenow-invoker"));
+    params.insert("ExecutionRoleName".into(), caller_role_name);
+    params.insert(
+        "CodeBucket".into(),
+        out(&out_s3b, "s3caller", "CodeBucketName")?,
+    );
+    params.insert("CodeKey".into(), key_b);
+    params.insert(
+        "TargetRoleArn".into(),
+        out(&out_callee, "calleecloudformation", "CrossAccountRoleArn")?,
+    );
+    params.insert(
+        "TargetFunctionArn".into(),
+        out(&out_callee, "calleecloudformation", "FunctionArn")?,
+    );
+    if let Some(endpoint) = &config.lambda_endpoint {
+        params.insert("AwsEndpointUrl".into(), endpoint.clone());
+    }
+    // The caller must present the same external id the callee's trust policy
+    // requires, unless a scenario deliberately sets its own.
+    if let Some(id) = config
+        .overrides
+        .get("calleecloudformation")
+        .and_then(|o| o.get("ExternalId"))
+    {
+        params.insert("ExternalId".into(), id.clone());
+    }
+    let out_caller = caller
+        .apply(params, overrides("callercloudformation"))
+        .await?;
+
+    let mut stacks = BTreeMap::new();
+    stacks.insert("s3callee".into(), s3callee.name.clone());
+    stacks.insert("s3caller".into(), s3caller.name.clone());
+    stacks.insert("calleecloudformation".into(), callee.name.clone());
+    stacks.insert("callercloudformation".into(), caller.name.clone());
+    let mut outputs = BTreeMap::new();
+    outputs.insert("s3callee".to_string(), out_s3a);
+    outputs.insert("s3caller".to_string(), out_s3b);
+    outputs.insert("calleecloudformation".to_string(), out_callee.clone());
+    outputs.insert("callercloudformation".to_string(), out_caller.clone());
+    Ok(Deployment {
+        accounts: config.accounts.clone(),
+        stacks,
+        callee_function_arn: out(&out_callee, "calleecloudformation", "FunctionArn")?,
+        callee_function_name: out(&out_callee, "calleecloudformation", "FunctionName")?,
+        callee_log_group: out(&out_callee, "calleecloudformation", "LogGroupName")?,
+        cross_account_role_arn: out(&out_callee, "calleecloudformation", "CrossAccountRoleArn")?,
+        caller_function_arn: out(&out_caller, "callercloudformation", "FunctionArn")?,
+        caller_function_name: out(&out_caller, "callercloudformation", "FunctionName")?,
+        caller_log_group: out(&out_caller, "callercloudformation", "LogGroupName")?,
+        caller_role_arn: out(&out_caller, "callercloudformation", "ExecutionRoleArn")?,
+        outputs,
+    })
+}
+
+fn out(outputs: &BTreeMap<String, String>, stack: &str, key: &str) -> Result<String, HarnessError> {
+    outputs
+        .get(key)
+        .cloned()
+        .ok_or_else(|| HarnessError::StackFailed {
+            stack: stack.to_string(),
+            status: "missing output".into(),
+            events: format!("the template has no output `{key}`, which the harness needs"),
+        })
+}
+
+/// Uploads a zip under a content-addressed key, encrypted with the bucket's key,
+/// so changed code always means a changed `CodeKey` and thus a function update.
+async fn upload(
+    sdk: &SdkConfig,
+    bucket_outputs: &BTreeMap<String, String>,
+    zip: &LambdaZip,
+) -> Result<String, HarnessError> {
+    let bucket = out(bucket_outputs, "s3 bucket stack", "CodeBucketName")?;
+    let key_arn = out(bucket_outputs, "s3 bucket stack", "KmsKeyArn")?;
+    let key = format!("{}/{}/bootstrap.zip", zip.name, &zip.sha256[..16]);
+    let body = ByteStream::from_path(&zip.zip)
+        .await
+        .map_err(|e| HarnessError::File {
+            path: zip.zip.clone(),
+            reason: e.to_string(),
+        })?;
+    aws::s3_client(sdk)
+        .put_object()
+        .bucket(&bucket)
+        .key(&key)
+        .server_side_encryption(ServerSideEncryption::AwsKms)
+        .ssekms_key_id(key_arn)
+        .body(body)
+        .send()
+        .await
+        .map_err(|e| HarnessError::aws(&format!("s3:PutObject s3://{bucket}/{key}"), e))?;
+    Ok(key)
+}
+
+struct StackDeploy<'a> {
+    cfn: CfnClient,
+    config: &'a DeployConfig,
+    template: &'static str,
+    name: String,
+}
+
+impl<'a> StackDeploy<'a> {
+    fn new(
+        sdk: &SdkConfig,
+        config: &'a DeployConfig,
+        template: &'static str,
+        suffix: Option<&str>,
+    ) -> Self {
+        Self {
+            cfn: CfnClient::new(sdk),
+            config,
+            template,
+            name: stack_name(template, suffix),
+        }
+    }
+
+    /// Creates the stack, or updates it through a change set; returns its outputs.
+    async fn apply(
+        &self,
+        mut params: BTreeMap<String, String>,
+        overrides: BTreeMap<String, String>,
+    ) -> Result<BTreeMap<String, String>, HarnessError> {
+        params.extend(overrides);
+        let body = template_body(&self.config.templates_dir, self.template)?;
+        let parameters: Vec<Parameter> = params
+            .iter()
+            .map(|(k, v)| {
+                Parameter::builder()
+                    .parameter_key(k)
+                    .parameter_value(v)
+                    .build()
+            })
+            .collect();
+        let existing = self.status().await?;
+        let change_type = match existing {
+            None => ChangeSetType::Create,
+            Some(StackStatus::RollbackComplete) | Some(StackStatus::RollbackFailed) => {
+                // A stack that failed its creation cannot be updated: start over.
+                self.delete().await?;
+                ChangeSetType::Create
+            }
+            Some(_) => ChangeSetType::Update,
+        };
+        let change_set = format!("harness-{}", unique());
+        self.cfn
+            .create_change_set()
+            .stack_name(&self.name)
+            .change_set_name(&change_set)
+            .change_set_type(change_type.clone())
+            .template_body(body)
+            .set_parameters(Some(parameters))
+            .capabilities(Capability::CapabilityNamedIam)
+            .capabilities(Capability::CapabilityIam)
+            .send()
+            .await
+            .map_err(|e| {
+                HarnessError::aws(&format!("cloudformation:CreateChangeSet {}", self.name), e)
+            })?;
+        if !self.wait_change_set(&change_set).await? {
+            // Nothing to change: the stack already matches.
+            return self.outputs().await;
+        }
+        self.cfn
+            .execute_change_set()
+            .stack_name(&self.name)
+            .change_set_name(&change_set)
+            .send()
+            .await
+            .map_err(|e| {
+                HarnessError::aws(&format!("cloudformation:ExecuteChangeSet {}", self.name), e)
+            })?;
+        self.wait_stack().await?;
+        self.outputs().await
+    }
+
+    async fn status(&self) -> Result<Option<StackStatus>, HarnessError> {
+        match self
+            .cfn
+            .describe_stacks()
+            .stack_name(&self.name)
+            .send()
+            .await
+        {
+            Ok(resp) => Ok(resp
+                .stacks()
+                .first()
+                .and_then(|s| s.stack_status().cloned())
+                .filter(|s| *s != StackStatus::DeleteComplete)
+                .filter(|s| *s != StackStatus::ReviewInProgress)),
+            Err(err) => {
+                let text = aws_smithy_types::error::display::DisplayErrorContext(&err).to_string();
+                if text.contains("does not exist") {
+                    Ok(None)
+                } else {
+                    Err(HarnessError::aws(
+                        &format!("cloudformation:DescribeStacks {}", self.name),
+                        err,
+                    ))
+                }
+            }
+        }
+    }
+
+    async fn delete(&self) -> Result<(), HarnessError> {
+        self.cfn
+            .delete_stack()
+            .stack_name(&self.name)
+            .send()
+            .await
+            .map_err(|e| {
+                HarnessError::aws(&format!("cloudformation:DeleteStack {}", self.name), e)
+            })?;
+        let deadline = Instant::now() + Duration::from_secs(120);
+        while Instant::now() < deadline {
+            if self.status().await?.is_none() {
+                return Ok(());
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        Err(HarnessError::StackFailed {
+            stack: self.name.clone(),
+            status: "DELETE_IN_PROGRESS".into(),
+            events: "the failed stack did not delete within 120 s".into(),
+        })
+    }
+
+    /// Returns whether the change set has changes to execute.
+    async fn wait_change_set(&self, change_set: &str) -> Result<bool, HarnessError> {
+        let deadline = Instant::now() + Duration::from_secs(120);
+        while Instant::now() < deadline {
+            let resp = self
+                .cfn
+                .describe_change_set()
+                .stack_name(&self.name)
+                .change_set_name(change_set)
+                .send()
+                .await
+                .map_err(|e| {
+                    HarnessError::aws(
+                        &format!("cloudformation:DescribeChangeSet {}", self.name),
+                        e,
+                    )
+                })?;
+            match resp.status() {
+                Some(ChangeSetStatus::CreateComplete) => {
+                    return Ok(!resp.changes().is_empty());
+                }
+                Some(ChangeSetStatus::Failed) => {
+                    let reason = resp.status_reason().unwrap_or_default();
+                    if reason.contains("didn't contain changes") || reason.contains("No updates") {
+                        return Ok(false);
+                    }
+                    return Err(HarnessError::StackFailed {
+                        stack: self.name.clone(),
+                        status: "change set FAILED".into(),
+                        events: reason.to_string(),
+                    });
+                }
+                _ => tokio::time::sleep(Duration::from_millis(50)).await,
+            }
+        }
+        Err(HarnessError::StackFailed {
+            stack: self.name.clone(),
+            status: "change set timeout".into(),
+            events: "the change set was not ready within 120 s".into(),
+        })
+    }
+
+    async fn wait_stack(&self) -> Result<(), HarnessError> {
+        let deadline = Instant::now() + Duration::from_secs(300);
+        while Instant::now() < deadline {
+            let status = self.status().await?;
+            let text = status.as_ref().map(|s| s.as_str()).unwrap_or("DELETED");
+            if text.ends_with("_IN_PROGRESS") {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            }
+            if text.ends_with("_COMPLETE") && !text.contains("ROLLBACK") {
+                return Ok(());
+            }
+            return Err(HarnessError::StackFailed {
+                stack: self.name.clone(),
+                status: text.to_string(),
+                events: self.failure_events().await,
+            });
+        }
+        Err(HarnessError::StackFailed {
+            stack: self.name.clone(),
+            status: "timeout".into(),
+            events: "the stack did not settle within 300 s".into(),
+        })
+    }
+
+    /// The failing resources and their reasons, oldest first.
+    async fn failure_events(&self) -> String {
+        let Ok(resp) = self
+            .cfn
+            .describe_stack_events()
+            .stack_name(&self.name)
+            .send()
+            .await
+        else {
+            return "(the stack events could not be read)".into();
+        };
+        let mut lines: Vec<String> = resp
+            .stack_events()
+            .iter()
+            .filter(|e| {
+                e.resource_status()
+                    .is_some_and(|s| s.as_str().ends_with("_FAILED"))
+            })
+            .map(|e| {
+                format!(
+                    "  {} ({}): {}",
+                    e.logical_resource_id().unwrap_or("?"),
+                    e.resource_type().unwrap_or("?"),
+                    e.resource_status_reason().unwrap_or("no reason given")
+                )
+            })
+            .collect();
+        lines.reverse();
+        if lines.is_empty() {
+            "  (no resource reported a failure)".into()
+        } else {
+            lines.join("\n")
+        }
+    }
+
+    async fn outputs(&self) -> Result<BTreeMap<String, String>, HarnessError> {
+        let resp = self
+            .cfn
+            .describe_stacks()
+            .stack_name(&self.name)
+            .send()
+            .await
+            .map_err(|e| {
+                HarnessError::aws(&format!("cloudformation:DescribeStacks {}", self.name), e)
+            })?;
+        Ok(resp
+            .stacks()
+            .first()
+            .map(|s| {
+                s.outputs()
+                    .iter()
+                    .filter_map(|o| {
+                        Some((o.output_key()?.to_string(), o.output_value()?.to_string()))
+                    })
+                    .collect()
+            })
+            .unwrap_or_default())
+    }
+}
+
+fn unique() -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or_default();
+    format!("{:x}{:x}", nanos, std::process::id())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn variants_are_named_next_to_the_defaults() {
+        assert_eq!(
+            stack_name("calleecloudformation", None),
+            "calleecloudformation"
+        );
+        assert_eq!(
+            stack_name("calleecloudformation", Some("ab12cd34")),
+            "calleecloudformation-ab12cd34"
+        );
+    }
+
+    #[test]
+    fn a_missing_template_names_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let err = template_body(dir.path(), "s3callee").unwrap_err();
+        assert!(err.to_string().contains("s3callee.yaml"), "{err}");
+    }
+
+    #[test]
+    fn a_missing_output_names_stack_and_key() {
+        let err = out(&BTreeMap::new(), "calleecloudformation", "FunctionArn").unwrap_err();
+        let msg = err.to_string();
+        assert!(
+            msg.contains("calleecloudformation") && msg.contains("FunctionArn"),
+            "{msg}"
+        );
+    }
+}

@@ -1,0 +1,254 @@
+//! The `host` backend: LocalStack as a plain local process, functions as
+//! native processes through the project's executor plugin and runtime shim.
+
+use std::{
+    net::{SocketAddr, TcpListener},
+    os::unix::process::CommandExt,
+    path::{Path, PathBuf},
+    process::{Command, Stdio},
+    sync::mpsc,
+    time::{Duration, Instant},
+};
+
+use nix::{
+    sys::signal::{Signal, killpg},
+    unistd::Pid,
+};
+
+use super::venv;
+use crate::error::HarnessError;
+
+/// The AWS services the harness needs from LocalStack.
+pub const SERVICES: &str = "sts,iam,s3,kms,lambda,cloudformation,logs,ec2";
+
+/// How to start LocalStack on this machine.
+#[derive(Debug, Clone)]
+pub struct HostOptions {
+    /// The gateway address, e.g. `127.0.0.1:4566`.
+    pub gateway: SocketAddr,
+    /// The runtime shim binary the executor plugin starts per environment.
+    pub runtime_shim: PathBuf,
+    /// Where LocalStack keeps its files and log for this run.
+    pub work_dir: PathBuf,
+    /// When set, lambdas get this as `AWS_ENDPOINT_URL` instead of LocalStack's own.
+    pub lambda_endpoint: Option<String>,
+    /// Suppress progress output.
+    pub quiet: bool,
+}
+
+/// A LocalStack process group. Dropping it kills the whole group.
+#[derive(Debug)]
+pub struct HostEmulator {
+    pgid: Pid,
+    log: PathBuf,
+    exited: mpsc::Receiver<std::process::ExitStatus>,
+}
+
+impl HostEmulator {
+    /// Creates or reuses the venv, then starts LocalStack and waits until it is ready.
+    pub async fn start(options: &HostOptions) -> Result<(Self, String), HarnessError> {
+        // Fail fast, naming the port, instead of letting LocalStack die obscurely.
+        drop(
+            TcpListener::bind(options.gateway).map_err(|source| HarnessError::PortInUse {
+                what: "the LocalStack gateway",
+                port: options.gateway.port(),
+                source,
+            })?,
+        );
+        if !options.runtime_shim.exists() {
+            return Err(HarnessError::Build(format!(
+                "the runtime shim {} does not exist",
+                options.runtime_shim.display()
+            )));
+        }
+        let quiet = options.quiet;
+        let venv = tokio::task::spawn_blocking(move || venv::ensure(quiet))
+            .await
+            .map_err(|e| HarnessError::EmulatorStart(e.to_string()))??;
+        let emulator = spawn(&venv.python(), options)?;
+        let endpoint = format!("http://{}", options.gateway);
+        emulator.wait_ready(&endpoint).await?;
+        Ok((emulator, endpoint))
+    }
+
+    /// The process group id (for the state file).
+    pub fn pgid(&self) -> i32 {
+        self.pgid.as_raw()
+    }
+
+    async fn wait_ready(&self, endpoint: &str) -> Result<(), HarnessError> {
+        let client = reqwest::Client::builder()
+            .timeout(Duration::from_secs(2))
+            .build()
+            .map_err(|e| HarnessError::EmulatorStart(e.to_string()))?;
+        let health = format!("{endpoint}/_localstack/health");
+        let deadline = Instant::now() + Duration::from_secs(90);
+        while Instant::now() < deadline {
+            if let Ok(status) = self.exited.try_recv() {
+                return Err(HarnessError::EmulatorStart(format!(
+                    "LocalStack exited ({status}) during start; last lines of {}:\n{}",
+                    self.log.display(),
+                    tail(&self.log, 25)
+                )));
+            }
+            if let Ok(resp) = client.get(&health).send().await
+                && resp.status().is_success()
+                && let Ok(body) = resp.json::<serde_json::Value>().await
+                && ready(&body)
+            {
+                return Ok(());
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        Err(HarnessError::EmulatorStart(format!(
+            "LocalStack did not answer {health} within 90 s; last lines of {}:\n{}",
+            self.log.display(),
+            tail(&self.log, 25)
+        )))
+    }
+}
+
+/// Every service the harness needs reports `available` (or `running`).
+fn ready(health: &serde_json::Value) -> bool {
+    SERVICES.split(',').all(|s| {
+        matches!(
+            health["services"][s].as_str(),
+            Some("available") | Some("running")
+        )
+    })
+}
+
+fn spawn(python: &Path, options: &HostOptions) -> Result<HostEmulator, HarnessError> {
+    let fs_root = options.work_dir.join("localstack");
+    let _ = std::fs::remove_dir_all(&fs_root);
+    std::fs::create_dir_all(&fs_root)?;
+    let log = options.work_dir.join("localstack.log");
+    let log_file = std::fs::File::create(&log)?;
+    let err_file = log_file.try_clone()?;
+
+    let mut cmd = Command::new(python);
+    cmd.args(["-m", "localstack.runtime.main"])
+        .env("GATEWAY_LISTEN", options.gateway.to_string())
+        .env("SERVICES", SERVICES)
+        .env("EAGER_SERVICE_LOADING", "1")
+        .env("DNS_ADDRESS", "0")
+        .env("SKIP_SSL_CERT_DOWNLOAD", "1")
+        .env("DISABLE_EVENTS", "1")
+        .env("FILESYSTEM_ROOT", &fs_root)
+        .env("LAMBDA_RUNTIME_EXECUTOR", "native")
+        .env("HARNESS_RUNTIME_SHIM", &options.runtime_shim)
+        .env_remove("AWS_ENDPOINT_URL")
+        .stdin(Stdio::null())
+        .stdout(Stdio::from(log_file))
+        .stderr(Stdio::from(err_file))
+        // Its own process group, so one signal reaches LocalStack, the shims
+        // and every function process, and Ctrl-C in the terminal reaches only us.
+        .process_group(0);
+    if let Some(endpoint) = &options.lambda_endpoint {
+        cmd.env("HARNESS_LAMBDA_ENDPOINT_URL", endpoint);
+    }
+    // SAFETY: prctl is async-signal-safe; nothing else runs between fork and exec.
+    unsafe {
+        cmd.pre_exec(|| {
+            // If the harness dies without cleaning up (SIGKILL), the kernel kills
+            // LocalStack; its shims then see their stdin close and exit too.
+            nix::sys::prctl::set_pdeathsig(Signal::SIGKILL).map_err(std::io::Error::from)
+        });
+    }
+
+    // PR_SET_PDEATHSIG fires when the *thread* that forked exits, so fork from
+    // a thread that lives exactly as long as the child.
+    let (pid_tx, pid_rx) = mpsc::channel();
+    let (exit_tx, exit_rx) = mpsc::channel();
+    std::thread::Builder::new()
+        .name("localstack".into())
+        .spawn(move || match cmd.spawn() {
+            Ok(mut child) => {
+                let _ = pid_tx.send(Ok(child.id()));
+                if let Ok(status) = child.wait() {
+                    let _ = exit_tx.send(status);
+                }
+            }
+            Err(err) => {
+                let _ = pid_tx.send(Err(err));
+            }
+        })?;
+    let pid = pid_rx
+        .recv()
+        .map_err(|e| HarnessError::EmulatorStart(e.to_string()))?
+        .map_err(|e| {
+            HarnessError::EmulatorStart(format!("cannot start {}: {e}", python.display()))
+        })?;
+    Ok(HostEmulator {
+        pgid: Pid::from_raw(pid as i32),
+        log,
+        exited: exit_rx,
+    })
+}
+
+/// Stops a process group: SIGTERM, then SIGKILL after a grace period
+/// (LocalStack was measured to ignore SIGTERM for seconds).
+pub fn stop_group(pgid: Pid, grace: Duration) {
+    if killpg(pgid, Signal::SIGTERM).is_err() {
+        return;
+    }
+    let deadline = Instant::now() + grace;
+    while Instant::now() < deadline {
+        // Signal 0 probes whether any process of the group is left.
+        if killpg(pgid, None).is_err() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let _ = killpg(pgid, Signal::SIGKILL);
+}
+
+impl Drop for HostEmulator {
+    fn drop(&mut self) {
+        stop_group(self.pgid, Duration::from_secs(2));
+        // Reap: the supervising thread's wait() returns once the leader died.
+        let _ = self.exited.recv_timeout(Duration::from_secs(5));
+    }
+}
+
+/// The last `n` lines of a log file, for error messages.
+pub fn tail(path: &Path, n: usize) -> String {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len().saturating_sub(n)..].join("\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ready_needs_every_service() {
+        let mut health = serde_json::json!({"services": {}});
+        for s in SERVICES.split(',') {
+            health["services"][s] = "available".into();
+        }
+        assert!(ready(&health));
+        health["services"]["lambda"] = "disabled".into();
+        assert!(!ready(&health));
+    }
+
+    #[tokio::test]
+    async fn a_taken_gateway_port_is_named() {
+        let taken = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = taken.local_addr().unwrap();
+        let options = HostOptions {
+            gateway: addr,
+            runtime_shim: PathBuf::from("/bin/true"),
+            work_dir: std::env::temp_dir(),
+            lambda_endpoint: None,
+            quiet: true,
+        };
+
+        let err = HostEmulator::start(&options).await.unwrap_err();
+
+        let msg = err.to_string();
+        assert!(msg.contains(&format!("port {}", addr.port())), "{msg}");
+        assert!(msg.contains("LocalStack gateway"), "{msg}");
+    }
+}

@@ -1,0 +1,475 @@
+//! The embedded SMTP server that captures every email the callee sends.
+//!
+//! A real SMTP server (mailin-embedded) listens on loopback; every message it
+//! accepts is parsed with mail-parser, kept in memory, and optionally spooled to
+//! a directory as `.eml` plus a `.json` summary so that other processes (for
+//! example `harness invoke` next to a running `harness up`) can read it.
+
+use std::{
+    io,
+    net::{IpAddr, SocketAddr, TcpListener},
+    path::{Path, PathBuf},
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicU64, Ordering},
+    },
+    time::{Duration, Instant, SystemTime},
+};
+
+use mail_parser::MessageParser;
+use mailin_embedded::{Handler, Response, Server, SslConfig, response};
+use serde::{Deserialize, Serialize};
+use tokio::sync::Notify;
+
+use crate::error::HarnessError;
+
+/// One email as the SMTP server received it.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct CapturedEmail {
+    /// Arrival order within this server, starting at 1.
+    pub seq: u64,
+    /// The SMTP envelope sender (`MAIL FROM`).
+    pub envelope_from: String,
+    /// The SMTP envelope recipients (`RCPT TO`).
+    pub envelope_to: Vec<String>,
+    /// The address in the `From` header.
+    pub from: String,
+    /// The addresses in the `To` header.
+    pub to: Vec<String>,
+    /// The addresses in the `Cc` header.
+    pub cc: Vec<String>,
+    /// The decoded `Subject` header.
+    pub subject: String,
+    /// The decoded plain-text body.
+    pub text: String,
+    /// The decoded HTML body.
+    pub html: String,
+    /// Every header, in order, with decoded values.
+    pub headers: Vec<(String, String)>,
+    /// Milliseconds since the Unix epoch when the message was accepted.
+    pub received_at_ms: u64,
+    /// The message exactly as received (not serialised into the JSON summary).
+    #[serde(skip)]
+    pub raw: Vec<u8>,
+}
+
+impl CapturedEmail {
+    /// Parses a raw RFC 5322 message, with the envelope it came with.
+    pub fn parse(raw: &[u8], envelope_from: &str, envelope_to: &[String], seq: u64) -> Self {
+        let parser = MessageParser::new();
+        let received_at_ms = SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map(|d| d.as_millis() as u64)
+            .unwrap_or_default();
+        let Some(message) = parser.parse(raw) else {
+            return Self {
+                seq,
+                envelope_from: envelope_from.to_string(),
+                envelope_to: envelope_to.to_vec(),
+                from: String::new(),
+                to: Vec::new(),
+                cc: Vec::new(),
+                subject: String::new(),
+                text: String::new(),
+                html: String::new(),
+                headers: Vec::new(),
+                received_at_ms,
+                raw: raw.to_vec(),
+            };
+        };
+        let addresses = |list: Option<&mail_parser::Address<'_>>| -> Vec<String> {
+            list.map(|l| {
+                l.iter()
+                    .filter_map(|m| m.address().map(str::to_string))
+                    .collect()
+            })
+            .unwrap_or_default()
+        };
+        let raw_message = message.raw_message();
+        let headers = message
+            .headers()
+            .iter()
+            .map(|h| {
+                let value = h.value().as_text().map(str::to_string).unwrap_or_else(|| {
+                    let raw = raw_message
+                        .get(h.offset_start() as usize..h.offset_end() as usize)
+                        .unwrap_or_default();
+                    String::from_utf8_lossy(raw).trim().to_string()
+                });
+                (h.name().to_string(), value)
+            })
+            .collect();
+        Self {
+            seq,
+            envelope_from: envelope_from.to_string(),
+            envelope_to: envelope_to.to_vec(),
+            from: addresses(message.from())
+                .into_iter()
+                .next()
+                .unwrap_or_default(),
+            to: addresses(message.to()),
+            cc: addresses(message.cc()),
+            subject: message.subject().unwrap_or_default().to_string(),
+            text: message
+                .body_text(0)
+                .map(|t| t.into_owned())
+                .unwrap_or_default(),
+            html: message
+                .body_html(0)
+                .map(|t| t.into_owned())
+                .unwrap_or_default(),
+            headers,
+            received_at_ms,
+            raw: raw.to_vec(),
+        }
+    }
+
+    /// The value of the first header with this name, compared case-insensitively.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+#[derive(Default)]
+struct Mailbox {
+    messages: Mutex<Vec<CapturedEmail>>,
+    arrived: Notify,
+    next_seq: AtomicU64,
+    spool: Option<PathBuf>,
+}
+
+impl Mailbox {
+    fn deliver(&self, raw: &[u8], from: &str, to: &[String]) {
+        let seq = self.next_seq.fetch_add(1, Ordering::SeqCst) + 1;
+        let email = CapturedEmail::parse(raw, from, to, seq);
+        if let Some(dir) = &self.spool
+            && let Err(err) = spool(dir, &email)
+        {
+            tracing::warn!(dir = %dir.display(), error = %err, "could not spool captured email");
+        }
+        tracing::debug!(seq, subject = %email.subject, "email captured");
+        self.messages
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(email);
+        self.arrived.notify_waiters();
+    }
+}
+
+/// Writes `<seq>.eml` and `<seq>.json` atomically (temp file, then rename),
+/// so a reader in another process never sees half a message.
+fn spool(dir: &Path, email: &CapturedEmail) -> io::Result<()> {
+    let stem = format!("{:06}", email.seq);
+    let eml = dir.join(format!("{stem}.eml"));
+    let json = dir.join(format!("{stem}.json"));
+    write_atomic(&eml, &email.raw)?;
+    let summary = serde_json::to_vec_pretty(email).map_err(io::Error::other)?;
+    write_atomic(&json, &summary)
+}
+
+fn write_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
+    let tmp = path.with_extension("tmp");
+    std::fs::write(&tmp, bytes)?;
+    std::fs::rename(tmp, path)
+}
+
+/// Reads every message spooled in `dir` by a capture server, in arrival order.
+pub fn read_spool(dir: &Path) -> io::Result<Vec<CapturedEmail>> {
+    let mut emails = Vec::new();
+    let entries = match std::fs::read_dir(dir) {
+        Ok(entries) => entries,
+        Err(err) if err.kind() == io::ErrorKind::NotFound => return Ok(emails),
+        Err(err) => return Err(err),
+    };
+    for entry in entries {
+        let path = entry?.path();
+        if path.extension().is_some_and(|e| e == "json") {
+            let mut email: CapturedEmail = serde_json::from_slice(&std::fs::read(&path)?)
+                .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
+            email.raw = std::fs::read(path.with_extension("eml")).unwrap_or_default();
+            emails.push(email);
+        }
+    }
+    emails.sort_by_key(|e| e.seq);
+    Ok(emails)
+}
+
+#[derive(Clone)]
+struct CaptureHandler {
+    mailbox: Arc<Mailbox>,
+    from: String,
+    to: Vec<String>,
+    data: Vec<u8>,
+}
+
+impl Handler for CaptureHandler {
+    fn helo(&mut self, _ip: IpAddr, _domain: &str) -> Response {
+        response::OK
+    }
+
+    fn mail(&mut self, _ip: IpAddr, _domain: &str, from: &str) -> Response {
+        self.from = from.to_string();
+        self.to.clear();
+        self.data.clear();
+        response::OK
+    }
+
+    fn rcpt(&mut self, to: &str) -> Response {
+        self.to.push(to.to_string());
+        response::OK
+    }
+
+    fn data_start(&mut self, _domain: &str, from: &str, _is8bit: bool, to: &[String]) -> Response {
+        self.from = from.to_string();
+        self.to = to.to_vec();
+        self.data.clear();
+        response::OK
+    }
+
+    fn data(&mut self, buf: &[u8]) -> io::Result<()> {
+        self.data.extend_from_slice(buf);
+        Ok(())
+    }
+
+    fn data_end(&mut self) -> Response {
+        let raw = std::mem::take(&mut self.data);
+        self.mailbox.deliver(&raw, &self.from, &self.to);
+        response::OK
+    }
+}
+
+/// Where and how the capture server listens.
+#[derive(Debug, Clone)]
+pub struct CaptureConfig {
+    /// The address to listen on; port 0 picks a free port.
+    pub bind: SocketAddr,
+    /// When set, every message is also written there as `.eml` and `.json`.
+    pub spool_dir: Option<PathBuf>,
+}
+
+impl Default for CaptureConfig {
+    fn default() -> Self {
+        Self {
+            bind: SocketAddr::from(([127, 0, 0, 1], crate::DEFAULT_SMTP_PORT)),
+            spool_dir: None,
+        }
+    }
+}
+
+/// A running capture server. Its worker threads end with the process.
+#[derive(Clone)]
+pub struct MailCapture {
+    mailbox: Arc<Mailbox>,
+    addr: SocketAddr,
+}
+
+impl std::fmt::Debug for MailCapture {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MailCapture")
+            .field("addr", &self.addr)
+            .finish()
+    }
+}
+
+impl MailCapture {
+    /// Binds the port and starts serving on background threads.
+    pub fn start(config: CaptureConfig) -> Result<Self, HarnessError> {
+        let listener =
+            TcpListener::bind(config.bind).map_err(|source| HarnessError::PortInUse {
+                what: "the SMTP capture server",
+                port: config.bind.port(),
+                source,
+            })?;
+        let addr = listener.local_addr().map_err(HarnessError::Io)?;
+        if let Some(dir) = &config.spool_dir {
+            std::fs::create_dir_all(dir).map_err(HarnessError::Io)?;
+        }
+        let mailbox = Arc::new(Mailbox {
+            spool: config.spool_dir,
+            ..Mailbox::default()
+        });
+        let handler = CaptureHandler {
+            mailbox: mailbox.clone(),
+            from: String::new(),
+            to: Vec::new(),
+            data: Vec::new(),
+        };
+        let mut server = Server::new(handler);
+        server
+            .with_name("harness.localhost")
+            .with_ssl(SslConfig::None)
+            .map_err(|e| HarnessError::Smtp(e.to_string()))?
+            .with_num_threads(16)
+            .with_tcp_listener(listener);
+        std::thread::Builder::new()
+            .name("smtp-capture".into())
+            .spawn(move || {
+                if let Err(err) = server.serve() {
+                    tracing::error!(error = %err, "SMTP capture server stopped");
+                }
+            })
+            .map_err(HarnessError::Io)?;
+        tracing::debug!(%addr, "SMTP capture listening");
+        Ok(Self { mailbox, addr })
+    }
+
+    /// The address the server listens on.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// A copy of every message received so far, in arrival order.
+    pub fn messages(&self) -> Vec<CapturedEmail> {
+        self.mailbox
+            .messages
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// Waits until at least `n` received messages satisfy `matches`, or until
+    /// `timeout` passes; returns the matching messages either way, so a caller
+    /// can report what did arrive.
+    pub async fn wait_for(
+        &self,
+        n: usize,
+        timeout: Duration,
+        matches: impl Fn(&CapturedEmail) -> bool,
+    ) -> Result<Vec<CapturedEmail>, Vec<CapturedEmail>> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            // Register interest before looking, so a delivery between the look
+            // and the wait is not missed.
+            let notified = self.mailbox.arrived.notified();
+            let found: Vec<CapturedEmail> =
+                self.messages().into_iter().filter(|m| matches(m)).collect();
+            if found.len() >= n {
+                return Ok(found);
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() || tokio::time::timeout(left, notified).await.is_err() {
+                let found = self.messages().into_iter().filter(|m| matches(m)).collect();
+                return Err(found);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use lettre::{
+        AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor, message::header::ContentType,
+    };
+
+    use super::*;
+
+    async fn send(addr: SocketAddr, subject: &str, trace: &str) {
+        let email = Message::builder()
+            .from("alerts@example.com".parse().unwrap())
+            .to("oncall@example.com".parse().unwrap())
+            .cc("dba@example.com".parse().unwrap())
+            .subject(subject)
+            .header(lettre::message::header::ContentType::TEXT_PLAIN)
+            .raw_header(lettre::message::header::HeaderValue::new(
+                lettre::message::header::HeaderName::new_from_ascii_str("X-Amzn-Trace-Id"),
+                trace.to_string(),
+            ))
+            .body(String::from("Body with ünïcode\n"))
+            .unwrap();
+        let _ = ContentType::TEXT_PLAIN;
+        let mailer = AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(addr.ip().to_string())
+            .port(addr.port())
+            .build();
+        mailer.send(email).await.unwrap();
+    }
+
+    fn ephemeral(spool: Option<PathBuf>) -> MailCapture {
+        MailCapture::start(CaptureConfig {
+            bind: "127.0.0.1:0".parse().unwrap(),
+            spool_dir: spool,
+        })
+        .unwrap()
+    }
+
+    #[tokio::test]
+    async fn captures_envelope_headers_and_body() {
+        let capture = ephemeral(None);
+        send(capture.addr(), "[P1] INC0000001: ok", "Root=1-a").await;
+
+        let got = capture
+            .wait_for(1, Duration::from_secs(5), |_| true)
+            .await
+            .unwrap();
+
+        assert_eq!(got.len(), 1);
+        let email = &got[0];
+        assert_eq!(email.envelope_from, "alerts@example.com");
+        assert_eq!(
+            email.envelope_to,
+            vec!["oncall@example.com", "dba@example.com"]
+        );
+        assert_eq!(email.from, "alerts@example.com");
+        assert_eq!(email.to, vec!["oncall@example.com"]);
+        assert_eq!(email.cc, vec!["dba@example.com"]);
+        assert_eq!(email.subject, "[P1] INC0000001: ok");
+        assert!(email.text.contains("ünïcode"), "{}", email.text);
+        assert_eq!(email.header("x-amzn-trace-id"), Some("Root=1-a"));
+    }
+
+    #[tokio::test]
+    async fn wait_for_filters_and_times_out_with_what_arrived() {
+        let capture = ephemeral(None);
+        send(capture.addr(), "one", "Root=1-x").await;
+
+        let err = capture
+            .wait_for(2, Duration::from_millis(200), |m| {
+                m.header("X-Amzn-Trace-Id") == Some("Root=1-x")
+            })
+            .await
+            .unwrap_err();
+
+        assert_eq!(err.len(), 1);
+        assert_eq!(err[0].subject, "one");
+    }
+
+    #[tokio::test]
+    async fn spooled_messages_read_back_identically() {
+        let dir = tempfile::tempdir().unwrap();
+        let capture = ephemeral(Some(dir.path().to_path_buf()));
+        send(capture.addr(), "first", "Root=1-1").await;
+        send(capture.addr(), "second", "Root=1-2").await;
+        capture
+            .wait_for(2, Duration::from_secs(5), |_| true)
+            .await
+            .unwrap();
+
+        let spooled = read_spool(dir.path()).unwrap();
+
+        assert_eq!(spooled, capture.messages());
+        assert_eq!(
+            spooled
+                .iter()
+                .map(|e| e.subject.as_str())
+                .collect::<Vec<_>>(),
+            ["first", "second"]
+        );
+        assert!(dir.path().join("000001.eml").exists());
+    }
+
+    #[test]
+    fn a_taken_port_is_named() {
+        let taken = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = taken.local_addr().unwrap().port();
+
+        let err = MailCapture::start(CaptureConfig {
+            bind: SocketAddr::from(([127, 0, 0, 1], port)),
+            spool_dir: None,
+        })
+        .unwrap_err();
+
+        assert!(err.to_string().contains(&port.to_string()), "{err}");
+    }
+}
