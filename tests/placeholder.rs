@@ -1,2 +1,0 @@
-//! Placeholder until the end-to-end tests land.
-#[test] fn workspace_builds() {}
