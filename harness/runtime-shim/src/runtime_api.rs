@@ -1,0 +1,305 @@
+//! The AWS Lambda Runtime API (`/2018-06-01/runtime/...`) served to one bootstrap process.
+
+use std::{
+    net::SocketAddr,
+    sync::{
+        Arc, Mutex, PoisonError,
+        atomic::{AtomicBool, Ordering},
+    },
+};
+
+use bytes::Bytes;
+use hyper::{
+    Method, Request, StatusCode,
+    body::Incoming,
+    header::{HeaderName, HeaderValue},
+};
+use tokio::{sync::mpsc, task::JoinHandle};
+use tracing::{debug, warn};
+
+use crate::{
+    error::ShimError,
+    http::{self, HttpResponse},
+};
+
+const PREFIX: &str = "/2018-06-01/runtime";
+
+/// One invocation as handed to the function through `GET .../invocation/next`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Invocation {
+    /// Request id (`Lambda-Runtime-Aws-Request-Id`).
+    pub request_id: String,
+    /// The event body.
+    pub payload: Bytes,
+    /// ARN the caller invoked (`Lambda-Runtime-Invoked-Function-Arn`).
+    pub function_arn: String,
+    /// Deadline in milliseconds since the Unix epoch (`Lambda-Runtime-Deadline-Ms`).
+    pub deadline_ms: u128,
+    /// X-Ray trace header (`Lambda-Runtime-Trace-Id`).
+    pub trace_id: Option<String>,
+    /// Client context JSON (`Lambda-Runtime-Client-Context`).
+    pub client_context: Option<String>,
+    /// Cognito identity JSON (`Lambda-Runtime-Cognito-Identity`).
+    pub cognito_identity: Option<String>,
+}
+
+/// What the function told the Runtime API.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RuntimeEvent {
+    /// The function asked for its next invocation; the first one ends the init phase.
+    Polling,
+    /// The function returned a result.
+    Response {
+        /// Request id the result belongs to.
+        request_id: String,
+        /// The result body.
+        body: Bytes,
+    },
+    /// The function reported an invocation error.
+    Error {
+        /// Request id the error belongs to.
+        request_id: String,
+        /// `Lambda-Runtime-Function-Error-Type` header.
+        error_type: Option<String>,
+        /// The error body (normally `{"errorType","errorMessage",...}`).
+        body: Bytes,
+    },
+    /// The function reported that its initialisation failed.
+    InitError {
+        /// `Lambda-Runtime-Function-Error-Type` header.
+        error_type: Option<String>,
+        /// The error body.
+        body: Bytes,
+    },
+}
+
+/// A Runtime API server bound to a loopback port, serving one bootstrap process.
+///
+/// Each bootstrap gets a fresh server, so nothing a killed process still had in
+/// flight can reach its successor.
+pub struct RuntimeApi {
+    addr: SocketAddr,
+    events: mpsc::UnboundedReceiver<RuntimeEvent>,
+    invocations: mpsc::UnboundedSender<Invocation>,
+    server: JoinHandle<()>,
+}
+
+struct ApiState {
+    events: mpsc::UnboundedSender<RuntimeEvent>,
+    queue: tokio::sync::Mutex<mpsc::UnboundedReceiver<Invocation>>,
+    in_flight: Mutex<Option<String>>,
+    initialized: AtomicBool,
+}
+
+impl RuntimeApi {
+    /// Binds a server on `127.0.0.1` with an ephemeral port.
+    pub async fn bind() -> Result<Self, ShimError> {
+        let listener = http::bind(SocketAddr::from(([127, 0, 0, 1], 0))).await?;
+        let addr = listener.local_addr().map_err(|source| ShimError::Bind {
+            addr: "127.0.0.1:0".into(),
+            source,
+        })?;
+        let (events_tx, events) = mpsc::unbounded_channel();
+        let (invocations, queue) = mpsc::unbounded_channel();
+        let state = Arc::new(ApiState {
+            events: events_tx,
+            queue: tokio::sync::Mutex::new(queue),
+            in_flight: Mutex::new(None),
+            initialized: AtomicBool::new(false),
+        });
+        let server = tokio::spawn(http::serve(listener, state, handle));
+        Ok(Self {
+            addr,
+            events,
+            invocations,
+            server,
+        })
+    }
+
+    /// The `host:port` to give the function as `AWS_LAMBDA_RUNTIME_API`.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Queues an invocation for the function's next `GET .../invocation/next`.
+    pub fn deliver(&self, invocation: Invocation) {
+        // The receiver lives in the server state, which lives as long as self.
+        let _ = self.invocations.send(invocation);
+    }
+
+    /// Waits for the next thing the function tells the API.
+    pub async fn next_event(&mut self) -> Option<RuntimeEvent> {
+        self.events.recv().await
+    }
+}
+
+impl Drop for RuntimeApi {
+    fn drop(&mut self) {
+        self.server.abort();
+    }
+}
+
+async fn handle(state: Arc<ApiState>, request: Request<Incoming>) -> HttpResponse {
+    let path = request.uri().path().to_owned();
+    let Some(route) = path.strip_prefix(PREFIX) else {
+        return not_found(&path);
+    };
+    let method = request.method().clone();
+    match (method, route) {
+        (Method::GET, "/invocation/next") => next(&state).await,
+        (Method::POST, "/init/error") => init_error(&state, request).await,
+        (Method::POST, route) => match route.strip_prefix("/invocation/") {
+            Some(rest) => match rest.rsplit_once('/') {
+                Some((id, "response")) => response(&state, id.to_owned(), request).await,
+                Some((id, "error")) => error(&state, id.to_owned(), request).await,
+                _ => not_found(&path),
+            },
+            None => not_found(&path),
+        },
+        _ => not_found(&path),
+    }
+}
+
+async fn next(state: &ApiState) -> HttpResponse {
+    state.initialized.store(true, Ordering::SeqCst);
+    let _ = state.events.send(RuntimeEvent::Polling);
+    // If the function disconnects while waiting, this future is dropped and
+    // the invocation stays queued: recv() is cancel safe.
+    let invocation = {
+        let mut queue = state.queue.lock().await;
+        queue.recv().await
+    };
+    let Some(invocation) = invocation else {
+        return http::respond(StatusCode::INTERNAL_SERVER_ERROR, "");
+    };
+    debug!(request_id = %invocation.request_id, "delivering invocation to the function");
+    *state
+        .in_flight
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner) = Some(invocation.request_id.clone());
+    let mut response = http::respond(StatusCode::OK, invocation.payload);
+    let headers = response.headers_mut();
+    let mut set = |name: &'static str, value: &str| match HeaderValue::from_str(value) {
+        Ok(value) => {
+            headers.insert(HeaderName::from_static(name), value);
+        }
+        Err(_) => warn!(
+            header = name,
+            "dropping a header value that is not valid in HTTP"
+        ),
+    };
+    set("lambda-runtime-aws-request-id", &invocation.request_id);
+    set(
+        "lambda-runtime-deadline-ms",
+        &invocation.deadline_ms.to_string(),
+    );
+    set(
+        "lambda-runtime-invoked-function-arn",
+        &invocation.function_arn,
+    );
+    if let Some(trace_id) = &invocation.trace_id {
+        set("lambda-runtime-trace-id", trace_id);
+    }
+    if let Some(client_context) = &invocation.client_context {
+        set("lambda-runtime-client-context", client_context);
+    }
+    if let Some(identity) = &invocation.cognito_identity {
+        set("lambda-runtime-cognito-identity", identity);
+    }
+    response
+}
+
+/// Takes the in-flight request id if it is `request_id`; a stale or unknown id is refused.
+fn finish(state: &ApiState, request_id: &str) -> bool {
+    let mut in_flight = state
+        .in_flight
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner);
+    if in_flight.as_deref() == Some(request_id) {
+        *in_flight = None;
+        true
+    } else {
+        false
+    }
+}
+
+fn invalid_request_id(request_id: &str) -> HttpResponse {
+    warn!(
+        request_id,
+        "function answered an invocation that is not in flight"
+    );
+    http::respond(
+        StatusCode::BAD_REQUEST,
+        r#"{"errorMessage":"Invalid request ID","errorType":"InvalidRequestID"}"#,
+    )
+}
+
+fn accepted() -> HttpResponse {
+    http::respond(StatusCode::ACCEPTED, r#"{"status":"OK"}"#)
+}
+
+fn error_type(request: &Request<Incoming>) -> Option<String> {
+    request
+        .headers()
+        .get("lambda-runtime-function-error-type")
+        .and_then(|value| value.to_str().ok())
+        .map(str::to_owned)
+}
+
+async fn response(
+    state: &ApiState,
+    request_id: String,
+    request: Request<Incoming>,
+) -> HttpResponse {
+    let Some(body) = http::read_body(request).await else {
+        return http::respond(StatusCode::BAD_REQUEST, "");
+    };
+    if !finish(state, &request_id) {
+        return invalid_request_id(&request_id);
+    }
+    let _ = state
+        .events
+        .send(RuntimeEvent::Response { request_id, body });
+    accepted()
+}
+
+async fn error(state: &ApiState, request_id: String, request: Request<Incoming>) -> HttpResponse {
+    let error_type = error_type(&request);
+    let Some(body) = http::read_body(request).await else {
+        return http::respond(StatusCode::BAD_REQUEST, "");
+    };
+    if !finish(state, &request_id) {
+        return invalid_request_id(&request_id);
+    }
+    let _ = state.events.send(RuntimeEvent::Error {
+        request_id,
+        error_type,
+        body,
+    });
+    accepted()
+}
+
+async fn init_error(state: &ApiState, request: Request<Incoming>) -> HttpResponse {
+    if state.initialized.load(Ordering::SeqCst) {
+        return http::respond(
+            StatusCode::FORBIDDEN,
+            r#"{"errorMessage":"init already completed","errorType":"InvalidStateTransition"}"#,
+        );
+    }
+    let error_type = error_type(&request);
+    let Some(body) = http::read_body(request).await else {
+        return http::respond(StatusCode::BAD_REQUEST, "");
+    };
+    let _ = state
+        .events
+        .send(RuntimeEvent::InitError { error_type, body });
+    accepted()
+}
+
+fn not_found(path: &str) -> HttpResponse {
+    debug!(path, "unsupported runtime api path");
+    http::respond(
+        StatusCode::NOT_FOUND,
+        r#"{"errorMessage":"not supported by the runtime shim","errorType":"NotFound"}"#,
+    )
+}
