@@ -13,7 +13,7 @@ use crate::{
 pub enum DecisionReason {
     /// The request is allowed.
     Allowed,
-    /// A `Deny` statement applied in a policy of this kind.
+    /// A `Deny` statement applied; the kind is that of the first one, resource-based policies first.
     ExplicitDeny(PolicyKind),
     /// The resource-based policy (function policy, trust policy) had to allow and did not.
     NoResourceBasedPolicyAllows,
@@ -127,9 +127,8 @@ impl fmt::Display for Decision {
         match self.reason {
             DecisionReason::Allowed if listed.is_empty() => write!(f, "ALLOW (account root user)"),
             DecisionReason::Allowed => write!(f, "ALLOW ({listed})"),
-            DecisionReason::ExplicitDeny(kind) => {
-                write!(f, "DENY: explicit deny in a {kind} policy ({listed})")
-            }
+            // Each listed statement names its policy kind already.
+            DecisionReason::ExplicitDeny(_) => write!(f, "DENY: explicit deny ({listed})"),
             DecisionReason::RootCannotAssumeRole => {
                 write!(f, "DENY: roles may not be assumed by root accounts")
             }
@@ -447,6 +446,11 @@ mod tests {
         assert_eq!(
             d.to_string(),
             "DENY: no identity-based policy allows (allowed only by resource policy alerts/X)"
+        );
+        d.reason = DecisionReason::ExplicitDeny(PolicyKind::Resource);
+        assert_eq!(
+            d.to_string(),
+            "DENY: explicit deny (resource policy alerts/X)"
         );
     }
 
