@@ -157,16 +157,17 @@ pub fn check(scenario: &Scenario, outcome: &Outcome) -> Verdict {
     }
 }
 
+/// The actual status with the error that came with it, e.g.
+/// `function_error (CalleeFailed): "ValidationError: invalid alert.priority"`.
 fn describe_status(outcome: &Outcome) -> String {
-    match (&outcome.error_type, &outcome.error_message) {
-        (None, None) => outcome.status.to_string(),
-        (error_type, message) => format!(
-            "{} ({}: {})",
-            outcome.status,
-            error_type.as_deref().unwrap_or("no errorType"),
-            truncate(message.as_deref().unwrap_or(""))
-        ),
+    let mut text = outcome.status.to_string();
+    if let Some(error_type) = &outcome.error_type {
+        text.push_str(&format!(" ({error_type})"));
     }
+    if let Some(message) = &outcome.error_message {
+        text.push_str(&format!(": {}", quote(message)));
+    }
+    text
 }
 
 /// Adds a mismatch for every place where `actual` does not contain `expected` (module rules).
@@ -602,8 +603,9 @@ mod tests {
             [Mismatch {
                 path: "status".to_owned(),
                 expected: "success".to_owned(),
-                actual: "function_error (CalleeFailed: ValidationError: invalid alert.priority)"
-                    .to_owned(),
+                actual:
+                    "function_error (CalleeFailed): \"ValidationError: invalid alert.priority\""
+                        .to_owned(),
             }]
         );
     }
@@ -622,7 +624,7 @@ mod tests {
         let verdict = check(&scenario(&format!("  status: {status}\n")), &outcome);
 
         assert_eq!(paths(&verdict), ["status"]);
-        assert!(verdict.mismatches[0].actual.starts_with("error ("));
+        assert_eq!(verdict.mismatches[0].actual, "error: \"deploy failed\"");
     }
 
     #[rstest]
