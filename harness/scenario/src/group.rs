@@ -68,6 +68,12 @@ mod tests {
             ]
         );
         assert!(groups[0].0.is_empty());
+        let by_name = groups[1].0.to_stack_map();
+        assert_eq!(
+            by_name.keys().collect::<Vec<_>>(),
+            ["calleecloudformation", "callercloudformation"]
+        );
+        assert_eq!(by_name["calleecloudformation"]["A"], "1");
         assert_eq!(
             groups[1]
                 .0

@@ -106,6 +106,14 @@ impl DeployOverrides {
             .map(|(stack, parameters)| (*stack, parameters))
     }
 
+    /// The overrides keyed by stack name (`calleecloudformation`, ...), as deploy code takes them.
+    pub fn to_stack_map(&self) -> BTreeMap<String, BTreeMap<String, String>> {
+        self.stacks
+            .iter()
+            .map(|(stack, parameters)| (stack.as_str().to_owned(), parameters.clone()))
+            .collect()
+    }
+
     /// A short stable key of the canonical overrides: 8 lowercase hex digits, usable as a
     /// stack-name suffix.
     ///
