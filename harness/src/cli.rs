@@ -53,6 +53,34 @@ pub enum Command {
     Down,
     /// Build both lambdas as `bootstrap` zips (the provided.al2023 layout).
     Package(PackageArgs),
+    /// Run scenario files: bring the system up (or reuse a running `harness up`),
+    /// deploy once per distinct set of overrides, check every expectation.
+    Run(RunArgs),
+}
+
+/// Options of `harness run`.
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// Scenario files or directories (default: scenarios/).
+    pub paths: Vec<PathBuf>,
+    /// Only scenarios whose name contains this.
+    #[arg(long)]
+    pub filter: Option<String>,
+    /// Only scenarios with this tag (repeatable: any of them).
+    #[arg(long)]
+    pub tag: Vec<String>,
+    /// How many scenarios run at once.
+    #[arg(long, default_value_t = 4)]
+    pub jobs: usize,
+    /// Write a JUnit XML report here.
+    #[arg(long)]
+    pub junit: Option<PathBuf>,
+    /// Where per-scenario reports go (default: <work dir>/reports).
+    #[arg(long)]
+    pub report_dir: Option<PathBuf>,
+    /// Backend and system options, as for `harness up` (ignored when reusing a running one).
+    #[command(flatten)]
+    pub system: SystemArgs,
 }
 
 /// Options shared by every command that brings the system up.
@@ -171,6 +199,7 @@ pub async fn run(cli: Cli) -> Result<std::process::ExitCode> {
         Command::Deploy => deploy_cmd(&work_dir, cli.json).await,
         Command::Down => down(&work_dir, cli.json),
         Command::Package(args) => package_cmd(&args, cli.json),
+        Command::Run(args) => run_cmd(&args, &work_dir, cli.json).await,
     }
 }
 
@@ -370,23 +399,7 @@ fn print_invoke(outcome: &CallOutcome, emails: &[CapturedEmail]) {
 
 async fn deploy_cmd(work_dir: &Path, json: bool) -> Result<std::process::ExitCode> {
     let state = State::read(work_dir)?;
-    let config = DeployConfig {
-        accounts: state.accounts.clone(),
-        templates_dir: package::workspace_root().join("cloudformation"),
-        smtp_host: state.smtp_host_for_lambdas.clone(),
-        smtp_port: state
-            .smtp
-            .rsplit_once(':')
-            .and_then(|(_, p)| p.parse().ok())
-            .unwrap_or(crate::DEFAULT_SMTP_PORT),
-        smtp_tls: "none".into(),
-        mail_from: state.mail_from.clone(),
-        allowed_domains: state.allowed_domains.clone(),
-        lambda_endpoint: None,
-        suffix: None,
-        overrides: Default::default(),
-        quiet: json,
-    };
+    let config = deploy_config_from_state(&state, json);
     deploy::validate(&state.endpoint, &config).await?;
     let build = BuildOptions {
         profile: state.profile.clone(),
@@ -468,6 +481,204 @@ fn package_cmd(args: &PackageArgs, json: bool) -> Result<std::process::ExitCode>
         println!("{}", artifacts.caller.zip.display());
     }
     Ok(std::process::ExitCode::SUCCESS)
+}
+
+async fn run_cmd(args: &RunArgs, work_dir: &Path, json: bool) -> Result<std::process::ExitCode> {
+    use std::io::IsTerminal;
+
+    let paths = if args.paths.is_empty() {
+        let local = PathBuf::from("scenarios");
+        vec![if local.is_dir() {
+            local
+        } else {
+            package::workspace_root().join("scenarios")
+        }]
+    } else {
+        args.paths.clone()
+    };
+    let filter = scenario::Filter {
+        name_contains: args.filter.clone(),
+        tags: args.tag.clone(),
+    };
+    // Every file is checked before anything starts.
+    let scenarios = match crate::runner::load(&paths, &filter) {
+        Ok(s) => s,
+        Err(err) => {
+            if json {
+                print_json(&json!({"status": "invalid_scenarios", "error": err.to_string()}));
+            } else {
+                eprintln!("{err}");
+            }
+            return Ok(std::process::ExitCode::from(2));
+        }
+    };
+    if scenarios.is_empty() {
+        bail!("no scenario matches the filter");
+    }
+
+    let started = Instant::now();
+    let (target, own_system, system_timings) = match State::read(work_dir) {
+        Ok(state) => {
+            if !json {
+                eprintln!("reusing the running harness (pid {})", state.pid);
+            }
+            (target_from_state(&state, work_dir, json).await?, None, None)
+        }
+        Err(_) => {
+            let mut options = args.system.up_options(work_dir.to_path_buf(), json)?;
+            options.spool = false;
+            options.skip_first_invoke = true;
+            let system = System::up(&options)
+                .await
+                .context("bringing the system up failed")?;
+            let timings = system.timings.clone();
+            (system.target(), Some(system), Some(timings))
+        }
+    };
+    let setup = started.elapsed();
+
+    let variants_started = Instant::now();
+    let variants = crate::runner::deploy_variants(&target, &scenarios).await;
+    let variants_elapsed = variants_started.elapsed();
+
+    let color = !json && std::io::stdout().is_terminal();
+    let scenarios_started = Instant::now();
+    let finished = crate::runner::run(&target, &variants, &scenarios, args.jobs, |s, f| {
+        if json {
+            return;
+        }
+        let result = scenario::ScenarioResult {
+            scenario: s,
+            outcome: &f.outcome,
+            verdict: &f.verdict,
+        };
+        if result.passed() {
+            println!("PASS  {} ({} ms)", s.name, f.outcome.duration.as_millis());
+        } else {
+            println!("{}", scenario::render_failure(&result, color));
+            for (lambda, logs) in &f.outcome.logs {
+                println!("  --- logs: {lambda}");
+                for line in logs.lines() {
+                    println!("  | {line}");
+                }
+            }
+        }
+    })
+    .await;
+    let scenarios_elapsed = scenarios_started.elapsed();
+
+    let results: Vec<scenario::ScenarioResult<'_>> = finished
+        .iter()
+        .map(|f| scenario::ScenarioResult {
+            scenario: &scenarios[f.index],
+            outcome: &f.outcome,
+            verdict: &f.verdict,
+        })
+        .collect();
+    let report_dir = args
+        .report_dir
+        .clone()
+        .unwrap_or_else(|| work_dir.join("reports"));
+    for result in &results {
+        scenario::write_report(&report_dir, result.scenario, result.outcome, result.verdict)
+            .with_context(|| format!("writing the report of {}", result.scenario.name))?;
+    }
+    if let Some(junit) = &args.junit {
+        scenario::write_junit(junit, "scenarios", &results)
+            .with_context(|| format!("writing {}", junit.display()))?;
+    }
+    let failed = results.iter().filter(|r| !r.passed()).count();
+    if json {
+        print_json(&json!({
+            "status": if failed == 0 { "passed" } else { "failed" },
+            "passed": results.len() - failed,
+            "failed": failed,
+            "total": results.len(),
+            "timings_ms": {
+                "system_setup": setup.as_millis() as u64,
+                "system": system_timings,
+                "variant_deploys": variants_elapsed.as_millis() as u64,
+                "scenarios": scenarios_elapsed.as_millis() as u64,
+            },
+            "jobs": args.jobs,
+            "scenarios": results.iter().map(|r| json!({
+                "name": r.scenario.name,
+                "passed": r.passed(),
+                "duration_ms": r.outcome.duration.as_millis() as u64,
+                "mismatches": r.verdict.mismatches,
+            })).collect::<Vec<_>>(),
+        }));
+    } else {
+        println!();
+        scenario::write_summary(&mut std::io::stdout(), &results, color)?;
+        match &system_timings {
+            Some(t) => println!(
+                "system (excluded): build {} ms, emulator start {} ms, default deploy {} ms",
+                t.build_ms, t.emulator_start_ms, t.deploy_ms
+            ),
+            None => println!("system: reused a running harness"),
+        }
+        println!(
+            "variant deploys: {} ms; scenarios: {} ms with --jobs {}; reports in {}",
+            variants_elapsed.as_millis(),
+            scenarios_elapsed.as_millis(),
+            args.jobs,
+            report_dir.display()
+        );
+    }
+    drop(own_system);
+    Ok(if failed == 0 {
+        std::process::ExitCode::SUCCESS
+    } else {
+        std::process::ExitCode::from(1)
+    })
+}
+
+/// Reaches a running `harness up`: its endpoint, mail spool and deployment;
+/// the lambdas are rebuilt (a no-op when unchanged) for variant deploys.
+async fn target_from_state(
+    state: &State,
+    work_dir: &Path,
+    quiet: bool,
+) -> Result<crate::runner::Target> {
+    let build = BuildOptions {
+        profile: state.profile.clone(),
+        out_dir: work_dir.join("lambda"),
+        with_shim: false,
+        quiet,
+    };
+    let artifacts = tokio::task::spawn_blocking(move || package::build(&build)).await??;
+    Ok(crate::runner::Target {
+        endpoint: state.endpoint.clone(),
+        clients: Clients {
+            callee_account: aws::account_config(&state.endpoint, &state.accounts.callee).await,
+            caller_account: aws::account_config(&state.endpoint, &state.accounts.caller).await,
+        },
+        mailbox: Mailbox::Spool(state.mail_spool.clone()),
+        deployment: state.deployment.clone(),
+        deploy_config: deploy_config_from_state(state, quiet),
+        artifacts,
+    })
+}
+
+fn deploy_config_from_state(state: &State, quiet: bool) -> DeployConfig {
+    DeployConfig {
+        accounts: state.accounts.clone(),
+        templates_dir: package::workspace_root().join("cloudformation"),
+        smtp_host: state.smtp_host_for_lambdas.clone(),
+        smtp_port: state
+            .smtp
+            .rsplit_once(':')
+            .and_then(|(_, p)| p.parse().ok())
+            .unwrap_or(crate::DEFAULT_SMTP_PORT),
+        smtp_tls: "none".into(),
+        mail_from: state.mail_from.clone(),
+        allowed_domains: state.allowed_domains.clone(),
+        lambda_endpoint: None,
+        suffix: None,
+        overrides: Default::default(),
+        quiet,
+    }
 }
 
 #[cfg(test)]

@@ -11,6 +11,7 @@ pub mod error;
 pub mod invoke;
 pub mod package;
 pub mod progress;
+pub mod runner;
 pub mod smtp;
 pub mod state;
 pub mod system;

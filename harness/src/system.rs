@@ -250,6 +250,18 @@ impl System {
         (outcome, emails)
     }
 
+    /// How the scenario runner reaches this system.
+    pub fn target(&self) -> crate::runner::Target {
+        crate::runner::Target {
+            endpoint: self.emulator.endpoint().to_string(),
+            clients: self.clients.clone(),
+            mailbox: self.mailbox(),
+            deployment: self.deployment.clone(),
+            deploy_config: self.deploy_config.clone(),
+            artifacts: self.artifacts.clone(),
+        }
+    }
+
     /// Deploys a variant of the stacks with parameter overrides, next to the defaults.
     pub async fn deploy_variant(
         &self,

@@ -6,7 +6,7 @@ use std::{
     os::unix::process::CommandExt,
     path::{Path, PathBuf},
     process::{Command, Stdio},
-    sync::mpsc,
+    sync::{Mutex, mpsc},
     time::{Duration, Instant},
 };
 
@@ -41,7 +41,7 @@ pub struct HostOptions {
 pub struct HostEmulator {
     pgid: Pid,
     log: PathBuf,
-    exited: mpsc::Receiver<std::process::ExitStatus>,
+    exited: Mutex<mpsc::Receiver<std::process::ExitStatus>>,
 }
 
 impl HostEmulator {
@@ -84,7 +84,12 @@ impl HostEmulator {
         let health = format!("{endpoint}/_localstack/health");
         let deadline = Instant::now() + Duration::from_secs(90);
         while Instant::now() < deadline {
-            if let Ok(status) = self.exited.try_recv() {
+            if let Ok(status) = self
+                .exited
+                .lock()
+                .map_err(|_| ())
+                .and_then(|r| r.try_recv().map_err(|_| ()))
+            {
                 return Err(HarnessError::EmulatorStart(format!(
                     "LocalStack exited ({status}) during start; last lines of {}:\n{}",
                     self.log.display(),
@@ -179,10 +184,11 @@ fn spawn(python: &Path, options: &HostOptions) -> Result<HostEmulator, HarnessEr
         .map_err(|e| {
             HarnessError::EmulatorStart(format!("cannot start {}: {e}", python.display()))
         })?;
+    exit_guard::register(pid as i32);
     Ok(HostEmulator {
         pgid: Pid::from_raw(pid as i32),
         log,
-        exited: exit_rx,
+        exited: Mutex::new(exit_rx),
     })
 }
 
@@ -203,11 +209,49 @@ pub fn stop_group(pgid: Pid, grace: Duration) {
     let _ = killpg(pgid, Signal::SIGKILL);
 }
 
+/// Kills the emulator groups still alive when the process exits normally,
+/// e.g. a test binary whose shared system sits in a static and is never dropped.
+mod exit_guard {
+    use std::sync::{Mutex, Once};
+
+    static GROUPS: Mutex<Vec<i32>> = Mutex::new(Vec::new());
+    static REGISTER: Once = Once::new();
+
+    extern "C" fn kill_remaining() {
+        let groups = GROUPS.lock().map(|g| g.clone()).unwrap_or_default();
+        for pgid in groups {
+            let _ = nix::sys::signal::killpg(
+                nix::unistd::Pid::from_raw(pgid),
+                nix::sys::signal::Signal::SIGKILL,
+            );
+        }
+    }
+
+    pub(super) fn register(pgid: i32) {
+        REGISTER.call_once(|| {
+            // SAFETY: registers a plain extern "C" function with no captured state.
+            unsafe { nix::libc::atexit(kill_remaining) };
+        });
+        if let Ok(mut groups) = GROUPS.lock() {
+            groups.push(pgid);
+        }
+    }
+
+    pub(super) fn unregister(pgid: i32) {
+        if let Ok(mut groups) = GROUPS.lock() {
+            groups.retain(|g| *g != pgid);
+        }
+    }
+}
+
 impl Drop for HostEmulator {
     fn drop(&mut self) {
+        exit_guard::unregister(self.pgid.as_raw());
         stop_group(self.pgid, Duration::from_secs(2));
         // Reap: the supervising thread's wait() returns once the leader died.
-        let _ = self.exited.recv_timeout(Duration::from_secs(5));
+        if let Ok(exited) = self.exited.lock() {
+            let _ = exited.recv_timeout(Duration::from_secs(5));
+        }
     }
 }
 

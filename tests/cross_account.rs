@@ -1,0 +1,92 @@
+//! The whole chain on one machine: the caller in account B assumes the role in
+//! account A through STS, invokes the callee, and the callee's email reaches
+//! the SMTP capture server.
+
+mod support;
+
+use harness::invoke::{CallStatus, Invocation, Via};
+use serde_json::json;
+
+fn p1_payload() -> Vec<u8> {
+    serde_json::to_vec(&json!({
+        "alert": {
+            "number": "INC0012345",
+            "sys_id": "9d385017c611228701d22104cc95c371",
+            "short_description": "Database cluster unreachable",
+            "description": "Primary and replica stopped answering health checks.",
+            "priority": 1,
+            "state": "New",
+            "category": "Database",
+            "assignment_group": "DBA On-Call",
+            "assigned_to": "Ada Lovelace",
+            "opened_at": "2026-11-22T08:00:00Z",
+            "updated_at": "2026-11-22T08:05:00Z",
+            "instance_url": "https://example.service-now.com"
+        },
+        "recipients": { "to": ["oncall@example.com"], "cc": [] },
+        "template": "incident"
+    }))
+    .expect("a payload")
+}
+
+#[test]
+fn an_alert_travels_from_the_caller_through_sts_to_the_callee_and_smtp() {
+    let system = support::system("cross_account");
+
+    let (outcome, emails) =
+        support::block_on(system.call(Via::Caller, p1_payload(), Invocation::RequestResponse));
+
+    assert_eq!(
+        outcome.status,
+        CallStatus::Success,
+        "{:?}: {:?}\nlogs: {:#?}",
+        outcome.error_type,
+        outcome.error_message,
+        outcome.logs
+    );
+    assert_eq!(emails.len(), 1, "exactly one email for this call");
+    let email = &emails[0];
+    assert_eq!(email.to, ["oncall@example.com"]);
+    assert_eq!(email.from, "alerts@example.com");
+    assert_eq!(
+        email.subject,
+        "[P1] INC0012345: Database cluster unreachable"
+    );
+    assert!(email.text.contains("INC0012345"), "{}", email.text);
+    let response = outcome.response.expect("a response");
+    assert_eq!(response["accepted"], json!(["oncall@example.com"]));
+    // The chain really crossed accounts: the caller lives in B, the callee in A.
+    assert!(
+        system
+            .deployment
+            .caller_function_arn
+            .contains(":222222222222:")
+    );
+    assert!(
+        system
+            .deployment
+            .callee_function_arn
+            .contains(":111111111111:")
+    );
+}
+
+#[test]
+fn a_bad_payload_comes_back_through_the_caller_as_callee_failed_without_email() {
+    let system = support::system("cross_account");
+    let payload = serde_json::to_vec(&json!({
+        "alert": { "number": "INC0012346", "sys_id": "9d385017c611228701d22104cc95c371",
+                   "priority": 2, "state": "New" },
+        "recipients": { "to": ["oncall@example.com"] }
+    }))
+    .expect("a payload");
+
+    let (outcome, emails) =
+        support::block_on(system.call(Via::Caller, payload, Invocation::RequestResponse));
+
+    assert_eq!(outcome.status, CallStatus::FunctionError);
+    assert_eq!(outcome.error_type.as_deref(), Some("CalleeFailed"));
+    let message = outcome.error_message.unwrap_or_default();
+    assert!(message.starts_with("ValidationError: "), "{message}");
+    assert!(message.contains("alert.short_description"), "{message}");
+    assert!(emails.is_empty());
+}
