@@ -1,0 +1,327 @@
+//! The email to send and how it becomes a MIME message.
+
+use std::fmt;
+
+use lettre::{
+    Address, Message,
+    message::{
+        Mailbox, MultiPart,
+        header::{HeaderName, HeaderValue},
+    },
+};
+use sha2::{Digest, Sha256};
+
+use crate::MailerError;
+
+/// Domain part of every generated Message-ID.
+pub const MESSAGE_ID_DOMAIN: &str = "servicenow-alert";
+
+/// Name of the header that carries the Lambda invocation's X-Ray trace id.
+pub const HEADER_TRACE_ID: &str = "X-Amzn-Trace-Id";
+
+/// A deterministic Message-ID, so a retried invocation produces the same id.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct MessageId(String);
+
+impl MessageId {
+    /// Derives `<32 hex digits@servicenow-alert>` from the SHA-256 of `parts`.
+    ///
+    /// Each part is length-prefixed in the hash input, so `["ab", "c"]` and `["a", "bc"]`
+    /// give different ids.
+    ///
+    /// # Example
+    /// ```
+    /// use mailer::MessageId;
+    ///
+    /// let id = MessageId::derive(["INC0012345", "9d385017c611228701d22104cc95c371", "New", ""]);
+    /// assert_eq!(id, MessageId::derive(["INC0012345", "9d385017c611228701d22104cc95c371", "New", ""]));
+    /// assert!(id.as_str().ends_with("@servicenow-alert>"));
+    /// ```
+    pub fn derive<'a>(parts: impl IntoIterator<Item = &'a str>) -> Self {
+        let mut hasher = Sha256::new();
+        for part in parts {
+            hasher.update((part.len() as u64).to_be_bytes());
+            hasher.update(part.as_bytes());
+        }
+        let digest = hex::encode(hasher.finalize());
+        Self(format!("<{}@{MESSAGE_ID_DOMAIN}>", &digest[..32]))
+    }
+
+    /// The id with its angle brackets, as it appears in the header.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for MessageId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// One email: recipients, rendered parts and identifying headers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutgoingEmail {
+    /// Primary recipients (bare addresses), at least one.
+    pub to: Vec<String>,
+    /// Copied recipients (bare addresses).
+    pub cc: Vec<String>,
+    /// One-line subject; non-ASCII is encoded per RFC 2047.
+    pub subject: String,
+    /// Plain text part.
+    pub text: String,
+    /// HTML part.
+    pub html: String,
+    /// The Message-ID header.
+    pub message_id: MessageId,
+    /// Further headers, e.g. `X-ServiceNow-Number`; values must be single-line.
+    pub headers: Vec<(String, String)>,
+}
+
+/// Rewrites CRLF, bare CR and bare LF alike to CRLF.
+///
+/// SMTP ends DATA at `CRLF.CRLF`; with every line ending in CRLF, lettre's dot-stuffing
+/// sees every line start, so payload text can never end the message early.
+pub fn normalize_line_endings(text: &str) -> String {
+    let mut out = String::with_capacity(text.len() + text.len() / 16);
+    let mut chars = text.chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            '\r' => {
+                if chars.peek() == Some(&'\n') {
+                    chars.next();
+                }
+                out.push_str("\r\n");
+            }
+            '\n' => out.push_str("\r\n"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+fn single_line(field: &str, value: &str) -> Result<(), MailerError> {
+    if value.contains(['\r', '\n', '\0']) {
+        return Err(MailerError::InvalidEmail {
+            field: field.to_owned(),
+            reason: "must not contain CR, LF or NUL characters".to_owned(),
+        });
+    }
+    Ok(())
+}
+
+fn parse_address(field: &str, raw: &str) -> Result<Address, MailerError> {
+    single_line(field, raw)?;
+    raw.parse::<Address>()
+        .map_err(|e| MailerError::InvalidEmail {
+            field: field.to_owned(),
+            reason: format!("is not an email address: {e}"),
+        })
+}
+
+/// Headers the builder sets itself; an extra header must not duplicate them.
+const RESERVED_HEADERS: [&str; 9] = [
+    "from",
+    "to",
+    "cc",
+    "bcc",
+    "subject",
+    "message-id",
+    "date",
+    "mime-version",
+    "content-type",
+];
+
+impl OutgoingEmail {
+    /// Envelope recipients in order, `to` then `cc`, parsed.
+    pub(crate) fn recipients(&self) -> Result<Vec<Address>, MailerError> {
+        let to = self
+            .to
+            .iter()
+            .enumerate()
+            .map(|(i, a)| parse_address(&format!("to[{i}]"), a));
+        let cc = self
+            .cc
+            .iter()
+            .enumerate()
+            .map(|(i, a)| parse_address(&format!("cc[{i}]"), a));
+        to.chain(cc).collect()
+    }
+
+    /// Builds the MIME message: multipart/alternative text + HTML, UTF-8, CRLF line endings.
+    pub(crate) fn to_message(&self, from: &Mailbox) -> Result<Message, MailerError> {
+        if self.to.is_empty() {
+            return Err(MailerError::InvalidEmail {
+                field: "to".to_owned(),
+                reason: "must list at least one address".to_owned(),
+            });
+        }
+        single_line("subject", &self.subject)?;
+        single_line("message_id", self.message_id.as_str())?;
+        let mut builder = Message::builder()
+            .from(from.clone())
+            .subject(self.subject.clone())
+            .message_id(Some(self.message_id.as_str().to_owned()));
+        for (i, address) in self.to.iter().enumerate() {
+            builder = builder.to(Mailbox::new(
+                None,
+                parse_address(&format!("to[{i}]"), address)?,
+            ));
+        }
+        for (i, address) in self.cc.iter().enumerate() {
+            builder = builder.cc(Mailbox::new(
+                None,
+                parse_address(&format!("cc[{i}]"), address)?,
+            ));
+        }
+        for (name, value) in &self.headers {
+            let field = format!("header {name}");
+            single_line(&field, value)?;
+            if RESERVED_HEADERS.contains(&name.to_ascii_lowercase().as_str()) {
+                return Err(MailerError::InvalidEmail {
+                    field,
+                    reason: "is set by the mailer itself".to_owned(),
+                });
+            }
+            let header_name = HeaderName::new_from_ascii(name.clone()).map_err(|_| {
+                MailerError::InvalidEmail {
+                    field: field.clone(),
+                    reason: "is not a valid header name".to_owned(),
+                }
+            })?;
+            builder = builder.raw_header(HeaderValue::new(header_name, value.clone()));
+        }
+        builder
+            .multipart(MultiPart::alternative_plain_html(
+                normalize_line_endings(&self.text),
+                normalize_line_endings(&self.html),
+            ))
+            .map_err(|e| MailerError::InvalidEmail {
+                field: "message".to_owned(),
+                reason: e.to_string(),
+            })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use rstest::rstest;
+
+    use super::*;
+
+    #[rstest]
+    #[case::bare_lf("a\nb", "a\r\nb")]
+    #[case::bare_cr("a\rb", "a\r\nb")]
+    #[case::crlf_kept("a\r\nb", "a\r\nb")]
+    #[case::lf_cr_is_two_breaks("a\n\rb", "a\r\n\r\nb")]
+    #[case::dot_line("x\n.\ny", "x\r\n.\r\ny")]
+    #[case::trailing_cr("a\r", "a\r\n")]
+    #[case::no_breaks("plain", "plain")]
+    fn line_endings_become_crlf(#[case] input: &str, #[case] expected: &str) {
+        assert_eq!(normalize_line_endings(input), expected);
+    }
+
+    #[test]
+    fn message_id_is_stable_and_shaped() {
+        let id = MessageId::derive(["INC0012345", "9d385017c611228701d22104cc95c371", "New", "t"]);
+        let again =
+            MessageId::derive(["INC0012345", "9d385017c611228701d22104cc95c371", "New", "t"]);
+        assert_eq!(id, again);
+        let inner = id
+            .as_str()
+            .strip_prefix('<')
+            .and_then(|s| s.strip_suffix("@servicenow-alert>"))
+            .expect("<hex@servicenow-alert>");
+        assert_eq!(inner.len(), 32);
+        assert!(
+            inner
+                .bytes()
+                .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())
+        );
+    }
+
+    #[rstest]
+    #[case::state_changes(["INC0012345", "id", "Resolved", "t"])]
+    #[case::update_time_changes(["INC0012345", "id", "New", "t2"])]
+    #[case::boundary_shift(["INC001234", "5id", "New", "t"])]
+    #[case::separator_in_value(["INC0012345", "id\0New", "", "t"])]
+    fn message_id_differs_when_any_part_differs(#[case] parts: [&str; 4]) {
+        let base = MessageId::derive(["INC0012345", "id", "New", "t"]);
+        assert_ne!(MessageId::derive(parts), base);
+    }
+
+    #[test]
+    fn message_id_matches_independent_sha256() {
+        // Length-prefixed input computed by hand: u64 big-endian length, then bytes.
+        let mut input = Vec::new();
+        for part in ["ab", "c"] {
+            input.extend_from_slice(&(part.len() as u64).to_be_bytes());
+            input.extend_from_slice(part.as_bytes());
+        }
+        let expected = hex::encode(Sha256::digest(&input));
+        assert_eq!(
+            MessageId::derive(["ab", "c"]).as_str(),
+            format!("<{}@servicenow-alert>", &expected[..32])
+        );
+    }
+
+    fn email() -> OutgoingEmail {
+        OutgoingEmail {
+            to: vec!["oncall@example.com".into()],
+            cc: vec![],
+            subject: "[P1] INC0012345: down".into(),
+            text: "text".into(),
+            html: "<p>html</p>".into(),
+            message_id: MessageId::derive(["x"]),
+            headers: vec![("X-ServiceNow-Number".into(), "INC0012345".into())],
+        }
+    }
+
+    fn from() -> Mailbox {
+        "Alerts <alerts@example.com>".parse().expect("mailbox")
+    }
+
+    type Mutation = fn(&mut OutgoingEmail);
+
+    #[rstest]
+    #[case::subject_with_lf(|e: &mut OutgoingEmail| e.subject.push_str("\nBcc: x@evil.test"), "subject")]
+    #[case::subject_with_cr(|e: &mut OutgoingEmail| e.subject.push('\r'), "subject")]
+    #[case::header_value_with_crlf(|e: &mut OutgoingEmail| e.headers[0].1.push_str("\r\nBcc: x@evil.test"), "header X-ServiceNow-Number")]
+    #[case::header_value_with_nul(|e: &mut OutgoingEmail| e.headers[0].1.push('\0'), "header X-ServiceNow-Number")]
+    #[case::header_name_invalid(|e: &mut OutgoingEmail| e.headers.push(("X Bad".into(), "v".into())), "header X Bad")]
+    #[case::header_reserved(|e: &mut OutgoingEmail| e.headers.push(("Bcc".into(), "x@evil.test".into())), "header Bcc")]
+    #[case::to_with_lf(|e: &mut OutgoingEmail| e.to[0].push_str("\nBcc: x@evil.test"), "to[0]")]
+    #[case::to_malformed(|e: &mut OutgoingEmail| e.to[0] = "not an address".into(), "to[0]")]
+    #[case::cc_malformed(|e: &mut OutgoingEmail| e.cc = vec!["@example.com".into()], "cc[0]")]
+    #[case::to_empty(|e: &mut OutgoingEmail| e.to.clear(), "to")]
+    fn unsafe_email_is_rejected_before_sending(#[case] spoil: Mutation, #[case] field: &str) {
+        let mut email = email();
+        spoil(&mut email);
+        let err = email.to_message(&from()).expect_err("unsafe email");
+        assert!(
+            matches!(&err, MailerError::InvalidEmail { field: f, .. } if f == field),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn formatted_message_has_expected_headers_and_crlf_only() {
+        let mut email = email();
+        email.text = "line one\nline two\r".into();
+        let raw = email.to_message(&from()).expect("valid").formatted();
+        let raw = String::from_utf8(raw).expect("ascii message");
+        assert!(raw.contains("X-ServiceNow-Number: INC0012345\r\n"), "{raw}");
+        assert!(raw.contains("Message-ID: <"), "{raw}");
+        assert!(raw.contains("multipart/alternative"), "{raw}");
+        // Every LF is preceded by CR: no bare line ending can reach the wire.
+        let bytes = raw.as_bytes();
+        for (i, b) in bytes.iter().enumerate() {
+            if *b == b'\n' {
+                assert_eq!(bytes[i - 1], b'\r', "bare LF at byte {i}");
+            }
+            if *b == b'\r' {
+                assert_eq!(bytes.get(i + 1), Some(&b'\n'), "bare CR at byte {i}");
+            }
+        }
+    }
+}
