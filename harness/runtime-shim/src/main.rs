@@ -7,7 +7,7 @@
 //! - SIGTERM or SIGINT end the shim; the bootstrap is killed on every exit path.
 
 use std::{
-    io::{Read, Write},
+    io::{IsTerminal, Read, Write},
     process::ExitCode,
 };
 
@@ -39,6 +39,8 @@ fn run() -> anyhow::Result<()> {
     let default_level = if config.debug { "debug" } else { "warn" };
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
+        // LocalStack copies stderr into its own log, where colour codes are noise.
+        .with_ansi(std::io::stderr().is_terminal())
         .with_env_filter(
             EnvFilter::try_from_env("SHIM_LOG").unwrap_or_else(|_| EnvFilter::new(default_level)),
         )

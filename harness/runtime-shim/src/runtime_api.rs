@@ -303,3 +303,199 @@ fn not_found(path: &str) -> HttpResponse {
         r#"{"errorMessage":"not supported by the runtime shim","errorType":"NotFound"}"#,
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use http_body_util::{BodyExt, Full};
+    use hyper_util::{client::legacy::Client, rt::TokioExecutor};
+
+    use super::*;
+
+    type TestClient = Client<hyper_util::client::legacy::connect::HttpConnector, Full<Bytes>>;
+
+    fn new_client() -> TestClient {
+        Client::builder(TokioExecutor::new()).build_http()
+    }
+
+    async fn call(
+        client: &TestClient,
+        api: SocketAddr,
+        method: Method,
+        path: &str,
+        body: &'static str,
+    ) -> (StatusCode, hyper::HeaderMap, Bytes) {
+        let request = Request::builder()
+            .method(method)
+            .uri(format!("http://{api}{path}"))
+            .header("lambda-runtime-function-error-type", "Test.Error")
+            .body(Full::new(Bytes::from_static(body.as_bytes())))
+            .expect("request");
+        let response = client.request(request).await.expect("api answers");
+        let status = response.status();
+        let headers = response.headers().clone();
+        let body = response
+            .into_body()
+            .collect()
+            .await
+            .expect("body")
+            .to_bytes();
+        (status, headers, body)
+    }
+
+    fn invocation(id: &str) -> Invocation {
+        Invocation {
+            request_id: id.into(),
+            payload: Bytes::from_static(b"{\"x\":1}"),
+            function_arn: "arn:aws:lambda:us-east-1:111111111111:function:f".into(),
+            deadline_ms: 1_700_000_000_000,
+            trace_id: Some("Root=1-a-b".into()),
+            client_context: None,
+            cognito_identity: Some("{\"cognitoIdentityId\":\"id\"}".into()),
+        }
+    }
+
+    #[tokio::test]
+    async fn next_carries_the_invocation_and_a_result_is_taken_once() {
+        let mut api = RuntimeApi::bind().await.expect("bind");
+        let addr = api.addr();
+        let poll = tokio::spawn(async move {
+            call(
+                &new_client(),
+                addr,
+                Method::GET,
+                "/2018-06-01/runtime/invocation/next",
+                "",
+            )
+            .await
+        });
+        assert_eq!(api.next_event().await, Some(RuntimeEvent::Polling));
+        api.deliver(invocation("req-1"));
+        let (status, headers, body) = poll.await.expect("poll task");
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(body, Bytes::from_static(b"{\"x\":1}"));
+        assert_eq!(headers["lambda-runtime-aws-request-id"], "req-1");
+        assert_eq!(headers["lambda-runtime-deadline-ms"], "1700000000000");
+        assert_eq!(
+            headers["lambda-runtime-invoked-function-arn"],
+            "arn:aws:lambda:us-east-1:111111111111:function:f"
+        );
+        assert_eq!(headers["lambda-runtime-trace-id"], "Root=1-a-b");
+        assert_eq!(
+            headers["lambda-runtime-cognito-identity"],
+            "{\"cognitoIdentityId\":\"id\"}"
+        );
+        assert!(!headers.contains_key("lambda-runtime-client-context"));
+
+        let client = new_client();
+        let path = "/2018-06-01/runtime/invocation/req-1/response";
+        let (status, _, _) = call(&client, addr, Method::POST, path, "\"ok\"").await;
+        assert_eq!(status, StatusCode::ACCEPTED);
+        assert_eq!(
+            api.next_event().await,
+            Some(RuntimeEvent::Response {
+                request_id: "req-1".into(),
+                body: Bytes::from_static(b"\"ok\""),
+            })
+        );
+        let (status, _, _) = call(&client, addr, Method::POST, path, "\"again\"").await;
+        assert_eq!(
+            status,
+            StatusCode::BAD_REQUEST,
+            "a second result is refused"
+        );
+    }
+
+    #[tokio::test]
+    async fn error_for_another_request_is_refused() {
+        let mut api = RuntimeApi::bind().await.expect("bind");
+        let addr = api.addr();
+        let poll = tokio::spawn(async move {
+            call(
+                &new_client(),
+                addr,
+                Method::GET,
+                "/2018-06-01/runtime/invocation/next",
+                "",
+            )
+            .await
+        });
+        api.next_event().await;
+        api.deliver(invocation("req-1"));
+        poll.await.expect("poll task");
+        let client = new_client();
+        let (status, _, _) = call(
+            &client,
+            addr,
+            Method::POST,
+            "/2018-06-01/runtime/invocation/other/error",
+            "{}",
+        )
+        .await;
+        assert_eq!(status, StatusCode::BAD_REQUEST);
+        let (status, _, _) = call(
+            &client,
+            addr,
+            Method::POST,
+            "/2018-06-01/runtime/invocation/req-1/error",
+            "{\"errorType\":\"E\"}",
+        )
+        .await;
+        assert_eq!(status, StatusCode::ACCEPTED);
+        assert_eq!(
+            api.next_event().await,
+            Some(RuntimeEvent::Error {
+                request_id: "req-1".into(),
+                error_type: Some("Test.Error".into()),
+                body: Bytes::from_static(b"{\"errorType\":\"E\"}"),
+            })
+        );
+    }
+
+    #[tokio::test]
+    async fn init_error_counts_only_before_the_first_poll() {
+        let mut api = RuntimeApi::bind().await.expect("bind");
+        let addr = api.addr();
+        let client = new_client();
+        let path = "/2018-06-01/runtime/init/error";
+        let (status, _, _) = call(&client, addr, Method::POST, path, "{\"errorType\":\"I\"}").await;
+        assert_eq!(status, StatusCode::ACCEPTED);
+        assert_eq!(
+            api.next_event().await,
+            Some(RuntimeEvent::InitError {
+                error_type: Some("Test.Error".into()),
+                body: Bytes::from_static(b"{\"errorType\":\"I\"}"),
+            })
+        );
+
+        let _poll = tokio::spawn(async move {
+            call(
+                &new_client(),
+                addr,
+                Method::GET,
+                "/2018-06-01/runtime/invocation/next",
+                "",
+            )
+            .await
+        });
+        assert_eq!(api.next_event().await, Some(RuntimeEvent::Polling));
+        let (status, _, _) = call(&client, addr, Method::POST, path, "{}").await;
+        assert_eq!(status, StatusCode::FORBIDDEN);
+        let nothing = tokio::time::timeout(Duration::from_millis(50), api.next_event()).await;
+        assert!(nothing.is_err(), "a late init error is not reported");
+    }
+
+    #[tokio::test]
+    async fn unsupported_paths_are_not_found() {
+        let api = RuntimeApi::bind().await.expect("bind");
+        let client = new_client();
+        for path in [
+            "/2020-01-01/extension/register",
+            "/2018-06-01/runtime/invocation/x/other",
+        ] {
+            let (status, _, _) = call(&client, api.addr(), Method::POST, path, "").await;
+            assert_eq!(status, StatusCode::NOT_FOUND, "{path}");
+        }
+    }
+}
