@@ -1,0 +1,1 @@
+"""Run LocalStack Lambda functions as native processes through ``runtime-shim``, without Docker."""
