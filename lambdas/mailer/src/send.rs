@@ -172,10 +172,18 @@ impl Mailer {
                         reason,
                     });
                 }
-                failure => {
+                Failure::Timeout => {
                     warn!(
                         attempt = attempts,
-                        ?failure,
+                        backoff_ms = backoff.as_millis() as u64,
+                        "smtp attempt timed out, retrying"
+                    );
+                }
+                Failure::Transient { code, reason } => {
+                    warn!(
+                        attempt = attempts,
+                        code,
+                        reason = %reason,
                         backoff_ms = backoff.as_millis() as u64,
                         "transient smtp failure, retrying"
                     );
