@@ -1,1 +1,25 @@
-fn main() {}
+//! Lambda entry point for the ServiceNow alerting callee.
+
+use std::sync::Arc;
+
+use alert_callee::{AlertCallee, Config};
+use lambda_runtime::{LambdaEvent, service_fn};
+use serde_json::Value;
+
+#[tokio::main]
+async fn main() -> Result<(), lambda_runtime::Error> {
+    // Honours AWS_LAMBDA_LOG_LEVEL and AWS_LAMBDA_LOG_FORMAT.
+    lambda_runtime::tracing::init_default_subscriber();
+
+    let callee = Arc::new(AlertCallee::new(Config::from_env()));
+    if let Some(error) = callee.startup_error() {
+        // Keep serving: each invocation answers ConfigError so callers see the cause.
+        tracing::error!(error = %error, "callee is misconfigured");
+    }
+
+    lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| {
+        let callee = Arc::clone(&callee);
+        async move { callee.handle(event).await }
+    }))
+    .await
+}

@@ -1,0 +1,480 @@
+//! The invocation handler: validate, render, send.
+
+use std::time::{Duration, Instant, SystemTime};
+
+use lambda_runtime::{Context, LambdaEvent};
+use mailer::{HEADER_TRACE_ID, Mailer, MessageId, OutgoingEmail};
+use notification::{AlertPayload, RecipientAllowlist, Renderer};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use tracing::{info, instrument, warn};
+
+use crate::{CalleeError, Config};
+
+/// What a successful invocation returns.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CalleeResponse {
+    /// The Message-ID the email was sent with, angle brackets included.
+    pub message_id: String,
+    /// Recipients the SMTP server accepted.
+    pub accepted: Vec<String>,
+    /// Recipients the SMTP server refused permanently (the others still got the email).
+    pub rejected: Vec<String>,
+}
+
+/// The callee, built once per process and shared by every invocation.
+#[derive(Debug)]
+pub struct AlertCallee {
+    // A broken configuration is kept, not fatal at start-up, so every invocation can
+    // answer ConfigError and callers see why instead of an init failure.
+    ready: Result<Ready, CalleeError>,
+}
+
+#[derive(Debug)]
+struct Ready {
+    allowlist: RecipientAllowlist,
+    renderer: Renderer,
+    mailer: Mailer,
+}
+
+impl AlertCallee {
+    /// Prepares templates and the SMTP client from `config`; any failure is kept for
+    /// [`AlertCallee::handle`] to report.
+    pub fn new(config: Result<Config, CalleeError>) -> Self {
+        let ready = config.and_then(|config| {
+            Ok(Ready {
+                renderer: Renderer::new()?,
+                mailer: Mailer::new(config.smtp, &config.mail_from)?,
+                allowlist: config.allowlist,
+            })
+        });
+        Self { ready }
+    }
+
+    /// The configuration problem every invocation will report, if any.
+    pub fn startup_error(&self) -> Option<&CalleeError> {
+        self.ready.as_ref().err()
+    }
+
+    /// Handles one invocation: the raw payload is validated before anything is rendered or
+    /// sent, and the send ends before the invocation deadline.
+    #[instrument(skip_all, fields(request_id = %event.context.request_id))]
+    pub async fn handle(&self, event: LambdaEvent<Value>) -> Result<CalleeResponse, CalleeError> {
+        let ready = self.ready.as_ref().map_err(Clone::clone)?;
+        let (raw, context) = event.into_parts();
+
+        let payload = AlertPayload::from_value(&raw, &ready.allowlist).inspect_err(|e| {
+            warn!(field = e.field().unwrap_or_default(), error = %e, "payload rejected");
+        })?;
+        let rendered = ready.renderer.render(&payload)?;
+
+        let alert = &payload.alert;
+        let message_id = MessageId::derive([
+            alert.number.as_str(),
+            alert.sys_id.as_str(),
+            alert.state.as_str(),
+            alert.updated_at.as_deref().unwrap_or_default(),
+        ]);
+        let mut headers: Vec<(String, String)> = payload
+            .servicenow_headers()
+            .into_iter()
+            .map(|(name, value)| (name.to_owned(), value))
+            .collect();
+        if let Some(trace_id) = trace_id(&context) {
+            headers.push((HEADER_TRACE_ID.to_owned(), trace_id.to_owned()));
+        }
+        let email = OutgoingEmail {
+            to: payload.recipients.to.clone(),
+            cc: payload.recipients.cc.clone(),
+            subject: rendered.subject,
+            text: rendered.text,
+            html: rendered.html,
+            message_id,
+            headers,
+        };
+
+        let delivery = ready.mailer.send(&email, deadline(&context)).await?;
+        info!(
+            incident = %alert.number,
+            recipients = delivery.accepted.len(),
+            rejected = delivery.rejected.len(),
+            message_id = %delivery.message_id,
+            "notification sent"
+        );
+        Ok(CalleeResponse {
+            message_id: delivery.message_id.to_string(),
+            accepted: delivery.accepted,
+            rejected: delivery.rejected.into_iter().map(|r| r.address).collect(),
+        })
+    }
+}
+
+/// The invocation deadline as an `Instant`; a deadline already past gives "now".
+fn deadline(context: &Context) -> Instant {
+    let remaining = context
+        .deadline()
+        .duration_since(SystemTime::now())
+        .unwrap_or(Duration::ZERO);
+    Instant::now() + remaining
+}
+
+/// The X-Ray trace id, if it is safe to put in a header.
+///
+/// It comes from the runtime, not the payload, so a bad one is dropped (and logged)
+/// rather than failing the alert.
+fn trace_id(context: &Context) -> Option<&str> {
+    let id = context
+        .xray_trace_id
+        .as_deref()
+        .filter(|id| !id.is_empty())?;
+    if id.len() <= 256 && id.bytes().all(|b| b.is_ascii_graphic()) {
+        Some(id)
+    } else {
+        warn!(trace_id = ?id, "trace id is not a safe header value; sending without it");
+        None
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::{collections::VecDeque, time::UNIX_EPOCH};
+
+    use mail_parser::MessageParser;
+    use mailer::{
+        RetryPolicy, SmtpConfig, TlsMode,
+        testing::{SilentServer, SinkScript, SmtpSink},
+    };
+    use serde_json::json;
+
+    use super::*;
+
+    const TRACE: &str =
+        "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=1";
+
+    fn config(port: u16) -> Config {
+        let mut smtp = SmtpConfig::new("127.0.0.1");
+        smtp.port = port;
+        smtp.tls = TlsMode::None;
+        smtp.retry = RetryPolicy {
+            max_attempts: 3,
+            backoff: Duration::from_millis(20),
+            safety_margin: Duration::from_millis(200),
+            min_attempt: Duration::from_millis(50),
+        };
+        Config {
+            mail_from: "ServiceNow Alerts <alerts@example.com>".into(),
+            allowlist: RecipientAllowlist::from_csv("example.com").expect("valid allowlist"),
+            smtp,
+        }
+    }
+
+    fn callee(port: u16) -> AlertCallee {
+        AlertCallee::new(Ok(config(port)))
+    }
+
+    fn payload() -> Value {
+        json!({
+            "alert": {
+                "number": "INC0012345",
+                "sys_id": "9d385017c611228701d22104cc95c371",
+                "short_description": "Database cluster unreachable",
+                "description": "Primary and replica stopped answering health checks.",
+                "priority": 1,
+                "state": "New",
+                "updated_at": "2026-11-22T08:05:00Z",
+                "instance_url": "https://example.service-now.com"
+            },
+            "recipients": { "to": ["oncall@example.com"], "cc": ["dba@example.com"] }
+        })
+    }
+
+    fn event(payload: Value, time_left: Duration, trace: Option<&str>) -> LambdaEvent<Value> {
+        let mut context = Context::default();
+        context.request_id = "8f507cfc-example".into();
+        context.deadline = (SystemTime::now() + time_left)
+            .duration_since(UNIX_EPOCH)
+            .expect("after the epoch")
+            .as_millis() as u64;
+        context.xray_trace_id = trace.map(str::to_owned);
+        LambdaEvent::new(payload, context)
+    }
+
+    fn ten_seconds(payload: Value) -> LambdaEvent<Value> {
+        event(payload, Duration::from_secs(10), Some(TRACE))
+    }
+
+    #[tokio::test]
+    async fn valid_alert_is_sent_and_reported() {
+        let sink = SmtpSink::start().expect("sink");
+
+        let response = callee(sink.port())
+            .handle(ten_seconds(payload()))
+            .await
+            .expect("sent");
+
+        let expected_id = MessageId::derive([
+            "INC0012345",
+            "9d385017c611228701d22104cc95c371",
+            "New",
+            "2026-11-22T08:05:00Z",
+        ]);
+        assert_eq!(
+            response,
+            CalleeResponse {
+                message_id: expected_id.to_string(),
+                accepted: vec!["oncall@example.com".into(), "dba@example.com".into()],
+                rejected: vec![],
+            }
+        );
+        let messages = sink.messages();
+        assert_eq!(messages.len(), 1);
+        let parsed = MessageParser::new()
+            .parse(&messages[0].data)
+            .expect("parsable");
+        assert_eq!(
+            parsed.subject(),
+            Some("[P1] INC0012345: Database cluster unreachable")
+        );
+        let header = |name: &'static str| parsed.header(name).and_then(|v| v.as_text());
+        assert_eq!(header("X-ServiceNow-Number"), Some("INC0012345"));
+        assert_eq!(header("X-ServiceNow-Priority"), Some("1"));
+        assert_eq!(header("X-Amzn-Trace-Id"), Some(TRACE));
+        let text = parsed.body_text(0).expect("text part");
+        assert!(text.contains("nav_to.do?uri=incident.do?sys_id=9d385017c611228701d22104cc95c371"));
+    }
+
+    #[tokio::test]
+    async fn response_serialises_to_the_documented_shape() {
+        let sink = SmtpSink::start().expect("sink");
+        let response = callee(sink.port())
+            .handle(ten_seconds(payload()))
+            .await
+            .expect("sent");
+        let json = serde_json::to_value(&response).expect("serialisable");
+        let keys: Vec<&str> = json
+            .as_object()
+            .expect("object")
+            .keys()
+            .map(String::as_str)
+            .collect();
+        assert_eq!(keys, ["accepted", "message_id", "rejected"]);
+    }
+
+    #[tokio::test]
+    async fn same_alert_twice_keeps_the_message_id() {
+        let sink = SmtpSink::start().expect("sink");
+        let callee = callee(sink.port());
+        let first = callee.handle(ten_seconds(payload())).await.expect("sent");
+        let second = callee.handle(ten_seconds(payload())).await.expect("sent");
+        assert_eq!(first.message_id, second.message_id);
+
+        let mut updated = payload();
+        updated["alert"]["state"] = json!("In Progress");
+        let third = callee.handle(ten_seconds(updated)).await.expect("sent");
+        assert_ne!(third.message_id, first.message_id);
+    }
+
+    #[tokio::test]
+    async fn invalid_payload_opens_no_smtp_connection() {
+        let sink = SmtpSink::start().expect("sink");
+        let mut bad = payload();
+        bad["alert"]["short_description"] = json!("");
+
+        let err = callee(sink.port())
+            .handle(ten_seconds(bad))
+            .await
+            .expect_err("invalid");
+
+        assert_eq!(err.error_type(), "ValidationError");
+        assert!(err.to_string().contains("alert.short_description"), "{err}");
+        assert_eq!(
+            sink.connections(),
+            0,
+            "validation must fail before connecting"
+        );
+    }
+
+    #[tokio::test]
+    async fn header_injection_in_payload_opens_no_smtp_connection() {
+        let sink = SmtpSink::start().expect("sink");
+        let mut bad = payload();
+        bad["alert"]["short_description"] = json!("down\r\nBcc: attacker@evil.test");
+
+        let err = callee(sink.port())
+            .handle(ten_seconds(bad))
+            .await
+            .expect_err("injection");
+
+        assert_eq!(err.error_type(), "ValidationError");
+        assert_eq!(sink.connections(), 0);
+    }
+
+    #[tokio::test]
+    async fn recipient_outside_allowlist_opens_no_smtp_connection() {
+        let sink = SmtpSink::start().expect("sink");
+        let mut bad = payload();
+        bad["recipients"]["cc"] = json!(["someone@evil.test"]);
+
+        let err = callee(sink.port())
+            .handle(ten_seconds(bad))
+            .await
+            .expect_err("not allowed");
+
+        assert_eq!(err.error_type(), "ValidationError");
+        assert!(err.to_string().contains("recipients.cc[0]"), "{err}");
+        assert_eq!(sink.connections(), 0);
+    }
+
+    #[tokio::test]
+    async fn broken_config_answers_config_error_for_every_invocation() {
+        let sink = SmtpSink::start().expect("sink");
+        let config = Config::from_lookup(|name| match name {
+            "SMTP_HOST" => Some("127.0.0.1".to_owned()),
+            _ => None,
+        });
+        let callee = AlertCallee::new(config);
+        assert!(callee.startup_error().is_some());
+
+        for _ in 0..2 {
+            let err = callee
+                .handle(ten_seconds(payload()))
+                .await
+                .expect_err("no MAIL_FROM");
+            assert_eq!(err.error_type(), "ConfigError");
+            assert!(err.to_string().contains("MAIL_FROM"), "{err}");
+        }
+        assert_eq!(sink.connections(), 0);
+    }
+
+    #[tokio::test]
+    async fn unparsable_mail_from_is_a_config_error() {
+        let mut config = config(1);
+        config.mail_from = "not a mailbox".into();
+        let err = AlertCallee::new(Ok(config))
+            .handle(ten_seconds(payload()))
+            .await
+            .expect_err("bad MAIL_FROM");
+        assert_eq!(err.error_type(), "ConfigError");
+        assert!(err.to_string().contains("MAIL_FROM"), "{err}");
+    }
+
+    #[tokio::test]
+    async fn persistent_4xx_is_smtp_transient() {
+        let script = SinkScript {
+            data_end: VecDeque::from(vec![(451, "busy".to_owned()); 5]),
+            ..SinkScript::default()
+        };
+        let sink = SmtpSink::with_script(script).expect("sink");
+
+        let err = callee(sink.port())
+            .handle(ten_seconds(payload()))
+            .await
+            .expect_err("never accepted");
+
+        assert_eq!(err.error_type(), "SmtpTransient");
+        assert!(sink.messages().is_empty());
+    }
+
+    #[tokio::test]
+    async fn rejection_5xx_is_smtp_permanent() {
+        let script = SinkScript {
+            data_end: VecDeque::from([(554, "rejected as spam".to_owned())]),
+            ..SinkScript::default()
+        };
+        let sink = SmtpSink::with_script(script).expect("sink");
+
+        let err = callee(sink.port())
+            .handle(ten_seconds(payload()))
+            .await
+            .expect_err("refused");
+
+        assert_eq!(err.error_type(), "SmtpPermanent");
+        assert_eq!(sink.connections(), 1, "permanent failures are not retried");
+    }
+
+    #[tokio::test]
+    async fn refused_recipient_is_listed_as_rejected() {
+        let mut script = SinkScript::default();
+        script
+            .rcpt_by_address
+            .insert("dba@example.com".into(), (550, "no such user".into()));
+        let sink = SmtpSink::with_script(script).expect("sink");
+
+        let response = callee(sink.port())
+            .handle(ten_seconds(payload()))
+            .await
+            .expect("partially sent");
+
+        assert_eq!(response.accepted, ["oncall@example.com"]);
+        assert_eq!(response.rejected, ["dba@example.com"]);
+    }
+
+    #[tokio::test]
+    async fn stalled_smtp_server_yields_smtp_transient_before_the_deadline() {
+        let server = SilentServer::start().expect("silent server");
+        let started = Instant::now();
+        let time_left = Duration::from_millis(1200);
+
+        let err = callee(server.port())
+            .handle(event(payload(), time_left, None))
+            .await
+            .expect_err("server never greets");
+
+        assert_eq!(err.error_type(), "SmtpTransient");
+        assert!(
+            started.elapsed() < time_left,
+            "took {:?}",
+            started.elapsed()
+        );
+    }
+
+    #[tokio::test]
+    async fn deadline_already_past_fails_fast_without_connecting() {
+        let sink = SmtpSink::start().expect("sink");
+
+        let err = callee(sink.port())
+            .handle(event(payload(), Duration::ZERO, None))
+            .await
+            .expect_err("no time left");
+
+        assert_eq!(err.error_type(), "SmtpTransient");
+        assert_eq!(sink.connections(), 0);
+    }
+
+    #[tokio::test]
+    async fn unsafe_trace_id_is_left_out_and_mail_still_goes() {
+        let sink = SmtpSink::start().expect("sink");
+
+        callee(sink.port())
+            .handle(event(
+                payload(),
+                Duration::from_secs(10),
+                Some("Root=1-abc\r\nBcc: attacker@evil.test"),
+            ))
+            .await
+            .expect("sent");
+
+        let messages = sink.messages();
+        assert_eq!(messages.len(), 1);
+        assert_eq!(messages[0].to.len(), 2, "no smuggled recipient");
+        let parsed = MessageParser::new()
+            .parse(&messages[0].data)
+            .expect("parsable");
+        assert!(parsed.header("X-Amzn-Trace-Id").is_none());
+        assert!(parsed.header("Bcc").is_none());
+    }
+
+    #[tokio::test]
+    async fn no_trace_id_means_no_trace_header() {
+        let sink = SmtpSink::start().expect("sink");
+        callee(sink.port())
+            .handle(event(payload(), Duration::from_secs(10), None))
+            .await
+            .expect("sent");
+        let messages = sink.messages();
+        let parsed = MessageParser::new()
+            .parse(&messages[0].data)
+            .expect("parsable");
+        assert!(parsed.header("X-Amzn-Trace-Id").is_none());
+    }
+}
