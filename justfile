@@ -47,3 +47,7 @@ package-linux:
 
 # Everything CI runs.
 ci: lint lint-cfn test test-e2e
+
+# Measure emulator start, four-stack deploy and the warm chain invoke (release lambdas).
+bench *ARGS:
+    cargo run --release -p harness -- bench --profile release {{ARGS}}

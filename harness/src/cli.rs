@@ -53,9 +53,22 @@ pub enum Command {
     Down,
     /// Build both lambdas as `bootstrap` zips (the provided.al2023 layout).
     Package(PackageArgs),
+    /// Measure: emulator start, four-stack deploy, first and warm chain invokes.
+    Bench(BenchArgs),
     /// Run scenario files: bring the system up (or reuse a running `harness up`),
     /// deploy once per distinct set of overrides, check every expectation.
     Run(RunArgs),
+}
+
+/// Options of `harness bench`.
+#[derive(Debug, Args)]
+pub struct BenchArgs {
+    /// Warm invokes of the full chain to time.
+    #[arg(long, default_value_t = 100)]
+    pub iterations: usize,
+    /// Backend and system options, as for `harness up`.
+    #[command(flatten)]
+    pub system: SystemArgs,
 }
 
 /// Options of `harness run`.
@@ -200,6 +213,7 @@ pub async fn run(cli: Cli) -> Result<std::process::ExitCode> {
         Command::Down => down(&work_dir, cli.json),
         Command::Package(args) => package_cmd(&args, cli.json),
         Command::Run(args) => run_cmd(&args, &work_dir, cli.json).await,
+        Command::Bench(args) => bench_cmd(&args, &work_dir, cli.json).await,
     }
 }
 
@@ -634,6 +648,94 @@ async fn run_cmd(args: &RunArgs, work_dir: &Path, json: bool) -> Result<std::pro
     })
 }
 
+async fn bench_cmd(args: &BenchArgs, work_dir: &Path, json: bool) -> Result<std::process::ExitCode> {
+    let mut options = args
+        .system
+        .up_options(work_dir.with_file_name("harness-bench"), json)?;
+    options.smtp.set_port(0);
+    // Warm the venv first: its one-time creation is not part of the start time.
+    tokio::task::spawn_blocking(move || crate::emulator::venv::ensure(json)).await??;
+    let system = System::up(&options).await.context("bringing the system up failed")?;
+    let payload = crate::system::warm_up_payload(&options.allowed_domains);
+    let mut samples = Vec::with_capacity(args.iterations);
+    for _ in 0..args.iterations {
+        let started = Instant::now();
+        let (outcome, emails) = system
+            .call(Via::Caller, payload.clone(), Invocation::RequestResponse)
+            .await;
+        let elapsed = started.elapsed();
+        if outcome.status != invoke::CallStatus::Success || emails.len() != 1 {
+            bail!(
+                "a warm invoke failed: {:?} {:?}",
+                outcome.error_type,
+                outcome.error_message
+            );
+        }
+        samples.push(elapsed.as_secs_f64() * 1000.0);
+    }
+    let stats = LatencyStats::of(&mut samples);
+    let t = &system.timings;
+    if json {
+        print_json(&json!({
+            "emulator_ready_ms": t.emulator_start_ms,
+            "deploy_four_stacks_ms": t.deploy_ms,
+            "first_invoke_ms": t.first_invoke_ms,
+            "warm_chain_invoke_ms": stats,
+            "profile": options.profile,
+        }));
+    } else {
+        println!("emulator ready (warm cache)   {:>8} ms", t.emulator_start_ms);
+        println!("four stacks deployed          {:>8} ms", t.deploy_ms);
+        println!(
+            "first invoke (cold chain)     {:>8} ms",
+            t.first_invoke_ms.unwrap_or_default()
+        );
+        println!(
+            "warm chain invoke, n={:<4}     median {:.1} ms, p90 {:.1} ms, min {:.1} ms, max {:.1} ms",
+            samples.len(),
+            stats.median,
+            stats.p90,
+            stats.min,
+            stats.max
+        );
+        println!("(caller → STS → callee → SMTP; lambdas built with profile {})", options.profile);
+    }
+    Ok(std::process::ExitCode::SUCCESS)
+}
+
+/// Order statistics of latency samples, in milliseconds.
+#[derive(Debug, Clone, Copy, serde::Serialize)]
+pub struct LatencyStats {
+    /// The median.
+    pub median: f64,
+    /// The 90th percentile.
+    pub p90: f64,
+    /// The fastest.
+    pub min: f64,
+    /// The slowest.
+    pub max: f64,
+}
+
+impl LatencyStats {
+    /// Sorts the samples and reads the statistics off them.
+    pub fn of(samples: &mut [f64]) -> Self {
+        samples.sort_by(|a, b| a.total_cmp(b));
+        let at = |q: f64| {
+            if samples.is_empty() {
+                0.0
+            } else {
+                samples[((samples.len() - 1) as f64 * q).round() as usize]
+            }
+        };
+        Self {
+            median: at(0.5),
+            p90: at(0.9),
+            min: at(0.0),
+            max: at(1.0),
+        }
+    }
+}
+
 /// Reaches a running `harness up`: its endpoint, mail spool and deployment;
 /// the lambdas are rebuilt (a no-op when unchanged) for variant deploys.
 async fn target_from_state(
@@ -687,6 +789,14 @@ mod tests {
     use rstest::rstest;
 
     use super::*;
+
+    #[test]
+    fn latency_stats_are_order_statistics() {
+        let mut samples = vec![5.0, 1.0, 4.0, 2.0, 3.0];
+        let stats = LatencyStats::of(&mut samples);
+        assert_eq!((stats.min, stats.median, stats.max), (1.0, 3.0, 5.0));
+        assert_eq!(stats.p90, 5.0);
+    }
 
     #[test]
     fn the_cli_is_well_formed() {
