@@ -8,6 +8,7 @@ pub mod cli;
 pub mod deploy;
 pub mod emulator;
 pub mod error;
+pub mod gateway;
 pub mod invoke;
 pub mod package;
 pub mod progress;

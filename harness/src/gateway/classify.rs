@@ -1,0 +1,632 @@
+//! What a request asks for: `sts:AssumeRole`, `lambda:InvokeFunction`, or
+//! something the gateway passes through, named as well as is cheap.
+
+use hyper::{HeaderMap, Method};
+
+use super::sigv4::is_account_id;
+
+/// The parameters of an STS `AssumeRole` call (awsQuery protocol).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct AssumeRoleCall {
+    /// `RoleArn`.
+    pub role_arn: String,
+    /// `RoleSessionName`.
+    pub session_name: Option<String>,
+    /// `ExternalId`, only when sent.
+    pub external_id: Option<String>,
+    /// `DurationSeconds` as sent (validated later against the role).
+    pub duration_seconds: Option<String>,
+    /// `SourceIdentity`, only when sent.
+    pub source_identity: Option<String>,
+}
+
+/// A Lambda function as named in an invoke path, before the caller's account fills the gaps.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FunctionRef {
+    /// The region, when the name was a full ARN.
+    pub region: Option<String>,
+    /// The account, when the name was a full or partial ARN.
+    pub account: Option<String>,
+    /// The function name.
+    pub name: String,
+    /// The version or alias, from the name or `?Qualifier=`; `$LATEST` counts as none.
+    pub qualifier: Option<String>,
+}
+
+impl FunctionRef {
+    /// Parses a `FunctionName` (plain name, partial ARN `<acct>:function:<name>`, or full ARN,
+    /// each optionally `:<qualifier>`) and an optional `Qualifier` parameter.
+    pub fn parse(raw: &str, qualifier_param: Option<&str>) -> Option<Self> {
+        let fields: Vec<&str> = raw.split(':').collect();
+        let (region, account, name, qualifier) = match fields.as_slice() {
+            [name] => (None, None, *name, None),
+            [name, q] => (None, None, *name, Some(*q)),
+            [account, "function", name] => (None, Some(*account), *name, None),
+            [account, "function", name, q] => (None, Some(*account), *name, Some(*q)),
+            ["arn", _, "lambda", region, account, "function", name] => {
+                (Some(*region), Some(*account), *name, None)
+            }
+            ["arn", _, "lambda", region, account, "function", name, q] => {
+                (Some(*region), Some(*account), *name, Some(*q))
+            }
+            _ => return None,
+        };
+        let name_ok = !name.is_empty()
+            && name
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+        if !name_ok || account.is_some_and(|a| !is_account_id(a)) {
+            return None;
+        }
+        // The function's policy and ARN for `$LATEST` are the unqualified ones.
+        let qualifier = qualifier
+            .or(qualifier_param)
+            .filter(|q| !q.is_empty() && *q != "$LATEST");
+        Some(Self {
+            region: region.map(str::to_owned),
+            account: account.map(str::to_owned),
+            name: name.to_owned(),
+            qualifier: qualifier.map(str::to_owned),
+        })
+    }
+
+    /// The function's ARN, taking account and region from the caller where the name had none.
+    pub fn arn(&self, caller_account: &str, default_region: &str) -> String {
+        let region = self.region.as_deref().unwrap_or(default_region);
+        let account = self.account.as_deref().unwrap_or(caller_account);
+        let base = format!("arn:aws:lambda:{region}:{account}:function:{}", self.name);
+        match &self.qualifier {
+            Some(q) => format!("{base}:{q}"),
+            None => base,
+        }
+    }
+}
+
+/// A request the gateway does not evaluate, named for the decision log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OtherCall {
+    /// `service:Operation`, `service:unknown`, or `unknown`.
+    pub action: String,
+    /// Whether it may change a policy the gateway caches (see [`Operation::Other`]).
+    pub may_change_policies: bool,
+}
+
+/// What a request asks for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Operation {
+    /// `sts:AssumeRole`, evaluated against the role's trust policy and the caller's policies.
+    AssumeRole(AssumeRoleCall),
+    /// `lambda:InvokeFunction` (Invoke, InvokeAsync, InvokeWithResponseStream).
+    Invoke(FunctionRef),
+    /// Anything else: forwarded unchanged.
+    ///
+    /// The policy cache is cleared when such a request may change policies:
+    /// any CloudFormation request (stacks create roles and permissions
+    /// asynchronously, so even the `DescribeStacks` polls of a deploy count,
+    /// and the last one comes after the stack settled), IAM requests other
+    /// than `Get*`/`List*`, and Lambda requests other than `GET`/`HEAD`. Other
+    /// services hold no policy the gateway evaluates.
+    Other(OtherCall),
+}
+
+/// The request facts classification needs.
+#[derive(Debug, Clone, Copy)]
+pub struct RequestFacts<'a> {
+    /// The HTTP method.
+    pub method: &'a Method,
+    /// The path, still percent-encoded.
+    pub path: &'a str,
+    /// The query string, if any.
+    pub query: Option<&'a str>,
+    /// The headers.
+    pub headers: &'a HeaderMap,
+    /// The signing service from the credential scope, if signed.
+    pub service: Option<&'a str>,
+    /// The body, when it was buffered (form-encoded requests).
+    pub body: Option<&'a [u8]>,
+}
+
+/// Whether a body is form-encoded, i.e. an awsQuery request whose `Action` lives in the body.
+pub fn is_form_encoded(headers: &HeaderMap) -> bool {
+    headers
+        .get(hyper::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| {
+            v.trim_start()
+                .to_ascii_lowercase()
+                .starts_with("application/x-www-form-urlencoded")
+        })
+}
+
+const INVOKE_PATHS: [(&str, &str); 3] = [
+    ("/2015-03-31/functions/", "/invocations"),
+    ("/2014-11-13/functions/", "/invoke-async"),
+    ("/2021-11-15/functions/", "/response-streaming-invocations"),
+];
+
+/// Decodes `%XX` escapes (not `+`, which paths keep literally); `None` on bad escapes or non-UTF-8.
+pub fn percent_decode(text: &str) -> Option<String> {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' {
+            let hex = text.get(i + 1..i + 3)?;
+            out.push(u8::from_str_radix(hex, 16).ok()?);
+            i += 3;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).ok()
+}
+
+fn query_param(query: Option<&str>, name: &str) -> Option<String> {
+    form_urlencoded::parse(query?.as_bytes())
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.into_owned())
+}
+
+/// The function named by an invoke path, if the path is one.
+fn invoke_target(method: &Method, path: &str, query: Option<&str>) -> Option<FunctionRef> {
+    if method != Method::POST {
+        return None;
+    }
+    INVOKE_PATHS.iter().find_map(|(prefix, suffix)| {
+        let rest = path.strip_prefix(prefix)?;
+        let rest = rest.strip_suffix('/').unwrap_or(rest);
+        let encoded = rest.strip_suffix(suffix)?;
+        if encoded.is_empty() || encoded.contains('/') {
+            return None;
+        }
+        let name = percent_decode(encoded)?;
+        FunctionRef::parse(&name, query_param(query, "Qualifier").as_deref())
+    })
+}
+
+/// Lambda's REST operations by method and path shape, for the log only.
+fn lambda_operation(method: &Method, path: &str) -> &'static str {
+    let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
+    match (method.as_str(), segments.as_slice()) {
+        ("GET", [_, "functions"]) => "ListFunctions",
+        ("POST", [_, "functions"]) => "CreateFunction",
+        ("GET", [_, "functions", _]) => "GetFunction",
+        ("DELETE", [_, "functions", _]) => "DeleteFunction",
+        ("GET", [_, "functions", _, "configuration"]) => "GetFunctionConfiguration",
+        ("PUT", [_, "functions", _, "configuration"]) => "UpdateFunctionConfiguration",
+        ("PUT", [_, "functions", _, "code"]) => "UpdateFunctionCode",
+        ("GET", [_, "functions", _, "policy"]) => "GetPolicy",
+        ("POST", [_, "functions", _, "policy"]) => "AddPermission",
+        ("DELETE", [_, "functions", _, "policy", _]) => "RemovePermission",
+        ("POST", [_, "functions", _, "versions"]) => "PublishVersion",
+        ("POST", [_, "functions", _, "aliases"]) => "CreateAlias",
+        ("PUT", [_, "functions", _, "aliases", _]) => "UpdateAlias",
+        ("DELETE", [_, "functions", _, "aliases", _]) => "DeleteAlias",
+        _ => "unknown",
+    }
+}
+
+/// Classifies a request. Cheap: no I/O, no parsing beyond the query and a buffered form body.
+pub fn classify(facts: RequestFacts<'_>) -> Operation {
+    let service = facts.service.map(str::to_ascii_lowercase);
+    // Unsigned requests have no scope; Lambda's paths are distinctive enough.
+    let looks_like_lambda = matches!(service.as_deref(), Some("lambda") | None);
+    if looks_like_lambda
+        && let Some(function) = invoke_target(facts.method, facts.path, facts.query)
+    {
+        return Operation::Invoke(function);
+    }
+
+    // awsQuery parameters: the query string, then a form body.
+    let mut params: Vec<(String, String)> = Vec::new();
+    if let Some(query) = facts.query {
+        params.extend(form_urlencoded::parse(query.as_bytes()).into_owned());
+    }
+    if let Some(body) = facts.body
+        && is_form_encoded(facts.headers)
+    {
+        params.extend(form_urlencoded::parse(body).into_owned());
+    }
+    let param = |name: &str| {
+        params
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.clone())
+    };
+    let query_action = param("Action");
+
+    let is_sts = match service.as_deref() {
+        Some(s) => s == "sts",
+        None => param("Version").as_deref() == Some("2011-06-15"),
+    };
+    if is_sts
+        && query_action.as_deref() == Some("AssumeRole")
+        && let Some(role_arn) = param("RoleArn")
+    {
+        return Operation::AssumeRole(AssumeRoleCall {
+            role_arn,
+            session_name: param("RoleSessionName"),
+            external_id: param("ExternalId"),
+            duration_seconds: param("DurationSeconds"),
+            source_identity: param("SourceIdentity"),
+        });
+    }
+
+    let target_operation = facts
+        .headers
+        .get("x-amz-target")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|t| t.rsplit('.').next())
+        .map(str::to_owned);
+    let operation = query_action.or(target_operation).or_else(|| {
+        (service.as_deref() == Some("lambda") || facts.path.starts_with("/20"))
+            .then(|| lambda_operation(facts.method, facts.path).to_owned())
+            .filter(|op| op != "unknown")
+    });
+    let action = match (&service, &operation) {
+        (Some(s), Some(op)) => format!("{s}:{op}"),
+        (Some(s), None) => format!("{s}:unknown"),
+        (None, _) => "unknown".to_owned(),
+    };
+    let op = operation.as_deref().unwrap_or("");
+    let may_change_policies = match service.as_deref() {
+        Some("cloudformation") => true,
+        Some("iam") => !(op.starts_with("Get") || op.starts_with("List")),
+        Some("lambda") => !matches!(*facts.method, Method::GET | Method::HEAD),
+        _ => false,
+    };
+    Operation::Other(OtherCall {
+        action,
+        may_change_policies,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use hyper::header::HeaderValue;
+    use rstest::rstest;
+
+    use super::*;
+
+    fn facts<'a>(
+        method: &'a Method,
+        path: &'a str,
+        query: Option<&'a str>,
+        headers: &'a HeaderMap,
+        service: Option<&'a str>,
+        body: Option<&'a [u8]>,
+    ) -> RequestFacts<'a> {
+        RequestFacts {
+            method,
+            path,
+            query,
+            headers,
+            service,
+            body,
+        }
+    }
+
+    fn form_headers() -> HeaderMap {
+        let mut h = HeaderMap::new();
+        h.insert(
+            "content-type",
+            HeaderValue::from_static("application/x-www-form-urlencoded; charset=utf-8"),
+        );
+        h
+    }
+
+    #[test]
+    fn assume_role_from_form_body() {
+        let headers = form_headers();
+        let body = b"Action=AssumeRole&Version=2011-06-15&RoleArn=arn%3Aaws%3Aiam%3A%3A111111111111%3Arole%2Fservicenow-invoke&RoleSessionName=s1&ExternalId=ext%2B1&DurationSeconds=900&SourceIdentity=alice";
+        let op = classify(facts(
+            &Method::POST,
+            "/",
+            None,
+            &headers,
+            Some("sts"),
+            Some(body),
+        ));
+        assert_eq!(
+            op,
+            Operation::AssumeRole(AssumeRoleCall {
+                role_arn: "arn:aws:iam::111111111111:role/servicenow-invoke".into(),
+                session_name: Some("s1".into()),
+                external_id: Some("ext+1".into()),
+                duration_seconds: Some("900".into()),
+                source_identity: Some("alice".into()),
+            })
+        );
+    }
+
+    #[test]
+    fn assume_role_from_query_without_optional_params() {
+        let headers = HeaderMap::new();
+        let op = classify(facts(
+            &Method::GET,
+            "/",
+            Some(
+                "Action=AssumeRole&Version=2011-06-15&RoleArn=arn:aws:iam::1:role/r&RoleSessionName=s",
+            ),
+            &headers,
+            None,
+            None,
+        ));
+        let Operation::AssumeRole(call) = op else {
+            panic!("not classified as AssumeRole: {op:?}")
+        };
+        assert_eq!(call.external_id, None);
+        assert_eq!(call.duration_seconds, None);
+    }
+
+    #[test]
+    fn form_body_is_ignored_without_form_content_type() {
+        let op = classify(facts(
+            &Method::POST,
+            "/",
+            None,
+            &HeaderMap::new(),
+            Some("sts"),
+            Some(b"Action=AssumeRole&RoleArn=arn:aws:iam::1:role/r"),
+        ));
+        assert!(matches!(op, Operation::Other(_)), "{op:?}");
+    }
+
+    #[test]
+    fn assume_role_without_role_arn_is_left_to_sts() {
+        let headers = form_headers();
+        let op = classify(facts(
+            &Method::POST,
+            "/",
+            None,
+            &headers,
+            Some("sts"),
+            Some(b"Action=AssumeRole&RoleSessionName=s"),
+        ));
+        assert_eq!(
+            op,
+            Operation::Other(OtherCall {
+                action: "sts:AssumeRole".into(),
+                may_change_policies: false
+            })
+        );
+    }
+
+    fn function(
+        region: Option<&str>,
+        account: Option<&str>,
+        name: &str,
+        q: Option<&str>,
+    ) -> Operation {
+        Operation::Invoke(FunctionRef {
+            region: region.map(Into::into),
+            account: account.map(Into::into),
+            name: name.into(),
+            qualifier: q.map(Into::into),
+        })
+    }
+
+    #[rstest]
+    #[case::plain_name(
+        "/2015-03-31/functions/servicenow-alert/invocations",
+        None,
+        function(None, None, "servicenow-alert", None)
+    )]
+    #[case::full_arn(
+        "/2015-03-31/functions/arn%3Aaws%3Alambda%3Aus-east-1%3A111111111111%3Afunction%3Aservicenow-alert/invocations",
+        None,
+        function(Some("us-east-1"), Some("111111111111"), "servicenow-alert", None)
+    )]
+    #[case::full_arn_with_qualifier(
+        "/2015-03-31/functions/arn%3Aaws%3Alambda%3Aeu-west-1%3A111111111111%3Afunction%3Af%3Aprod/invocations",
+        None,
+        function(Some("eu-west-1"), Some("111111111111"), "f", Some("prod"))
+    )]
+    #[case::partial_arn(
+        "/2015-03-31/functions/111111111111%3Afunction%3Af/invocations",
+        None,
+        function(None, Some("111111111111"), "f", None)
+    )]
+    #[case::qualifier_param(
+        "/2015-03-31/functions/f/invocations",
+        Some("Qualifier=7"),
+        function(None, None, "f", Some("7"))
+    )]
+    #[case::name_with_qualifier(
+        "/2015-03-31/functions/f%3Alive/invocations",
+        None,
+        function(None, None, "f", Some("live"))
+    )]
+    #[case::latest_is_unqualified(
+        "/2015-03-31/functions/f/invocations",
+        Some("Qualifier=%24LATEST"),
+        function(None, None, "f", None)
+    )]
+    #[case::invoke_async(
+        "/2014-11-13/functions/f/invoke-async/",
+        None,
+        function(None, None, "f", None)
+    )]
+    #[case::response_stream(
+        "/2021-11-15/functions/f/response-streaming-invocations",
+        None,
+        function(None, None, "f", None)
+    )]
+    fn invoke_paths(#[case] path: &str, #[case] query: Option<&str>, #[case] expected: Operation) {
+        let headers = HeaderMap::new();
+        assert_eq!(
+            classify(facts(
+                &Method::POST,
+                path,
+                query,
+                &headers,
+                Some("lambda"),
+                None
+            )),
+            expected
+        );
+    }
+
+    #[rstest]
+    #[case::create_function(
+        Method::POST,
+        "/2015-03-31/functions",
+        Some("lambda"),
+        "lambda:CreateFunction",
+        true
+    )]
+    #[case::add_permission(
+        Method::POST,
+        "/2015-03-31/functions/f/policy",
+        Some("lambda"),
+        "lambda:AddPermission",
+        true
+    )]
+    #[case::get_policy(
+        Method::GET,
+        "/2015-03-31/functions/f/policy",
+        Some("lambda"),
+        "lambda:GetPolicy",
+        false
+    )]
+    #[case::get_invocations_is_not_invoke(
+        Method::GET,
+        "/2015-03-31/functions/f/invocations",
+        Some("lambda"),
+        "lambda:unknown",
+        false
+    )]
+    #[case::bad_function_name(
+        Method::POST,
+        "/2015-03-31/functions/a%3Ab%3Ac%3Ad%3Ae/invocations",
+        Some("lambda"),
+        "lambda:unknown",
+        true
+    )]
+    #[case::s3_object(Method::PUT, "/bucket/key", Some("s3"), "s3:unknown", false)]
+    #[case::unsigned(Method::GET, "/_localstack/health", None, "unknown", false)]
+    fn rest_operations(
+        #[case] method: Method,
+        #[case] path: &str,
+        #[case] service: Option<&str>,
+        #[case] action: &str,
+        #[case] may_change_policies: bool,
+    ) {
+        let headers = HeaderMap::new();
+        assert_eq!(
+            classify(facts(&method, path, None, &headers, service, None)),
+            Operation::Other(OtherCall {
+                action: action.into(),
+                may_change_policies
+            })
+        );
+    }
+
+    #[rstest]
+    #[case::iam_read("iam", "Action=GetRole&RoleName=r", "iam:GetRole", false)]
+    #[case::iam_list(
+        "iam",
+        "Action=ListRolePolicies&RoleName=r",
+        "iam:ListRolePolicies",
+        false
+    )]
+    #[case::iam_write("iam", "Action=PutRolePolicy&RoleName=r", "iam:PutRolePolicy", true)]
+    #[case::iam_trust_update(
+        "iam",
+        "Action=UpdateAssumeRolePolicy",
+        "iam:UpdateAssumeRolePolicy",
+        true
+    )]
+    #[case::cloudformation_poll(
+        "cloudformation",
+        "Action=DescribeStacks",
+        "cloudformation:DescribeStacks",
+        true
+    )]
+    #[case::sts_identity(
+        "sts",
+        "Action=GetCallerIdentity&Version=2011-06-15",
+        "sts:GetCallerIdentity",
+        false
+    )]
+    #[case::ec2("ec2", "Action=CreateSecurityGroup", "ec2:CreateSecurityGroup", false)]
+    fn query_operations(
+        #[case] service: &str,
+        #[case] body: &str,
+        #[case] action: &str,
+        #[case] may_change_policies: bool,
+    ) {
+        let headers = form_headers();
+        assert_eq!(
+            classify(facts(
+                &Method::POST,
+                "/",
+                None,
+                &headers,
+                Some(service),
+                Some(body.as_bytes())
+            )),
+            Operation::Other(OtherCall {
+                action: action.into(),
+                may_change_policies
+            })
+        );
+    }
+
+    #[test]
+    fn json_protocol_names_the_target() {
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            "x-amz-target",
+            HeaderValue::from_static("Logs_20140328.PutLogEvents"),
+        );
+        assert_eq!(
+            classify(facts(
+                &Method::POST,
+                "/",
+                None,
+                &headers,
+                Some("logs"),
+                None
+            )),
+            Operation::Other(OtherCall {
+                action: "logs:PutLogEvents".into(),
+                may_change_policies: false
+            })
+        );
+    }
+
+    #[rstest]
+    #[case::plain("f", "arn:aws:lambda:us-west-2:222222222222:function:f")]
+    #[case::partial(
+        "111111111111:function:f",
+        "arn:aws:lambda:us-west-2:111111111111:function:f"
+    )]
+    #[case::full(
+        "arn:aws:lambda:eu-west-1:111111111111:function:f:3",
+        "arn:aws:lambda:eu-west-1:111111111111:function:f:3"
+    )]
+    fn function_arns(#[case] name: &str, #[case] arn: &str) {
+        let function = FunctionRef::parse(name, None).expect("valid name");
+        assert_eq!(function.arn("222222222222", "us-west-2"), arn);
+    }
+
+    #[rstest]
+    #[case::empty("")]
+    #[case::bad_account("12345:function:f")]
+    #[case::not_lambda("arn:aws:s3:us-east-1:111111111111:function:f")]
+    #[case::slash_in_name("a/b")]
+    fn invalid_function_names(#[case] name: &str) {
+        assert_eq!(FunctionRef::parse(name, None), None);
+    }
+
+    #[rstest]
+    #[case::arn("arn%3Aaws%3Alambda", Some("arn:aws:lambda"))]
+    #[case::plus_stays("a+b", Some("a+b"))]
+    #[case::truncated_escape("a%3", None)]
+    #[case::bad_hex("%zz", None)]
+    fn percent_decoding(#[case] text: &str, #[case] expected: Option<&str>) {
+        assert_eq!(percent_decode(text).as_deref(), expected);
+    }
+}
