@@ -312,6 +312,8 @@ impl State {
         response: &Response<ProxyBody>,
     ) {
         let overhead = self.record_overhead(started.elapsed().saturating_sub(upstream));
+        // The record is about the request, so it carries its arrival time.
+        record.time_ms = now_ms().saturating_sub(started.elapsed().as_millis() as u64);
         record.status = Some(response.status().as_u16());
         record.overhead_us = Some(overhead);
         match record.decision {
