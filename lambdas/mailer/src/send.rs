@@ -209,16 +209,25 @@ impl Mailer {
         end: Instant,
     ) -> Result<(Vec<String>, Vec<RejectedRecipient>), Failure> {
         let end = TokioInstant::from_std(end);
-        let remaining = end.saturating_duration_since(TokioInstant::now());
+        let stream = timeout_at(
+            end,
+            tokio::net::TcpStream::connect((self.config.host.as_str(), self.config.port)),
+        )
+        .await
+        .map_err(|_| Failure::Timeout)?
+        .map_err(|e| Failure::Transient {
+            code: None,
+            reason: format!("cannot connect to {}: {e}", self.config.server()),
+        })?;
+        // lettre writes the body and the closing "." in separate writes; with Nagle's
+        // algorithm the second waits for the server's delayed ACK, 40 ms per message.
+        stream.set_nodelay(true).map_err(|e| Failure::Transient {
+            code: None,
+            reason: format!("cannot configure the connection: {e}"),
+        })?;
         let mut connection = timeout_at(
             end,
-            AsyncSmtpConnection::connect_tokio1(
-                (self.config.host.as_str(), self.config.port),
-                Some(remaining),
-                &self.hello,
-                None,
-                None,
-            ),
+            AsyncSmtpConnection::connect_with_transport(Box::new(stream), &self.hello),
         )
         .await
         .map_err(|_| Failure::Timeout)?
