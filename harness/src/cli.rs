@@ -53,11 +53,21 @@ pub enum Command {
     Down,
     /// Build both lambdas as `bootstrap` zips (the provided.al2023 layout).
     Package(PackageArgs),
+    /// IAM: explain the deployed chain's permissions without invoking anything.
+    #[command(subcommand)]
+    Iam(IamCommand),
     /// Measure: emulator start, four-stack deploy, first and warm chain invokes.
     Bench(BenchArgs),
     /// Run scenario files: bring the system up (or reuse a running `harness up`),
     /// deploy once per distinct set of overrides, check every expectation.
     Run(RunArgs),
+}
+
+/// `harness iam` commands.
+#[derive(Debug, Subcommand)]
+pub enum IamCommand {
+    /// Print, hop by hop, whether the deployed chain would be allowed and why.
+    Explain,
 }
 
 /// Options of `harness bench`.
@@ -132,6 +142,11 @@ pub struct SystemArgs {
     /// The cargo profile the lambdas are built with.
     #[arg(long, default_value = "dev", env = "HARNESS_PROFILE")]
     pub profile: String,
+    /// IAM enforcement by the gateway in front of the emulator: `enforce`
+    /// denies what AWS would deny, `audit` forwards but records it, `off`
+    /// runs no gateway (LocalStack's free edition checks no IAM at all).
+    #[arg(long, value_enum, default_value = "enforce", env = "HARNESS_IAM")]
+    pub iam: crate::gateway::Mode,
 }
 
 /// Options of `harness invoke`.
@@ -182,6 +197,7 @@ impl SystemArgs {
             work_dir,
             spool: true,
             skip_first_invoke: false,
+            iam: self.iam,
             quiet,
         })
     }
@@ -214,6 +230,7 @@ pub async fn run(cli: Cli) -> Result<std::process::ExitCode> {
         Command::Package(args) => package_cmd(&args, cli.json),
         Command::Run(args) => run_cmd(&args, &work_dir, cli.json).await,
         Command::Bench(args) => bench_cmd(&args, &work_dir, cli.json).await,
+        Command::Iam(IamCommand::Explain) => iam_explain(&work_dir, cli.json).await,
     }
 }
 
@@ -244,7 +261,10 @@ async fn up(args: &SystemArgs, work_dir: &Path, json: bool) -> Result<std::proce
         pid: std::process::id(),
         emulator_pgid: system.emulator.pgid(),
         backend: system.emulator.backend(),
-        endpoint: system.emulator.endpoint().to_string(),
+        endpoint: system.endpoint(),
+        emulator_endpoint: system.emulator.endpoint().to_string(),
+        iam: options.iam,
+        iam_log: system.iam_log.clone(),
         smtp: system.capture.addr().to_string(),
         mail_spool: work_dir.join("mail"),
         accounts: options.accounts.clone(),
@@ -278,6 +298,15 @@ fn print_up(state: &State) {
     let t = &state.timings;
     println!("harness is up ({:?} backend)", state.backend);
     println!("  endpoint        {}", state.endpoint);
+    match &state.iam_log {
+        Some(log) => println!(
+            "  iam             {} by the gateway in front of {} (decisions in {})",
+            state.iam,
+            state.emulator_endpoint,
+            log.display()
+        ),
+        None => println!("  iam             off: no gateway, nothing is checked"),
+    }
     println!(
         "  smtp capture    {} (spool {})",
         state.smtp,
@@ -329,10 +358,18 @@ async fn invoke_cmd(
     let emails = Mailbox::Spool(state.mail_spool.clone())
         .emails_of(&trace_id, at_least, wait)
         .await;
+    let decisions = state
+        .iam_log
+        .as_deref()
+        .map(|log| invoke::decisions_of(log, &trace_id))
+        .unwrap_or_default();
     if json {
-        print_json(&invoke_json(&outcome, &emails));
+        let mut value = invoke_json(&outcome, &emails);
+        value["iam"] = serde_json::to_value(&decisions).unwrap_or_default();
+        print_json(&value);
     } else {
         print_invoke(&outcome, &emails);
+        print_chain(&state, &decisions, &emails);
     }
     Ok(match outcome.status {
         invoke::CallStatus::Success => std::process::ExitCode::SUCCESS,
@@ -409,6 +446,74 @@ fn print_invoke(outcome: &CallOutcome, emails: &[CapturedEmail]) {
         println!("{}", email.text.trim_end());
         println!();
     }
+}
+
+/// Letters for the two accounts, as the decision chain shows them.
+fn account_letters(accounts: &Accounts) -> std::collections::BTreeMap<String, String> {
+    [
+        (accounts.callee.clone(), "A".to_string()),
+        (accounts.caller.clone(), "B".to_string()),
+    ]
+    .into()
+}
+
+fn print_chain(
+    state: &State,
+    decisions: &[crate::gateway::DecisionRecord],
+    emails: &[CapturedEmail],
+) {
+    if state.iam_log.is_none() {
+        println!("--- iam: off (no gateway; LocalStack checked nothing)");
+        return;
+    }
+    println!("--- iam ({})", state.iam);
+    let chain = crate::gateway::format_chain(decisions, &account_letters(&state.accounts));
+    if chain.trim().is_empty() {
+        println!("(no evaluated request carried this call's trace id)");
+    } else {
+        println!("{}", chain.trim_end());
+    }
+    if !emails.is_empty() {
+        println!(
+            "  → SMTP 250 ({} email{})",
+            emails.len(),
+            if emails.len() == 1 { "" } else { "s" }
+        );
+    }
+}
+
+async fn iam_explain(work_dir: &Path, json: bool) -> Result<std::process::ExitCode> {
+    let state = State::read(work_dir)?;
+    let hops = crate::gateway::explain(
+        &state.emulator_endpoint,
+        &state.deployment.caller_function_arn,
+    )
+    .await?;
+    let allowed = hops.iter().all(|h| h.allowed);
+    if json {
+        print_json(&json!({
+            "allowed": allowed,
+            "hops": hops.iter().map(|h| h.to_record()).collect::<Vec<_>>(),
+        }));
+    } else {
+        print!(
+            "{}",
+            crate::gateway::format_explanation(&hops, &account_letters(&state.accounts))
+        );
+        println!(
+            "{}",
+            if allowed {
+                "the chain would be allowed"
+            } else {
+                "the chain would be denied"
+            }
+        );
+    }
+    Ok(if allowed {
+        std::process::ExitCode::SUCCESS
+    } else {
+        std::process::ExitCode::from(1)
+    })
 }
 
 async fn deploy_cmd(work_dir: &Path, json: bool) -> Result<std::process::ExitCode> {
@@ -648,14 +753,20 @@ async fn run_cmd(args: &RunArgs, work_dir: &Path, json: bool) -> Result<std::pro
     })
 }
 
-async fn bench_cmd(args: &BenchArgs, work_dir: &Path, json: bool) -> Result<std::process::ExitCode> {
+async fn bench_cmd(
+    args: &BenchArgs,
+    work_dir: &Path,
+    json: bool,
+) -> Result<std::process::ExitCode> {
     let mut options = args
         .system
         .up_options(work_dir.with_file_name("harness-bench"), json)?;
     options.smtp.set_port(0);
     // Warm the venv first: its one-time creation is not part of the start time.
     tokio::task::spawn_blocking(move || crate::emulator::venv::ensure(json)).await??;
-    let system = System::up(&options).await.context("bringing the system up failed")?;
+    let system = System::up(&options)
+        .await
+        .context("bringing the system up failed")?;
     let payload = crate::system::warm_up_payload(&options.allowed_domains);
     let mut samples = Vec::with_capacity(args.iterations);
     for _ in 0..args.iterations {
@@ -675,8 +786,11 @@ async fn bench_cmd(args: &BenchArgs, work_dir: &Path, json: bool) -> Result<std:
     }
     let stats = LatencyStats::of(&mut samples);
     let t = &system.timings;
+    let overhead = system.gateway.as_ref().map(|g| g.overhead());
     if json {
         print_json(&json!({
+            "iam": options.iam.to_string(),
+            "gateway_overhead_us": overhead.map(|o| json!({"requests": o.requests, "median": o.median_us, "p90": o.p90_us, "max": o.max_us})),
             "emulator_ready_ms": t.emulator_start_ms,
             "deploy_four_stacks_ms": t.deploy_ms,
             "first_invoke_ms": t.first_invoke_ms,
@@ -684,7 +798,10 @@ async fn bench_cmd(args: &BenchArgs, work_dir: &Path, json: bool) -> Result<std:
             "profile": options.profile,
         }));
     } else {
-        println!("emulator ready (warm cache)   {:>8} ms", t.emulator_start_ms);
+        println!(
+            "emulator ready (warm cache)   {:>8} ms",
+            t.emulator_start_ms
+        );
         println!("four stacks deployed          {:>8} ms", t.deploy_ms);
         println!(
             "first invoke (cold chain)     {:>8} ms",
@@ -698,7 +815,10 @@ async fn bench_cmd(args: &BenchArgs, work_dir: &Path, json: bool) -> Result<std:
             stats.min,
             stats.max
         );
-        println!("(caller → STS → callee → SMTP; lambdas built with profile {})", options.profile);
+        println!(
+            "(caller → STS → callee → SMTP; lambdas built with profile {})",
+            options.profile
+        );
     }
     Ok(std::process::ExitCode::SUCCESS)
 }
@@ -752,6 +872,7 @@ async fn target_from_state(
     let artifacts = tokio::task::spawn_blocking(move || package::build(&build)).await??;
     Ok(crate::runner::Target {
         endpoint: state.endpoint.clone(),
+        iam_log: state.iam_log.clone(),
         clients: Clients {
             callee_account: aws::account_config(&state.endpoint, &state.accounts.callee).await,
             caller_account: aws::account_config(&state.endpoint, &state.accounts.caller).await,

@@ -231,7 +231,15 @@ pub async fn call(clients: &Clients, deployment: &Deployment, call: &Call) -> Ca
         }
     }
     if call.via == Via::Caller && call.invocation != Invocation::DryRun {
-        let logs = callee_logs(&clients.callee_account, deployment, started_wall).await;
+        let logs = invocations_of(
+            &group_logs(
+                &clients.callee_account,
+                &deployment.callee_log_group,
+                started_wall,
+            )
+            .await,
+            &call.trace_id,
+        );
         if !logs.is_empty() {
             outcome
                 .logs
@@ -243,7 +251,7 @@ pub async fn call(clients: &Clients, deployment: &Deployment, call: &Call) -> Ca
             Via::Caller => (&clients.caller_account, &deployment.caller_log_group),
             Via::Callee => (&clients.callee_account, &deployment.callee_log_group),
         };
-        let logs = group_logs(sdk, group, started_wall).await;
+        let logs = invocations_of(&group_logs(sdk, group, started_wall).await, &call.trace_id);
         if !logs.is_empty() {
             outcome.logs.insert(entry_name, logs);
         }
@@ -266,8 +274,30 @@ pub fn classify_service_error(code: Option<&str>) -> CallStatus {
     }
 }
 
-async fn callee_logs(sdk: &SdkConfig, deployment: &Deployment, since: SystemTime) -> String {
-    group_logs(sdk, &deployment.callee_log_group, since).await
+/// The invocations (START … REPORT blocks) in a log group's text that belong
+/// to the call tagged `trace`: those with a line naming its trace root. Other
+/// calls' invocations, from concurrent scenarios, are left out.
+pub fn invocations_of(logs: &str, trace: &str) -> String {
+    let root = trace_root(trace);
+    let mut kept = Vec::new();
+    let mut block: Vec<&str> = Vec::new();
+    let flush = |block: &mut Vec<&str>, kept: &mut Vec<String>| {
+        if block.iter().any(|l| l.contains(root)) {
+            kept.push(block.join("\n"));
+        }
+        block.clear();
+    };
+    for line in logs.lines() {
+        if line.starts_with("START RequestId:") {
+            flush(&mut block, &mut kept);
+        }
+        block.push(line);
+        if line.starts_with("REPORT RequestId:") {
+            flush(&mut block, &mut kept);
+        }
+    }
+    flush(&mut block, &mut kept);
+    kept.join("\n")
 }
 
 /// Log lines a function wrote to its group since `since` (a little slack for clocks).
@@ -292,6 +322,25 @@ async fn group_logs(sdk: &SdkConfig, group: &str, since: SystemTime) -> String {
         .map(|m| m.trim_end().to_string())
         .collect::<Vec<_>>()
         .join("\n")
+}
+
+/// The gateway's decisions for the call tagged `trace`, read from its log.
+pub fn decisions_of(log: &std::path::Path, trace: &str) -> Vec<crate::gateway::DecisionRecord> {
+    // The gateway logs the root's value without its `Root=` key.
+    let root = trace_root(trace).trim_start_matches("Root=");
+    let mut records: Vec<_> = crate::gateway::read_log(log)
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|r| {
+            r.trace_root
+                .as_deref()
+                .is_some_and(|t| trace_root(t).trim_start_matches("Root=") == root)
+        })
+        .collect();
+    // Records are written when each response returns, so inner hops come
+    // first; arrival order is the chain's order.
+    records.sort_by_key(|r| r.time_ms);
+    records
 }
 
 /// Where a call's emails are read from.
@@ -376,6 +425,47 @@ mod tests {
             raw: vec![],
         };
         assert_eq!(email_of(&email, "Root=1-abc-def;Sampled=0"), expected);
+    }
+
+    #[test]
+    fn only_the_invocations_of_this_trace_are_kept() {
+        let logs = "START RequestId: a Version: $LATEST\n\
+                    INFO handle{xrayTraceId=\"Root=1-aaa-111;Parent=9\"}: sent\n\
+                    END RequestId: a\n\
+                    REPORT RequestId: a\tDuration: 4 ms\n\
+                    START RequestId: b Version: $LATEST\n\
+                    INFO handle{xrayTraceId=\"Root=1-bbb-222;Parent=8\"}: sent\n\
+                    END RequestId: b\n\
+                    REPORT RequestId: b\tDuration: 5 ms";
+
+        let kept = invocations_of(logs, "Root=1-bbb-222;Sampled=0");
+
+        assert!(kept.starts_with("START RequestId: b"), "{kept}");
+        assert!(kept.ends_with("Duration: 5 ms"), "{kept}");
+        assert!(!kept.contains("RequestId: a"), "{kept}");
+    }
+
+    #[test]
+    fn decisions_are_matched_on_the_trace_root_value() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("iam.jsonl");
+        let record = |root: &str| {
+            serde_json::json!({"time_ms": 1, "trace_root": root, "principal": null,
+                "action": "sts:AssumeRole", "resource": null, "decision": "allow",
+                "reason": "allowed", "explanation": "ALLOW", "deciding": [],
+                "status": 200, "overhead_us": 1})
+            .to_string()
+        };
+        std::fs::write(
+            &log,
+            format!("{}\n{}\n", record("1-abc-def"), record("1-abc-xyz")),
+        )
+        .unwrap();
+
+        let found = decisions_of(&log, "Root=1-abc-def;Sampled=0");
+
+        assert_eq!(found.len(), 1);
+        assert_eq!(found[0].trace_root.as_deref(), Some("1-abc-def"));
     }
 
     #[rstest]

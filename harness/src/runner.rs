@@ -15,6 +15,7 @@ use tokio::sync::Semaphore;
 use crate::{
     deploy::{self, DeployConfig, Deployment},
     error::HarnessError,
+    gateway::{self, DecisionRecord},
     invoke::{self, Call, CallStatus, Clients, Invocation, Mailbox, Via},
     package::Artifacts,
     smtp::CapturedEmail,
@@ -26,6 +27,8 @@ use crate::{
 pub struct Target {
     /// The AWS endpoint.
     pub endpoint: String,
+    /// The IAM gateway's decision log, when a gateway runs.
+    pub iam_log: Option<PathBuf>,
     /// SDK configs of both accounts.
     pub clients: Clients,
     /// Where emails are read from.
@@ -180,6 +183,11 @@ pub async fn run_one(target: &Target, deployment: &Deployment, scenario: &Scenar
         .emails_of(&trace_id, expected.max(1), wait)
         .await;
     emails.sort_by_key(|e| e.seq);
+    let iam = target
+        .iam_log
+        .as_deref()
+        .map(|log| invoke::decisions_of(log, &trace_id))
+        .unwrap_or_default();
 
     Outcome {
         status: match call.status {
@@ -194,9 +202,26 @@ pub async fn run_one(target: &Target, deployment: &Deployment, scenario: &Scenar
         response: call.response,
         emails: emails.iter().map(to_outcome_email).collect(),
         logs: call.logs,
-        iam: Vec::new(),
+        iam: iam.iter().filter_map(to_outcome_decision).collect(),
         duration: started.elapsed(),
     }
+}
+
+/// Evaluated decisions only: a request the gateway did not evaluate was not checked.
+fn to_outcome_decision(record: &DecisionRecord) -> Option<scenario::IamDecision> {
+    let decision = match record.decision {
+        gateway::Verdict::Allow => scenario::Decision::Allow,
+        // Audit mode: AWS would have denied it.
+        gateway::Verdict::Deny | gateway::Verdict::WouldDeny => scenario::Decision::Deny,
+        gateway::Verdict::NotEvaluated | gateway::Verdict::Error => return None,
+    };
+    Some(scenario::IamDecision {
+        principal: record.principal.clone().unwrap_or_default(),
+        action: record.action.clone(),
+        resource: record.resource.clone().unwrap_or_default(),
+        decision,
+        explanation: record.explanation.clone(),
+    })
 }
 
 fn to_outcome_email(email: &CapturedEmail) -> ExpectedShapeEmail {

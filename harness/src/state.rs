@@ -22,8 +22,14 @@ pub struct State {
     pub emulator_pgid: Option<i32>,
     /// The backend.
     pub backend: Backend,
-    /// The AWS endpoint clients should use.
+    /// The AWS endpoint clients should use (the IAM gateway, when one runs).
     pub endpoint: String,
+    /// The emulator's own endpoint, behind the gateway.
+    pub emulator_endpoint: String,
+    /// The IAM gateway's mode.
+    pub iam: crate::gateway::Mode,
+    /// The gateway's decision log.
+    pub iam_log: Option<PathBuf>,
     /// The SMTP capture address.
     pub smtp: String,
     /// Where captured emails are spooled.
@@ -105,6 +111,9 @@ mod tests {
             emulator_pgid: None,
             backend: Backend::Host,
             endpoint: "http://127.0.0.1:4566".into(),
+            emulator_endpoint: "http://127.0.0.1:4567".into(),
+            iam: crate::gateway::Mode::Enforce,
+            iam_log: None,
             smtp: "127.0.0.1:2525".into(),
             mail_spool: dir.path().join("mail"),
             accounts: Accounts::default(),

@@ -15,6 +15,7 @@ use crate::{
     deploy::{self, Accounts, DeployConfig, Deployment},
     emulator::{Backend, Emulator, EmulatorOptions},
     error::HarnessError,
+    gateway::{Gateway, GatewayConfig, GatewayHandle, Mode},
     invoke::{self, Call, CallOutcome, Clients, Invocation, Mailbox, Via},
     package::{self, Artifacts, BuildOptions},
     smtp::{CaptureConfig, CapturedEmail, MailCapture},
@@ -49,6 +50,8 @@ pub struct UpOptions {
     pub spool: bool,
     /// Skip the warm-up call.
     pub skip_first_invoke: bool,
+    /// The IAM gateway's mode; `Off` runs no gateway at all.
+    pub iam: Mode,
     /// Suppress progress output.
     pub quiet: bool,
 }
@@ -70,6 +73,7 @@ impl UpOptions {
             work_dir,
             spool: false,
             skip_first_invoke: false,
+            iam: Mode::Enforce,
             quiet: false,
         }
     }
@@ -92,6 +96,10 @@ pub struct Timings {
 pub struct System {
     /// The emulator.
     pub emulator: Emulator,
+    /// The IAM gateway in front of it, unless `--iam off`.
+    pub gateway: Option<GatewayHandle>,
+    /// Where the gateway logs its decisions.
+    pub iam_log: Option<PathBuf>,
     /// The SMTP capture server.
     pub capture: MailCapture,
     /// The default deployment.
@@ -145,19 +153,58 @@ impl System {
             .map_err(|e| HarnessError::Build(e.to_string()))??;
         let build_ms = ms(build_started.elapsed());
 
+        // With the IAM gateway, it takes the public port and LocalStack a private
+        // one; every client, the lambdas included, goes through the gateway.
+        let with_gateway = options.iam != Mode::Off;
+        let emulator_gateway = if with_gateway && options.backend == Backend::Host {
+            SocketAddr::from(([127, 0, 0, 1], free_port()?))
+        } else {
+            options.gateway
+        };
+        let public = if options.backend == Backend::Host {
+            options.gateway
+        } else {
+            SocketAddr::from(([127, 0, 0, 1], 0))
+        };
+        if with_gateway && options.backend == Backend::Host {
+            // Fail fast, naming the public port, before LocalStack starts.
+            drop(std::net::TcpListener::bind(public).map_err(|source| {
+                HarnessError::PortInUse {
+                    what: "the IAM gateway",
+                    port: public.port(),
+                    source,
+                }
+            })?);
+        }
         let emulator = Emulator::start(&EmulatorOptions {
             backend: options.backend,
-            gateway: options.gateway,
+            gateway: emulator_gateway,
             endpoint: options.endpoint.clone(),
             image: options.image.clone(),
             runtime_shim: artifacts.runtime_shim.clone().unwrap_or_default(),
             work_dir: options.work_dir.clone(),
-            lambda_endpoint: None,
+            lambda_endpoint: (with_gateway && options.backend == Backend::Host)
+                .then(|| format!("http://{public}")),
             quiet: options.quiet,
         })
         .await?;
+        let iam_log = with_gateway.then(|| options.work_dir.join("iam-decisions.jsonl"));
+        let gateway = if with_gateway {
+            if let Some(log) = &iam_log {
+                let _ = std::fs::remove_file(log);
+            }
+            let mut config = GatewayConfig::new(public, emulator.endpoint());
+            config.mode = options.iam;
+            config.log_file = iam_log.clone();
+            Some(Gateway::start(config).await?)
+        } else {
+            None
+        };
         let emulator_start_ms = ms(emulator.started_in);
-        let endpoint = emulator.endpoint().to_string();
+        let endpoint = match &gateway {
+            Some(g) => g.url(),
+            None => emulator.endpoint().to_string(),
+        };
 
         let deploy_config = DeployConfig {
             accounts: options.accounts.clone(),
@@ -182,6 +229,8 @@ impl System {
         };
         let mut system = Self {
             emulator,
+            gateway,
+            iam_log,
             capture,
             deployment,
             clients,
@@ -250,10 +299,19 @@ impl System {
         (outcome, emails)
     }
 
+    /// The AWS endpoint every client uses: the IAM gateway, or the emulator itself.
+    pub fn endpoint(&self) -> String {
+        match &self.gateway {
+            Some(g) => g.url(),
+            None => self.emulator.endpoint().to_string(),
+        }
+    }
+
     /// How the scenario runner reaches this system.
     pub fn target(&self) -> crate::runner::Target {
         crate::runner::Target {
-            endpoint: self.emulator.endpoint().to_string(),
+            endpoint: self.endpoint(),
+            iam_log: self.iam_log.clone(),
             clients: self.clients.clone(),
             mailbox: self.mailbox(),
             deployment: self.deployment.clone(),
@@ -271,8 +329,15 @@ impl System {
         let mut config = self.deploy_config.clone();
         config.suffix = Some(suffix.to_string());
         config.overrides = overrides;
-        deploy::deploy(self.emulator.endpoint(), &self.artifacts, &config).await
+        deploy::deploy(&self.endpoint(), &self.artifacts, &config).await
     }
+}
+
+/// A free loopback port (closed again before its user binds it).
+fn free_port() -> Result<u16, HarnessError> {
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port())
 }
 
 /// A valid payload for the warm-up call; its email goes to a harness address
