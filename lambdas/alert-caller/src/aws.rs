@@ -26,6 +26,11 @@ pub fn sts_client(base: &SdkConfig) -> aws_sdk_sts::Client {
     aws_sdk_sts::Client::new(base)
 }
 
+/// Builds the Lambda client of direct mode, which signs with the function's own identity.
+pub fn own_lambda_client(base: &SdkConfig) -> aws_sdk_lambda::Client {
+    aws_sdk_lambda::Client::new(base)
+}
+
 /// Builds a Lambda client that signs with `credentials` but keeps every other setting
 /// (endpoints, region, retry policy) of `base`.
 pub fn lambda_client(base: &SdkConfig, credentials: Credentials) -> aws_sdk_lambda::Client {

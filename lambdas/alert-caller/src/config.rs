@@ -4,7 +4,8 @@ use std::time::Duration;
 
 use crate::error::ConfigError;
 
-/// Environment variable naming the cross-account role to assume in the callee account.
+/// Environment variable naming the cross-account role to assume in the callee account; unset or
+/// empty selects direct mode.
 pub const TARGET_ROLE_ARN: &str = "TARGET_ROLE_ARN";
 /// Environment variable naming the callee function (name or ARN) to invoke.
 pub const TARGET_FUNCTION_ARN: &str = "TARGET_FUNCTION_ARN";
@@ -46,16 +47,37 @@ impl Default for RetryPolicy {
     }
 }
 
+/// How the invoker gets permission to invoke the callee in the other account.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AccessMode {
+    /// Assume the cross-account role in the callee account, then invoke with its credentials.
+    AssumeRole,
+    /// Invoke with the function's own credentials, authorised by the callee's function policy
+    /// together with this function's identity policy.
+    Direct,
+}
+
+impl AccessMode {
+    /// The mode's name as logged: `assume-role` or `direct`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::AssumeRole => "assume-role",
+            Self::Direct => "direct",
+        }
+    }
+}
+
 /// Everything the invoker needs to know, read from the environment once per cold start.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Config {
-    /// ARN of the role in the callee account that may invoke the callee.
-    pub target_role_arn: String,
+    /// ARN of the role in the callee account that may invoke the callee; `None` for direct mode.
+    pub target_role_arn: Option<String>,
     /// Name or ARN of the callee function.
     pub target_function_arn: String,
-    /// `sts:ExternalId` sent with AssumeRole when the trust policy requires one.
+    /// `sts:ExternalId` sent with AssumeRole when the trust policy requires one (unused in direct mode).
     pub external_id: Option<String>,
-    /// Session name of the assumed role, visible in the callee account's CloudTrail.
+    /// Session name of the assumed role, visible in the callee account's CloudTrail (unused in
+    /// direct mode).
     pub role_session_name: String,
     /// Retry policy for STS and Lambda calls.
     pub retry: RetryPolicy,
@@ -64,6 +86,14 @@ pub struct Config {
 }
 
 impl Config {
+    /// How the invoker reaches the callee: by assuming `target_role_arn` when set, else directly.
+    pub fn access_mode(&self) -> AccessMode {
+        match self.target_role_arn {
+            Some(_) => AccessMode::AssumeRole,
+            None => AccessMode::Direct,
+        }
+    }
+
     /// Reads the configuration from the process environment.
     pub fn from_env() -> Result<Self, ConfigError> {
         Self::from_lookup(|name| std::env::var(name).ok())
@@ -106,7 +136,8 @@ impl Config {
         )?;
 
         Ok(Self {
-            target_role_arn: required(TARGET_ROLE_ARN)?,
+            // Optional: without a role the callee's function policy must name this account.
+            target_role_arn: get(TARGET_ROLE_ARN),
             target_function_arn: required(TARGET_FUNCTION_ARN)?,
             external_id: get(EXTERNAL_ID),
             role_session_name: get(ROLE_SESSION_NAME)
@@ -169,7 +200,7 @@ mod tests {
         assert_eq!(
             config,
             Config {
-                target_role_arn: ROLE.to_owned(),
+                target_role_arn: Some(ROLE.to_owned()),
                 target_function_arn: FUNCTION.to_owned(),
                 external_id: None,
                 role_session_name: "servicenow-invoker".to_owned(),
@@ -209,9 +240,9 @@ mod tests {
     }
 
     #[rstest]
-    #[case::role_arn_is_required(&[(TARGET_FUNCTION_ARN, FUNCTION)], TARGET_ROLE_ARN)]
     #[case::function_arn_is_required(&[(TARGET_ROLE_ARN, ROLE)], TARGET_FUNCTION_ARN)]
-    #[case::empty_counts_as_missing(&[(TARGET_ROLE_ARN, " "), (TARGET_FUNCTION_ARN, FUNCTION)], TARGET_ROLE_ARN)]
+    #[case::function_arn_is_required_in_direct_mode(&[], TARGET_FUNCTION_ARN)]
+    #[case::empty_counts_as_missing(&[(TARGET_ROLE_ARN, ROLE), (TARGET_FUNCTION_ARN, " ")], TARGET_FUNCTION_ARN)]
     #[case::max_attempts_must_be_a_number(&[(TARGET_ROLE_ARN, ROLE), (TARGET_FUNCTION_ARN, FUNCTION), (RETRY_MAX_ATTEMPTS, "three")], RETRY_MAX_ATTEMPTS)]
     #[case::max_attempts_must_be_positive(&[(TARGET_ROLE_ARN, ROLE), (TARGET_FUNCTION_ARN, FUNCTION), (RETRY_MAX_ATTEMPTS, "0")], RETRY_MAX_ATTEMPTS)]
     #[case::backoff_must_be_milliseconds(&[(TARGET_ROLE_ARN, ROLE), (TARGET_FUNCTION_ARN, FUNCTION), (RETRY_INITIAL_BACKOFF_MS, "1.5s")], RETRY_INITIAL_BACKOFF_MS)]
@@ -241,5 +272,22 @@ mod tests {
         let config = Config::from_lookup(lookup).expect("valid config");
 
         assert_eq!(config.external_id, None);
+    }
+
+    #[rstest]
+    #[case::unset_role_means_direct_mode(&[(TARGET_FUNCTION_ARN, FUNCTION)], None, AccessMode::Direct)]
+    #[case::empty_role_means_direct_mode(&[(TARGET_ROLE_ARN, ""), (TARGET_FUNCTION_ARN, FUNCTION)], None, AccessMode::Direct)]
+    #[case::blank_role_means_direct_mode(&[(TARGET_ROLE_ARN, "  "), (TARGET_FUNCTION_ARN, FUNCTION)], None, AccessMode::Direct)]
+    #[case::set_role_means_assume_role_mode(&[(TARGET_ROLE_ARN, ROLE), (TARGET_FUNCTION_ARN, FUNCTION)], Some(ROLE), AccessMode::AssumeRole)]
+    fn target_role_is_optional_and_selects_the_access_mode(
+        #[case] pairs: &[(&str, &str)],
+        #[case] role: Option<&str>,
+        #[case] mode: AccessMode,
+    ) {
+        let config = Config::from_lookup(lookup_in(pairs)).expect("valid config");
+
+        assert_eq!(config.target_role_arn.as_deref(), role);
+        assert_eq!(config.access_mode(), mode);
+        assert_eq!(config.target_function_arn, FUNCTION);
     }
 }

@@ -280,12 +280,12 @@ mod tests {
     #[test]
     fn diagnostic_carries_error_type_and_message() {
         let error = CallerError::Config(ConfigError::Missing {
-            name: "TARGET_ROLE_ARN",
+            name: "TARGET_FUNCTION_ARN",
         });
 
         let diagnostic = Diagnostic::from(error);
 
         assert_eq!(diagnostic.error_type, "ConfigError");
-        assert!(diagnostic.error_message.contains("TARGET_ROLE_ARN"));
+        assert!(diagnostic.error_message.contains("TARGET_FUNCTION_ARN"));
     }
 }

@@ -1,4 +1,5 @@
-//! Assumes the cross-account role and invokes the callee with the assumed credentials.
+//! Invokes the callee in the other account: either with the credentials of an assumed
+//! cross-account role (assume-role mode) or with the function's own credentials (direct mode).
 
 use std::time::{Duration, SystemTime};
 
@@ -12,7 +13,7 @@ use tracing::{info, instrument, warn};
 
 use crate::{
     aws,
-    config::Config,
+    config::{AccessMode, Config, EXTERNAL_ID},
     error::{AwsFault, CalleeFault, CallerError},
 };
 
@@ -32,26 +33,60 @@ impl AssumedSession {
     }
 }
 
+/// Where the Lambda client that invokes the callee gets its credentials.
+enum Access {
+    /// Credentials of `role_arn`, assumed with the function's own identity and cached.
+    AssumeRole {
+        role_arn: String,
+        sts: aws_sdk_sts::Client,
+        // A tokio mutex so that concurrent invocations wait for one AssumeRole instead of each
+        // calling STS when the cache is empty or stale.
+        session: Mutex<Option<AssumedSession>>,
+    },
+    /// The function's own credentials, which the SDK refreshes by itself: no STS call.
+    Direct { lambda: aws_sdk_lambda::Client },
+}
+
 /// Invokes the callee across accounts, reusing assumed credentials across warm invocations.
 pub struct Invoker {
     config: Config,
     base: SdkConfig,
-    sts: aws_sdk_sts::Client,
-    // A tokio mutex so that concurrent invocations wait for one AssumeRole instead of each
-    // calling STS when the cache is empty or stale.
-    session: Mutex<Option<AssumedSession>>,
+    access: Access,
 }
 
 impl Invoker {
-    /// Creates an invoker; `base` supplies endpoints, region, retry policy and the identity
-    /// that calls STS.
+    /// Creates an invoker; `base` supplies endpoints, region, retry policy and the function's own
+    /// identity, which calls STS in assume-role mode and invokes the callee in direct mode.
     pub fn new(config: Config, base: SdkConfig) -> Self {
-        let sts = aws::sts_client(&base);
+        let access = match &config.target_role_arn {
+            Some(role_arn) => Access::AssumeRole {
+                role_arn: role_arn.clone(),
+                sts: aws::sts_client(&base),
+                session: Mutex::new(None),
+            },
+            None => Access::Direct {
+                lambda: aws::own_lambda_client(&base),
+            },
+        };
+        let mode = config.access_mode();
+        info!(
+            mode = %mode.as_str(),
+            function = %config.target_function_arn,
+            role = config.target_role_arn.as_deref().unwrap_or_default(),
+            "invoker configured"
+        );
+        // An external id without a role usually means the deployment meant to assume a role but
+        // lost TARGET_ROLE_ARN; say so rather than silently ignoring it.
+        if mode == AccessMode::Direct && config.external_id.is_some() {
+            warn!(
+                variable = EXTERNAL_ID,
+                "ignored in direct mode: no role is assumed"
+            );
+        }
         Self {
             config,
             base,
-            sts,
-            session: Mutex::new(None),
+            access,
         }
     }
 
@@ -120,9 +155,18 @@ impl Invoker {
         })
     }
 
-    /// Returns the cached Lambda client, assuming the role again when credentials are near expiry.
+    /// Returns the Lambda client to invoke with: the function's own in direct mode, else the
+    /// cached assumed-role one, assuming the role again when its credentials are near expiry.
     async fn lambda_client(&self) -> Result<aws_sdk_lambda::Client, CallerError> {
-        let mut session = self.session.lock().await;
+        let (role_arn, sts, session) = match &self.access {
+            Access::Direct { lambda } => return Ok(lambda.clone()),
+            Access::AssumeRole {
+                role_arn,
+                sts,
+                session,
+            } => (role_arn, sts, session),
+        };
+        let mut session = session.lock().await;
         let now = SystemTime::now();
         if let Some(cached) = session
             .as_ref()
@@ -130,18 +174,21 @@ impl Invoker {
         {
             return Ok(cached.lambda.clone());
         }
-        let fresh = self.assume_role().await?;
+        let fresh = self.assume_role(sts, role_arn).await?;
         let lambda = fresh.lambda.clone();
         *session = Some(fresh);
         Ok(lambda)
     }
 
-    #[instrument(skip(self), fields(role = %self.config.target_role_arn))]
-    async fn assume_role(&self) -> Result<AssumedSession, CallerError> {
-        let output = self
-            .sts
+    #[instrument(skip(self, sts), fields(role = %role_arn))]
+    async fn assume_role(
+        &self,
+        sts: &aws_sdk_sts::Client,
+        role_arn: &str,
+    ) -> Result<AssumedSession, CallerError> {
+        let output = sts
             .assume_role()
-            .role_arn(&self.config.target_role_arn)
+            .role_arn(role_arn)
             .role_session_name(&self.config.role_session_name)
             .set_external_id(self.config.external_id.clone())
             .send()
@@ -201,9 +248,11 @@ mod tests {
     const STS_DENIAL: &str = "User: arn:aws:sts::222222222222:assumed-role/servicenow-invoker-exec/x is not authorized to perform: sts:AssumeRole on resource: arn:aws:iam::111111111111:role/servicenow-invoke";
     const LAMBDA_DENIAL: &str = "User: arn:aws:sts::111111111111:assumed-role/servicenow-invoke/servicenow-invoker is not authorized to perform: lambda:InvokeFunction on resource: arn:aws:lambda:us-east-1:111111111111:function:servicenow-alert";
 
+    const DIRECT_DENIAL: &str = "User: arn:aws:sts::222222222222:assumed-role/servicenow-invoker-exec/servicenow-invoker is not authorized to perform: lambda:InvokeFunction on resource: arn:aws:lambda:us-east-1:111111111111:function:servicenow-alert because no resource-based policy allows the lambda:InvokeFunction action";
+
     fn config(external_id: Option<&str>) -> Config {
         Config {
-            target_role_arn: ROLE_ARN.to_owned(),
+            target_role_arn: Some(ROLE_ARN.to_owned()),
             target_function_arn: FUNCTION_ARN.to_owned(),
             external_id: external_id.map(str::to_owned),
             role_session_name: "servicenow-invoker".to_owned(),
@@ -292,6 +341,29 @@ mod tests {
             .and(header_regex(
                 "authorization",
                 &format!("Credential={ASSUMED_KEY_ID}/"),
+            ))
+    }
+
+    /// Direct mode: no role to assume, the callee is invoked with the function's own identity.
+    fn direct_config(external_id: Option<&str>) -> Config {
+        Config {
+            target_role_arn: None,
+            ..config(external_id)
+        }
+    }
+
+    /// Any STS call at all (STS's query protocol posts to `/`); direct mode must make none.
+    fn any_sts_request() -> MockBuilder {
+        Mock::given(method("POST")).and(path("/"))
+    }
+
+    /// Lambda Invoke of the target function, signed with the function's own (base) identity.
+    fn own_identity_invoke_request() -> MockBuilder {
+        Mock::given(method("POST"))
+            .and(path(INVOKE_PATH))
+            .and(header_regex(
+                "authorization",
+                &format!("Credential={BASE_KEY_ID}/"),
             ))
     }
 
@@ -650,5 +722,111 @@ mod tests {
             .find(|r| r.url.path() == INVOKE_PATH)
             .expect("invoke request recorded");
         assert!(!invoke.headers.contains_key("x-amzn-trace-id"));
+    }
+
+    #[rstest]
+    #[case::without_external_id(None)]
+    #[case::leftover_external_id_is_ignored(Some("ext-42"))]
+    #[tokio::test]
+    async fn direct_mode_invokes_with_own_credentials_and_never_calls_sts(
+        #[case] external_id: Option<&str>,
+    ) {
+        // Arrange
+        let server = MockServer::start().await;
+        any_sts_request()
+            .respond_with(role_granted(Duration::from_secs(3600)))
+            .expect(0)
+            .mount(&server)
+            .await;
+        own_identity_invoke_request()
+            .and(body_string(ALERT_PAYLOAD))
+            .and(header("x-amz-invocation-type", "RequestResponse"))
+            .respond_with(
+                ResponseTemplate::new(200).set_body_raw(CALLEE_RESPONSE, "application/json"),
+            )
+            .expect(2)
+            .mount(&server)
+            .await;
+        let invoker = invoker(&server, direct_config(external_id));
+
+        // Act: twice, so a warm invocation must not start calling STS either.
+        let first = invoker.handle(event(ALERT_PAYLOAD, None)).await;
+        let second = invoker.handle(event(ALERT_PAYLOAD, None)).await;
+
+        // Assert
+        assert_eq!(first.expect("first callee response").get(), CALLEE_RESPONSE);
+        assert_eq!(
+            second.expect("second callee response").get(),
+            CALLEE_RESPONSE
+        );
+    }
+
+    #[tokio::test]
+    async fn direct_mode_access_denied_is_invoke_denied_with_aws_message() {
+        // Arrange
+        let server = MockServer::start().await;
+        any_sts_request()
+            .respond_with(role_granted(Duration::from_secs(3600)))
+            .expect(0)
+            .mount(&server)
+            .await;
+        own_identity_invoke_request()
+            .respond_with(
+                ResponseTemplate::new(403)
+                    .insert_header("x-amzn-errortype", "AccessDeniedException")
+                    .set_body_raw(
+                        serde_json::json!({"Type": "User", "Message": DIRECT_DENIAL}).to_string(),
+                        "application/json",
+                    ),
+            )
+            .expect(1)
+            .mount(&server)
+            .await;
+        let invoker = invoker(&server, direct_config(None));
+
+        // Act
+        let error = invoker
+            .handle(event(ALERT_PAYLOAD, None))
+            .await
+            .expect_err("invoke must be denied");
+
+        // Assert
+        assert_eq!(
+            error,
+            CallerError::InvokeDenied(AwsFault {
+                code: Some("AccessDeniedException".to_owned()),
+                message: DIRECT_DENIAL.to_owned(),
+            })
+        );
+        assert_eq!(error.error_type(), "InvokeDenied");
+        assert_eq!(
+            error.to_string(),
+            format!("AccessDeniedException: {DIRECT_DENIAL}")
+        );
+    }
+
+    #[tokio::test]
+    async fn direct_mode_forwards_the_trace_id_to_the_callee() {
+        // Arrange
+        let trace_id = "Root=1-65f2a1b3-0123456789abcdef01234567;Parent=53995c3f42cd8ad8;Sampled=1";
+        let server = MockServer::start().await;
+        any_sts_request()
+            .respond_with(role_granted(Duration::from_secs(3600)))
+            .expect(0)
+            .mount(&server)
+            .await;
+        own_identity_invoke_request()
+            .and(header("x-amzn-trace-id", trace_id))
+            .respond_with(ResponseTemplate::new(200).set_body_raw("{}", "application/json"))
+            .expect(1)
+            .mount(&server)
+            .await;
+        let invoker = invoker(&server, direct_config(None));
+
+        // Act
+        let response = invoker.handle(event(ALERT_PAYLOAD, Some(trace_id))).await;
+
+        // Assert
+        assert!(response.is_ok(), "invocation: {response:?}");
     }
 }
