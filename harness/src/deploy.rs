@@ -357,6 +357,22 @@ impl<'a> StackDeploy<'a> {
     /// Creates the stack, or updates it through a change set; returns its outputs.
     async fn apply(
         &self,
+        params: BTreeMap<String, String>,
+        overrides: BTreeMap<String, String>,
+    ) -> Result<BTreeMap<String, String>, HarnessError> {
+        let started = Instant::now();
+        let outputs = self.apply_inner(params, overrides).await;
+        tracing::info!(
+            stack = %self.name,
+            ms = started.elapsed().as_millis() as u64,
+            ok = outputs.is_ok(),
+            "stack applied"
+        );
+        outputs
+    }
+
+    async fn apply_inner(
+        &self,
         mut params: BTreeMap<String, String>,
         overrides: BTreeMap<String, String>,
     ) -> Result<BTreeMap<String, String>, HarnessError> {

@@ -142,6 +142,9 @@ fn spawn(python: &Path, options: &HostOptions) -> Result<HostEmulator, HarnessEr
         .env("FILESYSTEM_ROOT", &fs_root)
         .env("LAMBDA_RUNTIME_EXECUTOR", "native")
         .env("HARNESS_RUNTIME_SHIM", &options.runtime_shim)
+        // The plugin's start-up hook shortens CloudFormation's 5 s poll of
+        // in-progress resources (a new function is "in progress" for milliseconds).
+        .env("HARNESS_CFN_POLL_SECONDS", "0.1")
         .env_remove("AWS_ENDPOINT_URL")
         .stdin(Stdio::null())
         .stdout(Stdio::from(log_file))
