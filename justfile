@@ -48,6 +48,13 @@ package-linux:
 # Everything CI runs.
 ci: lint lint-cfn test test-e2e
 
-# Measure emulator start, four-stack deploy and the warm chain invoke (release lambdas).
+# Measure emulator start, four-stack deploy and the warm chain invoke, without and with the IAM gateway.
 bench *ARGS:
-    cargo run --release -p harness -- bench --profile release {{ARGS}}
+    cargo build -q -p harness
+    target/debug/harness bench --iam off {{ARGS}}
+    target/debug/harness bench --iam enforce {{ARGS}}
+
+# Cross-check the IAM evaluator's rule table against @cloud-copilot/iam-simulate (needs node and npm).
+iam-crosscheck:
+    npm ci --silent --prefix harness/iam-policy/crosscheck
+    cargo run -q -p iam-policy --example crosscheck

@@ -28,7 +28,7 @@ fn variant_slot(key: &str) -> VariantSlot {
 }
 
 #[rstest]
-fn scenario_file(#[files("../scenarios/*.yaml")] path: PathBuf) {
+fn scenario_file(#[files("../scenarios/**/*.yaml")] path: PathBuf) {
     let scenario = scenario::load_file(&path).unwrap_or_else(|e| panic!("{e}"));
     let system = support::system("scenarios");
     let target = system.target();
