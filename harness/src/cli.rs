@@ -816,9 +816,15 @@ async fn bench_cmd(
             stats.max
         );
         println!(
-            "(caller → STS → callee → SMTP; lambdas built with profile {})",
-            options.profile
+            "(caller → STS → callee → SMTP; lambdas built with profile {}; --iam {})",
+            options.profile, options.iam
         );
+        if let Some(o) = overhead {
+            println!(
+                "gateway's own time per request  median {} µs, p90 {} µs, max {} µs (n={})",
+                o.median_us, o.p90_us, o.max_us, o.requests
+            );
+        }
     }
     Ok(std::process::ExitCode::SUCCESS)
 }
