@@ -7,26 +7,10 @@ mod support;
 use harness::invoke::{CallStatus, Invocation, Via};
 use serde_json::json;
 
+/// The payload of the callee's public contract, as users send it.
 fn p1_payload() -> Vec<u8> {
-    serde_json::to_vec(&json!({
-        "alert": {
-            "number": "INC0012345",
-            "sys_id": "9d385017c611228701d22104cc95c371",
-            "short_description": "Database cluster unreachable",
-            "description": "Primary and replica stopped answering health checks.",
-            "priority": 1,
-            "state": "New",
-            "category": "Database",
-            "assignment_group": "DBA On-Call",
-            "assigned_to": "Ada Lovelace",
-            "opened_at": "2026-11-22T08:00:00Z",
-            "updated_at": "2026-11-22T08:05:00Z",
-            "instance_url": "https://example.service-now.com"
-        },
-        "recipients": { "to": ["oncall@example.com"], "cc": [] },
-        "template": "incident"
-    }))
-    .expect("a payload")
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../scenarios/payloads/p1.json");
+    std::fs::read(path).unwrap_or_else(|e| panic!("{path}: {e}"))
 }
 
 #[test]
