@@ -74,6 +74,9 @@ pub enum HarnessError {
         /// What was wrong.
         reason: String,
     },
+    /// Scenario files that cannot be run: each error names its file, line and key.
+    #[error(transparent)]
+    Scenarios(#[from] scenario::ScenarioError),
     /// The SMTP capture server failed.
     #[error("SMTP capture: {0}")]
     Smtp(String),

@@ -151,7 +151,21 @@ fn run_cargo(cmd: &mut Command, step: &Step) -> Result<Vec<PathBuf>, String> {
     if status.success() {
         Ok(executables)
     } else {
-        Err(format!("cargo build failed ({status}):\n{stderr}"))
+        // Progress lines bury the error; keep what cargo said about the failure.
+        let errors: Vec<&str> = stderr
+            .lines()
+            .filter(|l| {
+                let t = l.trim_start();
+                !(t.starts_with("Compiling ")
+                    || t.starts_with("Downloaded ")
+                    || t.starts_with("Downloading ")
+                    || t.starts_with("Blocking waiting"))
+            })
+            .collect();
+        Err(format!(
+            "cargo build failed ({status}):\n{}",
+            errors.join("\n")
+        ))
     }
 }
 

@@ -240,9 +240,6 @@ fn to_outcome_email(email: &CapturedEmail) -> ExpectedShapeEmail {
 /// Loads scenarios from paths, applying the filter; file errors come back
 /// before anything starts.
 pub fn load(paths: &[PathBuf], filter: &scenario::Filter) -> Result<Vec<Scenario>, HarnessError> {
-    let scenarios = scenario::load(paths).map_err(|e| HarnessError::File {
-        path: paths.first().cloned().unwrap_or_default(),
-        reason: e.to_string(),
-    })?;
+    let scenarios = scenario::load(paths)?;
     Ok(filter.apply(scenarios))
 }

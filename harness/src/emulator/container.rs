@@ -102,8 +102,8 @@ impl ContainerEmulator {
 
 #[cfg(test)]
 mod tests {
-    use rstest::rstest;
     use super::*;
+    use rstest::rstest;
 
     #[rstest]
     #[case::tag_given("localstack/localstack:4.14.0", ("localstack/localstack", "4.14.0"))]
