@@ -558,7 +558,7 @@ impl<'a> StackDeploy<'a> {
         else {
             return "(the stack events could not be read)".into();
         };
-        let mut lines: Vec<String> = resp
+        let failed: Vec<(&str, &str, Option<&str>)> = resp
             .stack_events()
             .iter()
             .filter(|e| {
@@ -566,20 +566,14 @@ impl<'a> StackDeploy<'a> {
                     .is_some_and(|s| s.as_str().ends_with("_FAILED"))
             })
             .map(|e| {
-                format!(
-                    "  {} ({}): {}",
+                (
                     e.logical_resource_id().unwrap_or("?"),
                     e.resource_type().unwrap_or("?"),
-                    e.resource_status_reason().unwrap_or("no reason given")
+                    e.resource_status_reason().filter(|r| !r.is_empty()),
                 )
             })
             .collect();
-        lines.reverse();
-        if lines.is_empty() {
-            "  (no resource reported a failure)".into()
-        } else {
-            lines.join("\n")
-        }
+        failure_lines(&failed)
     }
 
     async fn outputs(&self) -> Result<BTreeMap<String, String>, HarnessError> {
@@ -607,6 +601,32 @@ impl<'a> StackDeploy<'a> {
     }
 }
 
+/// The failed events, oldest first. Events that give no reason are the
+/// knock-on failures of the one that does (the stack, its dependants), so they
+/// are listed only when no event gives a reason.
+fn failure_lines(newest_first: &[(&str, &str, Option<&str>)]) -> String {
+    let with_reason: Vec<_> = newest_first
+        .iter()
+        .filter(|(_, _, r)| r.is_some())
+        .collect();
+    let shown: Vec<_> = if with_reason.is_empty() {
+        newest_first.iter().collect()
+    } else {
+        with_reason
+    };
+    if shown.is_empty() {
+        return "  (no resource reported a failure)".into();
+    }
+    shown
+        .iter()
+        .rev()
+        .map(|(id, kind, reason)| {
+            format!("  {id} ({kind}): {}", reason.unwrap_or("no reason given"))
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
 fn unique() -> String {
     let nanos = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -629,6 +649,29 @@ mod tests {
             stack_name("calleecloudformation", Some("ab12cd34")),
             "calleecloudformation-ab12cd34"
         );
+    }
+
+    #[test]
+    fn failures_show_the_resources_that_give_a_reason_oldest_first() {
+        let events = [
+            ("calleecloudformation", "AWS::CloudFormation::Stack", None),
+            ("AllowInvoke", "AWS::Lambda::Permission", None),
+            (
+                "Function",
+                "AWS::Lambda::Function",
+                Some("runtime is invalid"),
+            ),
+            ("Role", "AWS::IAM::Role", Some("name taken")),
+        ];
+
+        let text = failure_lines(&events);
+
+        assert_eq!(
+            text,
+            "  Role (AWS::IAM::Role): name taken\n  Function (AWS::Lambda::Function): runtime is invalid"
+        );
+        let no_reasons = failure_lines(&events[..2]);
+        assert!(no_reasons.contains("AllowInvoke (AWS::Lambda::Permission): no reason given"));
     }
 
     #[test]
