@@ -175,7 +175,9 @@ fn session_of(role_arn: &str, session: &str) -> Result<Principal, HarnessError> 
 /// then decides hop 1, the execution role's session
 /// (`arn:aws:sts::<B>:assumed-role/<role>/explain`) calling `sts:AssumeRole` on
 /// the target role with that external id, and hop 2, the target role's
-/// session calling `lambda:InvokeFunction` on the target function. Policies
+/// session calling `lambda:InvokeFunction` on the target function. A caller
+/// in direct mode (no `TARGET_ROLE_ARN`) has one hop: its execution role's
+/// session invoking the target function across accounts. Policies
 /// are read fresh from `upstream` (LocalStack itself or a gateway).
 pub async fn explain(
     upstream: &str,
@@ -210,18 +212,23 @@ pub async fn explain(
     let execution_role = configuration
         .role()
         .ok_or_else(|| missing(caller_function_arn, "execution role"))?;
-    let target_role = variable("TARGET_ROLE_ARN")
-        .ok_or_else(|| missing(caller_function_arn, "TARGET_ROLE_ARN variable"))?;
     let target_function = variable("TARGET_FUNCTION_ARN")
         .ok_or_else(|| missing(caller_function_arn, "TARGET_FUNCTION_ARN variable"))?;
+    let own_session = Caller {
+        principal: session_of(execution_role, SESSION)?,
+        user_id: None,
+    };
+    // An empty TARGET_ROLE_ARN is the caller's direct mode: one hop, its own
+    // role invoking the function across accounts.
+    let Some(target_role) = variable("TARGET_ROLE_ARN") else {
+        return Ok(vec![
+            invoke_hop(&source, 1, &own_session, &target_function, region).await,
+        ]);
+    };
     // An empty EXTERNAL_ID means the caller sends none.
     let external_id = variable("EXTERNAL_ID");
     let session_name = variable("ROLE_SESSION_NAME");
 
-    let first = Caller {
-        principal: session_of(execution_role, SESSION)?,
-        user_id: None,
-    };
     let call = AssumeRoleCall {
         role_arn: target_role.clone(),
         session_name: session_name.clone(),
@@ -229,27 +236,39 @@ pub async fn explain(
         duration_seconds: None,
         source_identity: None,
     };
-    let outcome = decide::assume_role(&source, &first, &call, region).await;
+    let outcome = decide::assume_role(&source, &own_session, &call, region).await;
     let hop1 = HopExplanation::new(
         1,
-        first.principal.arn(),
+        own_session.principal.arn(),
         ASSUME_ROLE,
         &target_role,
         external_id,
         outcome,
     );
 
-    let second = Caller {
+    let assumed = Caller {
         principal: session_of(&target_role, session_name.as_deref().unwrap_or(SESSION))?,
         user_id: None,
     };
-    let hop2 = match FunctionRef::parse(&target_function, None) {
+    let hop2 = invoke_hop(&source, 2, &assumed, &target_function, region).await;
+    Ok(vec![hop1, hop2])
+}
+
+/// Decides `caller` invoking the function named by the caller's `TARGET_FUNCTION_ARN`.
+async fn invoke_hop(
+    source: &PolicySource,
+    hop: usize,
+    caller: &Caller,
+    target_function: &str,
+    region: &str,
+) -> HopExplanation {
+    match FunctionRef::parse(target_function, None) {
         Some(target) => {
-            let resource = target.arn(second.principal.account().unwrap_or_default(), region);
-            let outcome = decide::invoke(&source, &second, &target, region).await;
+            let resource = target.arn(caller.principal.account().unwrap_or_default(), region);
+            let outcome = decide::invoke(source, caller, &target, region).await;
             HopExplanation::new(
-                2,
-                second.principal.arn(),
+                hop,
+                caller.principal.arn(),
                 INVOKE_FUNCTION,
                 &resource,
                 None,
@@ -257,10 +276,10 @@ pub async fn explain(
             )
         }
         None => HopExplanation::new(
-            2,
-            second.principal.arn(),
+            hop,
+            caller.principal.arn(),
             INVOKE_FUNCTION,
-            &target_function,
+            target_function,
             None,
             Err(HarnessError::Aws {
                 operation: "explain".into(),
@@ -269,8 +288,7 @@ pub async fn explain(
                 ),
             }),
         ),
-    };
-    Ok(vec![hop1, hop2])
+    }
 }
 
 #[cfg(test)]

@@ -830,6 +830,7 @@ fn one_trace_is_logged_to_the_file_and_formats_as_a_chain() {
 async fn caller_function(
     endpoint: &str,
     chain: &Chain,
+    target_role: &str,
     target_function: &str,
     external_id: &str,
 ) -> String {
@@ -843,7 +844,7 @@ async fn caller_function(
         .role(exec)
         .environment(
             aws_sdk_lambda::types::Environment::builder()
-                .variables("TARGET_ROLE_ARN", &chain.target_role)
+                .variables("TARGET_ROLE_ARN", target_role)
                 .variables("TARGET_FUNCTION_ARN", target_function)
                 .variables("EXTERNAL_ID", external_id)
                 .variables("ROLE_SESSION_NAME", "servicenow-invoker")
@@ -868,7 +869,7 @@ fn explain_decides_both_hops_from_the_deployed_configuration() {
         let target = function(&url).await;
         let chain = chain(may_assume_target()).await;
 
-        let good = caller_function(&url, &chain, &target, EXTERNAL_ID).await;
+        let good = caller_function(&url, &chain, &chain.target_role, &target, EXTERNAL_ID).await;
         let hops = explain(&world.upstream, &good).await.expect("explain");
         assert_eq!(hops.len(), 2);
         assert_eq!(
@@ -885,7 +886,7 @@ fn explain_decides_both_hops_from_the_deployed_configuration() {
         assert_eq!(hops[1].resource, target);
         assert!(hops[1].allowed, "{}", hops[1]);
 
-        let wrong = caller_function(&url, &chain, &target, "ext-wrong").await;
+        let wrong = caller_function(&url, &chain, &chain.target_role, &target, "ext-wrong").await;
         let hops = explain(&world.upstream, &wrong).await.expect("explain");
         assert!(!hops[0].allowed);
         assert_eq!(hops[0].reason, "no_resource_based_policy_allows");
@@ -898,6 +899,35 @@ fn explain_decides_both_hops_from_the_deployed_configuration() {
                 )
                 .as_str()
             )
+        );
+    });
+}
+
+#[test]
+fn explain_decides_one_hop_for_a_caller_in_direct_mode() {
+    let world = world();
+    RUNTIME.block_on(async {
+        let url = world.enforce.url();
+        let target = function(&url).await;
+        let chain = chain(may_assume_target()).await;
+        // No TARGET_ROLE_ARN: the caller invokes with its own role, whose
+        // policies here allow only sts:AssumeRole.
+        let direct = caller_function(&url, &chain, "", &target, "").await;
+
+        let hops = explain(&world.upstream, &direct).await.expect("explain");
+
+        assert_eq!(hops.len(), 1, "{hops:?}");
+        let exec_session = format!("arn:aws:sts::{B}:assumed-role/{}/explain", chain.exec_name);
+        assert_eq!(hops[0].principal, exec_session);
+        assert_eq!(hops[0].action, "lambda:InvokeFunction");
+        assert_eq!(hops[0].resource, target);
+        assert!(!hops[0].allowed, "{}", hops[0]);
+        let denial = hops[0].denial.clone().unwrap_or_default();
+        assert!(
+            denial.starts_with(&format!(
+                "User: {exec_session} is not authorized to perform: lambda:InvokeFunction on resource: {target} because no "
+            )),
+            "{denial}"
         );
     });
 }
