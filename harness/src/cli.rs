@@ -681,6 +681,15 @@ async fn run_cmd(args: &RunArgs, work_dir: &Path, json: bool) -> Result<std::pro
                     println!("  | {line}");
                 }
             }
+            if !f.outcome.iam.is_empty() {
+                println!("  --- iam decisions");
+                for d in &f.outcome.iam {
+                    println!(
+                        "  | {} → {} → {}  {}",
+                        d.principal, d.action, d.resource, d.explanation
+                    );
+                }
+            }
         }
     })
     .await;
