@@ -192,10 +192,15 @@ async fn deploy_inner(
         }
         params
     };
-    let (out_s3a, out_s3b) = tokio::try_join!(
-        s3callee.apply(bucket_params("s3callee", "alert"), overrides("s3callee")),
-        s3caller.apply(bucket_params("s3caller", "invoker"), overrides("s3caller")),
-    )?;
+    // One after the other: creating both buckets at once (two accounts) made
+    // LocalStack 4.8.1 fail now and then with NoSuchBucket on the
+    // PutBucketVersioning that follows CreateBucket (seen twice in ~20 runs).
+    let out_s3a = s3callee
+        .apply(bucket_params("s3callee", "alert"), overrides("s3callee"))
+        .await?;
+    let out_s3b = s3caller
+        .apply(bucket_params("s3caller", "invoker"), overrides("s3caller"))
+        .await?;
 
     step.detail("uploading the zips");
     let (key_a, key_b) = tokio::try_join!(
