@@ -12,7 +12,6 @@ use clap::{Args, Parser, Subcommand};
 use serde_json::json;
 
 use crate::{
-    aws,
     deploy::{self, Accounts, DeployConfig},
     emulator::Backend,
     invoke::{self, Call, CallOutcome, Clients, Invocation, Mailbox, Via},
@@ -337,10 +336,7 @@ async fn invoke_cmd(
     let state = State::read(work_dir)?;
     let payload = std::fs::read(&args.payload)
         .with_context(|| format!("cannot read the payload file {}", args.payload.display()))?;
-    let clients = Clients {
-        callee_account: aws::account_config(&state.endpoint, &state.accounts.callee).await,
-        caller_account: aws::account_config(&state.endpoint, &state.accounts.caller).await,
-    };
+    let clients = Clients::new(&state.endpoint, &state.accounts).await;
     let trace_id = invoke::new_trace_id();
     let outcome = invoke::call(
         &clients,
@@ -888,10 +884,7 @@ async fn target_from_state(
     Ok(crate::runner::Target {
         endpoint: state.endpoint.clone(),
         iam_log: state.iam_log.clone(),
-        clients: Clients {
-            callee_account: aws::account_config(&state.endpoint, &state.accounts.callee).await,
-            caller_account: aws::account_config(&state.endpoint, &state.accounts.caller).await,
-        },
+        clients: Clients::new(&state.endpoint, &state.accounts).await,
         mailbox: Mailbox::Spool(state.mail_spool.clone()),
         deployment: state.deployment.clone(),
         deploy_config: deploy_config_from_state(state, quiet),

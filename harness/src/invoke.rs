@@ -140,6 +140,16 @@ pub struct Clients {
     pub caller_account: SdkConfig,
 }
 
+impl Clients {
+    /// Acts as the root of each account against `endpoint`.
+    pub async fn new(endpoint: &str, accounts: &crate::deploy::Accounts) -> Self {
+        Self {
+            callee_account: crate::aws::account_config(endpoint, &accounts.callee).await,
+            caller_account: crate::aws::account_config(endpoint, &accounts.caller).await,
+        }
+    }
+}
+
 /// Invokes the chain and classifies the result; logs are gathered too.
 pub async fn call(clients: &Clients, deployment: &Deployment, call: &Call) -> CallOutcome {
     let (sdk, function) = match call.via {

@@ -372,14 +372,13 @@ mod tests {
             .to("oncall@example.com".parse().unwrap())
             .cc("dba@example.com".parse().unwrap())
             .subject(subject)
-            .header(lettre::message::header::ContentType::TEXT_PLAIN)
+            .header(ContentType::TEXT_PLAIN)
             .raw_header(lettre::message::header::HeaderValue::new(
                 lettre::message::header::HeaderName::new_from_ascii_str("X-Amzn-Trace-Id"),
                 trace.to_string(),
             ))
             .body(String::from("Body with ünïcode\n"))
             .unwrap();
-        let _ = ContentType::TEXT_PLAIN;
         let mailer = AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(addr.ip().to_string())
             .port(addr.port())
             .build();

@@ -11,7 +11,6 @@ use std::{
 use serde::{Deserialize, Serialize};
 
 use crate::{
-    aws,
     deploy::{self, Accounts, DeployConfig, Deployment},
     emulator::{Backend, Emulator, EmulatorOptions},
     error::HarnessError,
@@ -223,10 +222,7 @@ impl System {
         let deployment = deploy::deploy(&endpoint, &artifacts, &deploy_config).await?;
         let deploy_ms = ms(deploy_started.elapsed());
 
-        let clients = Clients {
-            callee_account: aws::account_config(&endpoint, &options.accounts.callee).await,
-            caller_account: aws::account_config(&endpoint, &options.accounts.caller).await,
-        };
+        let clients = Clients::new(&endpoint, &options.accounts).await;
         let mut system = Self {
             emulator,
             gateway,
