@@ -166,9 +166,16 @@ fn missing_tooling(script_dir: &Path) -> Option<String> {
     None
 }
 
-/// The workspace target directory, honouring `CARGO_TARGET_DIR`.
+/// The workspace target directory, honouring `CARGO_TARGET_DIR`: else
+/// `target` beside the workspace's `Cargo.lock`, wherever this crate is nested.
 fn target_dir(manifest_dir: &Path) -> PathBuf {
     std::env::var_os("CARGO_TARGET_DIR")
         .map(PathBuf::from)
-        .unwrap_or_else(|| manifest_dir.join("../../target"))
+        .unwrap_or_else(|| {
+            manifest_dir
+                .ancestors()
+                .find(|dir| dir.join("Cargo.lock").is_file())
+                .unwrap_or(manifest_dir)
+                .join("target")
+        })
 }

@@ -571,7 +571,7 @@ mod tests {
             text: Some(format!("{subject}\nbody text")),
             html: Some(format!("<p>{subject}</p>")),
             headers: vec![("X-ServiceNow-Number".to_owned(), "INC0000001".to_owned())],
-            raw: vec![],
+            ..CapturedEmail::default()
         }
     }
 

@@ -140,7 +140,7 @@ impl DeployOverrides {
 }
 
 /// Which lambda the scenario invokes.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
 pub enum Via {
     /// The invoker in account B, which assumes the cross-account role and calls the callee.
@@ -160,7 +160,7 @@ impl fmt::Display for Via {
 }
 
 /// The Lambda `InvocationType` of the scenario's invoke call.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
 pub enum InvocationType {
     /// Synchronous: the call returns the function's result.
     #[default]

@@ -1,8 +1,15 @@
-//! What actually happened when a scenario ran; the harness fills it in.
+//! What actually happened when a call ran: the harness observes it, the
+//! checker compares it with a scenario's expectations, reports record it.
 
-use std::{collections::BTreeMap, fmt, time::Duration};
+use std::{
+    collections::BTreeMap,
+    fmt,
+    time::{Duration, SystemTime},
+};
 
+use mail_parser::MessageParser;
 use serde::{Deserialize, Serialize};
+use xray_trace::TraceId;
 
 use crate::model::Decision;
 
@@ -26,6 +33,9 @@ pub struct Outcome {
     /// Wall-clock time of the run, serialised as milliseconds.
     #[serde(rename = "duration_ms", with = "duration_ms")]
     pub duration: Duration,
+    /// The trace id the call carried; `None` when no call was made.
+    #[serde(default)]
+    pub trace_id: Option<TraceId>,
 }
 
 /// How an invocation ended, as classified by the harness.
@@ -65,9 +75,22 @@ impl fmt::Display for OutcomeStatus {
     }
 }
 
-/// One email as received by the SMTP sink, already parsed by the harness.
+/// One email as the harness's SMTP server received it: the envelope, the
+/// parsed message, and the raw bytes.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CapturedEmail {
+    /// Arrival order within the capture server, starting at 1.
+    #[serde(default)]
+    pub seq: u64,
+    /// Milliseconds since the Unix epoch when the message was accepted.
+    #[serde(default)]
+    pub received_at_ms: u64,
+    /// The SMTP envelope sender (`MAIL FROM`).
+    #[serde(default)]
+    pub envelope_from: String,
+    /// The SMTP envelope recipients (`RCPT TO`).
+    #[serde(default)]
+    pub envelope_to: Vec<String>,
     /// The `From` address.
     pub from: String,
     /// The `To` addresses.
@@ -88,6 +111,76 @@ pub struct CapturedEmail {
 }
 
 impl CapturedEmail {
+    /// Parses a raw RFC 5322 message received with this envelope as the
+    /// `seq`-th message. A message mail-parser cannot read keeps its envelope
+    /// and raw bytes, with every parsed field empty.
+    pub fn parse(raw: &[u8], envelope_from: &str, envelope_to: &[String], seq: u64) -> Self {
+        let received_at_ms = SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map(|d| d.as_millis() as u64)
+            .unwrap_or_default();
+        let envelope = Self {
+            seq,
+            received_at_ms,
+            envelope_from: envelope_from.to_owned(),
+            envelope_to: envelope_to.to_vec(),
+            raw: raw.to_vec(),
+            ..Self::default()
+        };
+        let Some(message) = MessageParser::new().parse(raw) else {
+            return envelope;
+        };
+        let addresses = |list: Option<&mail_parser::Address<'_>>| -> Vec<String> {
+            list.map(|l| {
+                l.iter()
+                    .filter_map(|m| m.address().map(str::to_owned))
+                    .collect()
+            })
+            .unwrap_or_default()
+        };
+        let raw_message = message.raw_message();
+        let headers = message
+            .headers()
+            .iter()
+            .map(|h| {
+                let value = h.value().as_text().map(str::to_owned).unwrap_or_else(|| {
+                    let raw = raw_message
+                        .get(h.offset_start() as usize..h.offset_end() as usize)
+                        .unwrap_or_default();
+                    String::from_utf8_lossy(raw).trim().to_owned()
+                });
+                (h.name().to_owned(), value)
+            })
+            .collect();
+        Self {
+            from: addresses(message.from())
+                .into_iter()
+                .next()
+                .unwrap_or_default(),
+            to: addresses(message.to()),
+            cc: addresses(message.cc()),
+            subject: message.subject().unwrap_or_default().to_owned(),
+            text: message.body_text(0).map(|t| t.into_owned()),
+            html: message.body_html(0).map(|t| t.into_owned()),
+            headers,
+            ..envelope
+        }
+    }
+
+    /// The value of the first header named `name`, compared case-insensitively.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(header, _)| header.eq_ignore_ascii_case(name))
+            .map(|(_, value)| value.as_str())
+    }
+
+    /// Whether this email belongs to the call tagged `trace` (its `X-Amzn-Trace-Id`).
+    pub fn is_of(&self, trace: &TraceId) -> bool {
+        self.header(xray_trace::HEADER)
+            .is_some_and(|header| trace.tags(header))
+    }
+
     /// The values of every header named `name`, compared case-insensitively.
     pub fn header_values<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a str> + 'a {
         self.headers

@@ -1,7 +1,7 @@
 //! The callee's configuration, read from the environment once per process.
 
+use alert_payload::RecipientAllowlist;
 use mailer::{SmtpConfig, SmtpCredentials, TlsMode};
-use notification::RecipientAllowlist;
 
 use crate::CalleeError;
 

@@ -1,8 +1,8 @@
 //! Errors of the callee, each with the stable `errorType` callers can branch on.
 
+use alert_payload::NotificationError;
 use lambda_runtime::Diagnostic;
 use mailer::MailerError;
-use notification::NotificationError;
 
 /// Why an invocation failed; [`CalleeError::error_type`] is its Lambda `errorType`.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -2,9 +2,9 @@
 
 use std::time::{Duration, Instant, SystemTime};
 
+use alert_payload::{AlertPayload, RecipientAllowlist, Renderer};
 use lambda_runtime::{Context, LambdaEvent};
 use mailer::{HEADER_TRACE_ID, Mailer, MessageId, OutgoingEmail};
-use notification::{AlertPayload, RecipientAllowlist, Renderer};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use tracing::{info, instrument, warn};

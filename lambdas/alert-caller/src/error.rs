@@ -80,6 +80,13 @@ impl fmt::Display for AwsFault {
     }
 }
 
+/// The `errorType` of an STS `AccessDenied` on AssumeRole.
+pub const ASSUME_ROLE_DENIED: &str = "AssumeRoleDenied";
+/// The `errorType` of a Lambda `AccessDeniedException` on Invoke.
+pub const INVOKE_DENIED: &str = "InvokeDenied";
+/// The `errorType`s that mean AWS denied access somewhere in the chain.
+pub const DENIAL_ERROR_TYPES: [&str; 2] = [ASSUME_ROLE_DENIED, INVOKE_DENIED];
+
 /// Everything that can make an invocation of the invoker fail; each variant is one `errorType`.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum CallerError {
@@ -114,9 +121,9 @@ impl CallerError {
     pub fn error_type(&self) -> &'static str {
         match self {
             Self::Config(_) => "ConfigError",
-            Self::AssumeRoleDenied(_) => "AssumeRoleDenied",
+            Self::AssumeRoleDenied(_) => ASSUME_ROLE_DENIED,
             Self::AssumeRoleFailed(_) => "AssumeRoleFailed",
-            Self::InvokeDenied(_) => "InvokeDenied",
+            Self::InvokeDenied(_) => INVOKE_DENIED,
             Self::TargetNotFound(_) => "TargetNotFound",
             Self::Throttled(_) => "Throttled",
             Self::InvokeFailed(_) => "InvokeFailed",

@@ -16,5 +16,5 @@ pub mod error;
 pub mod invoker;
 
 pub use config::{AccessMode, Config, RetryPolicy};
-pub use error::{AwsFault, CalleeFault, CallerError, ConfigError};
+pub use error::{AwsFault, CalleeFault, CallerError, ConfigError, DENIAL_ERROR_TYPES};
 pub use invoker::Invoker;

@@ -1,0 +1,130 @@
+//! The `harness` command line: argument parsing and dispatch. Each command
+//! lives in its own module and returns an [`output::Output`], which
+//! [`output::emit`] prints as text or JSON.
+
+mod bench;
+mod deploy;
+mod down;
+mod iam;
+mod invoke;
+pub mod output;
+mod package;
+mod run;
+mod up;
+
+use std::{path::PathBuf, process::ExitCode};
+
+use anyhow::Result;
+use clap::{Parser, Subcommand};
+
+pub use self::{bench::BenchArgs, invoke::InvokeArgs, package::PackageArgs, run::RunArgs};
+use crate::system::SystemConfig;
+
+/// Runs the cross-account alerting lambdas on one machine: LocalStack, the
+/// four stacks in two accounts, and an SMTP server that captures every email.
+#[derive(Debug, Parser)]
+#[command(name = "harness", version, about)]
+pub struct Cli {
+    /// Print one JSON object per command instead of human-readable text.
+    #[arg(long, global = true)]
+    pub json: bool,
+
+    /// Where the harness keeps its state, logs, zips and captured mail
+    /// (default: target/harness in the workspace).
+    #[arg(long, global = true, env = "HARNESS_WORK_DIR")]
+    pub work_dir: Option<PathBuf>,
+
+    /// The command.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The commands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Start everything, deploy, and stay up until Ctrl-C.
+    Up(SystemConfig),
+    /// Invoke the running system with a payload and show what happened.
+    Invoke(InvokeArgs),
+    /// Validate the templates and redeploy them into the running system.
+    Deploy,
+    /// Stop a running `harness up`.
+    Down,
+    /// Build both lambdas as `bootstrap` zips (the provided.al2023 layout).
+    Package(PackageArgs),
+    /// IAM: explain the deployed chain's permissions without invoking anything.
+    #[command(subcommand)]
+    Iam(IamCommand),
+    /// Measure: emulator start, four-stack deploy, first and warm chain invokes.
+    Bench(BenchArgs),
+    /// Run scenario files: bring the system up (or reuse a running `harness up`),
+    /// deploy once per distinct set of overrides, check every expectation.
+    Run(RunArgs),
+}
+
+/// `harness iam` commands.
+#[derive(Debug, Subcommand)]
+pub enum IamCommand {
+    /// Print, hop by hop, whether the deployed chain would be allowed and why.
+    Explain,
+}
+
+/// What every command knows: where the work directory is, and how to print.
+#[derive(Debug, Clone)]
+pub struct Context {
+    /// The work directory.
+    pub work_dir: PathBuf,
+    /// Print JSON instead of text.
+    pub json: bool,
+}
+
+/// Runs the parsed command line.
+pub async fn run(cli: Cli) -> Result<ExitCode> {
+    let context = Context {
+        work_dir: cli
+            .work_dir
+            .unwrap_or_else(crate::workspace::default_work_dir),
+        json: cli.json,
+    };
+    let json = context.json;
+    Ok(match cli.command {
+        Command::Up(config) => up::up(&config, &context).await?,
+        Command::Invoke(args) => output::emit(&invoke::invoke(&args, &context).await?, json),
+        Command::Deploy => output::emit(&deploy::deploy(&context).await?, json),
+        Command::Down => output::emit(&down::down(&context)?, json),
+        Command::Package(args) => output::emit(&package::package(&args, &context)?, json),
+        Command::Run(args) => run::run(&args, &context).await?,
+        Command::Bench(args) => output::emit(&bench::bench(&args, &context).await?, json),
+        Command::Iam(IamCommand::Explain) => output::emit(&iam::explain(&context).await?, json),
+    })
+}
+
+/// Letters for the two accounts, as the decision chain shows them.
+fn account_letters(
+    accounts: &crate::deploy::Accounts,
+) -> std::collections::BTreeMap<String, String> {
+    [
+        (accounts.callee.clone(), "A".to_owned()),
+        (accounts.caller.clone(), "B".to_owned()),
+    ]
+    .into()
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    use super::*;
+
+    #[test]
+    fn the_cli_is_well_formed() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn a_bad_account_id_is_refused_with_the_rule() {
+        let err = Cli::try_parse_from(["harness", "up", "--callee-account", "12345"])
+            .expect_err("not 12 digits");
+        assert!(err.to_string().contains("12 digits"), "{err}");
+    }
+}

@@ -1,0 +1,718 @@
+//! Deploys the four stacks into the two emulated accounts: the code buckets,
+//! the zips, then the callee and the caller, the caller with the callee's
+//! outputs as parameters. Deploying again updates through change sets.
+
+use std::{
+    collections::BTreeMap,
+    path::{Path, PathBuf},
+    time::{Duration, Instant},
+};
+
+use aws_config::SdkConfig;
+use aws_sdk_cloudformation::{
+    Client as CfnClient,
+    types::{Capability, ChangeSetStatus, ChangeSetType, Parameter, StackStatus},
+};
+use aws_sdk_s3::{primitives::ByteStream, types::ServerSideEncryption};
+use scenario::{DeployOverrides, Stack};
+use sdk_config as aws;
+use serde::{Deserialize, Serialize};
+
+use crate::{
+    error::HarnessError,
+    package::{Artifacts, LambdaZip},
+    progress::Step,
+};
+
+/// The two emulated accounts.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Accounts {
+    /// Account A, where the callee lives.
+    pub callee: String,
+    /// Account B, where the caller lives.
+    pub caller: String,
+}
+
+impl Default for Accounts {
+    fn default() -> Self {
+        Self {
+            callee: "111111111111".into(),
+            caller: "222222222222".into(),
+        }
+    }
+}
+
+/// How the lambdas are wired for this deployment.
+#[derive(Debug, Clone)]
+pub struct DeployConfig {
+    /// The accounts.
+    pub accounts: Accounts,
+    /// Where the templates are read from.
+    pub templates_dir: PathBuf,
+    /// SMTP host the callee sends to.
+    pub smtp_host: String,
+    /// SMTP port the callee sends to.
+    pub smtp_port: u16,
+    /// SMTP TLS mode for the callee.
+    pub smtp_tls: String,
+    /// The callee's From address.
+    pub mail_from: String,
+    /// Domains the callee may send to, comma-separated.
+    pub allowed_domains: String,
+    /// Suffix for a variant deployed next to the default stacks.
+    pub suffix: Option<String>,
+    /// Parameter overrides per stack.
+    pub overrides: DeployOverrides,
+    /// Suppress progress output.
+    pub quiet: bool,
+}
+
+/// What a deployment produced: everything the harness needs to invoke and explain.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Deployment {
+    /// The accounts.
+    pub accounts: Accounts,
+    /// Stack names.
+    pub stacks: BTreeMap<Stack, String>,
+    /// The callee function's ARN.
+    pub callee_function_arn: String,
+    /// The callee function's name.
+    pub callee_function_name: String,
+    /// The callee's log group.
+    pub callee_log_group: String,
+    /// The cross-account role in A that the caller assumes.
+    pub cross_account_role_arn: String,
+    /// The caller function's ARN.
+    pub caller_function_arn: String,
+    /// The caller function's name.
+    pub caller_function_name: String,
+    /// The caller's log group.
+    pub caller_log_group: String,
+    /// The caller's execution role.
+    pub caller_role_arn: String,
+    /// Each stack's outputs.
+    pub outputs: BTreeMap<Stack, BTreeMap<String, String>>,
+}
+
+fn stack_name(stack: Stack, suffix: Option<&str>) -> String {
+    match suffix {
+        Some(s) => format!("{stack}-{s}"),
+        None => stack.to_string(),
+    }
+}
+
+/// Reads a stack's template, checking it exists, so a missing file is named clearly.
+fn template_body(dir: &Path, stack: Stack) -> Result<String, HarnessError> {
+    let path = dir.join(format!("{stack}.yaml"));
+    std::fs::read_to_string(&path).map_err(|e| HarnessError::File {
+        path,
+        reason: format!("cannot read the template: {e}"),
+    })
+}
+
+/// Validates all four templates with the emulator's CloudFormation.
+pub async fn validate(endpoint: &str, config: &DeployConfig) -> Result<(), HarnessError> {
+    let sdk = aws::account_config(endpoint, &config.accounts.callee).await;
+    let cfn = CfnClient::new(&sdk);
+    for stack in Stack::ALL {
+        let body = template_body(&config.templates_dir, stack)?;
+        cfn.validate_template()
+            .template_body(body)
+            .send()
+            .await
+            .map_err(|e| {
+                HarnessError::aws(&format!("cloudformation:ValidateTemplate {stack}"), e)
+            })?;
+    }
+    Ok(())
+}
+
+/// Deploys (or updates) all four stacks and uploads the zips.
+pub async fn deploy(
+    endpoint: &str,
+    artifacts: &Artifacts,
+    config: &DeployConfig,
+) -> Result<Deployment, HarnessError> {
+    let step = Step::start(
+        match &config.suffix {
+            Some(s) => format!("deploying the four stacks (variant {s})"),
+            None => "deploying the four stacks".to_string(),
+        },
+        config.quiet,
+    );
+    match deploy_inner(endpoint, artifacts, config, &step).await {
+        Ok(deployment) => {
+            step.done();
+            Ok(deployment)
+        }
+        Err(err) => {
+            step.failed();
+            Err(err)
+        }
+    }
+}
+
+async fn deploy_inner(
+    endpoint: &str,
+    artifacts: &Artifacts,
+    config: &DeployConfig,
+    step: &Step,
+) -> Result<Deployment, HarnessError> {
+    let sdk_a = aws::account_config(endpoint, &config.accounts.callee).await;
+    let sdk_b = aws::account_config(endpoint, &config.accounts.caller).await;
+    let suffix = config.suffix.as_deref();
+    let overrides = |stack: Stack| {
+        config
+            .overrides
+            .parameters(stack)
+            .cloned()
+            .unwrap_or_default()
+    };
+    // The code buckets are shared by variants unless a scenario overrides them.
+    let bucket_suffix = |stack: Stack| {
+        if config.overrides.parameters(stack).is_some() {
+            suffix
+        } else {
+            None
+        }
+    };
+
+    step.detail("code buckets");
+    let s3callee = StackDeploy::new(
+        &sdk_a,
+        config,
+        Stack::S3Callee,
+        bucket_suffix(Stack::S3Callee),
+    );
+    let s3caller = StackDeploy::new(
+        &sdk_b,
+        config,
+        Stack::S3Caller,
+        bucket_suffix(Stack::S3Caller),
+    );
+    // A variant bucket stack needs its own bucket name and key alias.
+    let bucket_params = |stack: Stack, short: &str| {
+        let mut params = BTreeMap::new();
+        if let Some(s) = bucket_suffix(stack) {
+            params.insert("NamePrefix".to_string(), format!("{short}-{s}"));
+        }
+        params
+    };
+    // One after the other: creating both buckets at once (two accounts) made
+    // LocalStack 4.8.1 fail now and then with NoSuchBucket on the
+    // PutBucketVersioning that follows CreateBucket (seen twice in ~20 runs).
+    let out_s3a = s3callee
+        .apply(
+            bucket_params(Stack::S3Callee, "alert"),
+            overrides(Stack::S3Callee),
+        )
+        .await?;
+    let out_s3b = s3caller
+        .apply(
+            bucket_params(Stack::S3Caller, "invoker"),
+            overrides(Stack::S3Caller),
+        )
+        .await?;
+
+    step.detail("uploading the zips");
+    let (key_a, key_b) = tokio::try_join!(
+        upload(&sdk_a, Stack::S3Callee, &out_s3a, &artifacts.callee),
+        upload(&sdk_b, Stack::S3Caller, &out_s3b, &artifacts.caller),
+    )?;
+
+    let names = |base: &str| match suffix {
+        Some(s) => format!("{base}-{s}"),
+        None => base.to_string(),
+    };
+    let caller_role_name = names("servicenow-invoker-exec");
+
+    step.detail("callee stack (account A)");
+    let callee = StackDeploy::new(&sdk_a, config, Stack::CalleeCloudformation, suffix);
+    let mut params = BTreeMap::new();
+    params.insert("FunctionName".into(), names("servicenow-alert"));
+    params.insert("CrossAccountRoleName".into(), names("servicenow-invoke"));
+    params.insert(
+        "CodeBucket".into(),
+        out(&out_s3a, Stack::S3Callee, "CodeBucketName")?,
+    );
+    params.insert("CodeKey".into(), key_a);
+    params.insert("CallerAccountId".into(), config.accounts.caller.clone());
+    params.insert("CallerRoleName".into(), caller_role_name.clone());
+    params.insert("SmtpHost".into(), config.smtp_host.clone());
+    params.insert("SmtpPort".into(), config.smtp_port.to_string());
+    params.insert("SmtpTls".into(), config.smtp_tls.clone());
+    params.insert("MailFrom".into(), config.mail_from.clone());
+    params.insert(
+        "AllowedRecipientDomains".into(),
+        config.allowed_domains.clone(),
+    );
+    let out_callee = callee
+        .apply(params, overrides(Stack::CalleeCloudformation))
+        .await?;
+
+    step.detail("caller stack (account B)");
+    let caller = StackDeploy::new(&sdk_b, config, Stack::CallerCloudformation, suffix);
+    let mut params = BTreeMap::new();
+    params.insert("FunctionName".into(), names("servicenow-invoker"));
+    params.insert("ExecutionRoleName".into(), caller_role_name);
+    params.insert(
+        "CodeBucket".into(),
+        out(&out_s3b, Stack::S3Caller, "CodeBucketName")?,
+    );
+    params.insert("CodeKey".into(), key_b);
+    params.insert(
+        "TargetRoleArn".into(),
+        out(
+            &out_callee,
+            Stack::CalleeCloudformation,
+            "CrossAccountRoleArn",
+        )?,
+    );
+    params.insert(
+        "TargetFunctionArn".into(),
+        out(&out_callee, Stack::CalleeCloudformation, "FunctionArn")?,
+    );
+    // The caller must present the same external id the callee's trust policy
+    // requires, unless a scenario deliberately sets its own.
+    if let Some(id) = config
+        .overrides
+        .parameters(Stack::CalleeCloudformation)
+        .and_then(|o| o.get("ExternalId"))
+    {
+        params.insert("ExternalId".into(), id.clone());
+    }
+    let out_caller = caller
+        .apply(params, overrides(Stack::CallerCloudformation))
+        .await?;
+
+    let stacks = BTreeMap::from([
+        (Stack::S3Callee, s3callee.name.clone()),
+        (Stack::S3Caller, s3caller.name.clone()),
+        (Stack::CalleeCloudformation, callee.name.clone()),
+        (Stack::CallerCloudformation, caller.name.clone()),
+    ]);
+    let callee_out = |key| out(&out_callee, Stack::CalleeCloudformation, key);
+    let caller_out = |key| out(&out_caller, Stack::CallerCloudformation, key);
+    let deployment = Deployment {
+        accounts: config.accounts.clone(),
+        stacks,
+        callee_function_arn: callee_out("FunctionArn")?,
+        callee_function_name: callee_out("FunctionName")?,
+        callee_log_group: callee_out("LogGroupName")?,
+        cross_account_role_arn: callee_out("CrossAccountRoleArn")?,
+        caller_function_arn: caller_out("FunctionArn")?,
+        caller_function_name: caller_out("FunctionName")?,
+        caller_log_group: caller_out("LogGroupName")?,
+        caller_role_arn: caller_out("ExecutionRoleArn")?,
+        outputs: BTreeMap::new(),
+    };
+    Ok(Deployment {
+        outputs: BTreeMap::from([
+            (Stack::S3Callee, out_s3a),
+            (Stack::S3Caller, out_s3b),
+            (Stack::CalleeCloudformation, out_callee),
+            (Stack::CallerCloudformation, out_caller),
+        ]),
+        ..deployment
+    })
+}
+
+fn out(
+    outputs: &BTreeMap<String, String>,
+    stack: Stack,
+    key: &str,
+) -> Result<String, HarnessError> {
+    outputs
+        .get(key)
+        .cloned()
+        .ok_or_else(|| HarnessError::StackFailed {
+            stack: stack.to_string(),
+            status: "missing output".into(),
+            events: format!("the template has no output `{key}`, which the harness needs"),
+        })
+}
+
+/// Uploads a zip under a content-addressed key, encrypted with the bucket's key,
+/// so changed code always means a changed `CodeKey` and thus a function update.
+async fn upload(
+    sdk: &SdkConfig,
+    bucket_stack: Stack,
+    bucket_outputs: &BTreeMap<String, String>,
+    zip: &LambdaZip,
+) -> Result<String, HarnessError> {
+    let bucket = out(bucket_outputs, bucket_stack, "CodeBucketName")?;
+    let key_arn = out(bucket_outputs, bucket_stack, "KmsKeyArn")?;
+    let key = format!("{}/{}/bootstrap.zip", zip.name, &zip.sha256[..16]);
+    let body = ByteStream::from_path(&zip.zip)
+        .await
+        .map_err(|e| HarnessError::File {
+            path: zip.zip.clone(),
+            reason: e.to_string(),
+        })?;
+    aws::s3_client(sdk)
+        .put_object()
+        .bucket(&bucket)
+        .key(&key)
+        .server_side_encryption(ServerSideEncryption::AwsKms)
+        .ssekms_key_id(key_arn)
+        .body(body)
+        .send()
+        .await
+        .map_err(|e| HarnessError::aws(&format!("s3:PutObject s3://{bucket}/{key}"), e))?;
+    Ok(key)
+}
+
+struct StackDeploy<'a> {
+    cfn: CfnClient,
+    config: &'a DeployConfig,
+    stack: Stack,
+    name: String,
+}
+
+impl<'a> StackDeploy<'a> {
+    fn new(sdk: &SdkConfig, config: &'a DeployConfig, stack: Stack, suffix: Option<&str>) -> Self {
+        Self {
+            cfn: CfnClient::new(sdk),
+            config,
+            stack,
+            name: stack_name(stack, suffix),
+        }
+    }
+
+    /// Creates the stack, or updates it through a change set; returns its outputs.
+    async fn apply(
+        &self,
+        params: BTreeMap<String, String>,
+        overrides: BTreeMap<String, String>,
+    ) -> Result<BTreeMap<String, String>, HarnessError> {
+        let started = Instant::now();
+        let outputs = self.apply_inner(params, overrides).await;
+        tracing::info!(
+            stack = %self.name,
+            ms = started.elapsed().as_millis() as u64,
+            ok = outputs.is_ok(),
+            "stack applied"
+        );
+        outputs
+    }
+
+    async fn apply_inner(
+        &self,
+        mut params: BTreeMap<String, String>,
+        overrides: BTreeMap<String, String>,
+    ) -> Result<BTreeMap<String, String>, HarnessError> {
+        params.extend(overrides);
+        let body = template_body(&self.config.templates_dir, self.stack)?;
+        let parameters: Vec<Parameter> = params
+            .iter()
+            .map(|(k, v)| {
+                Parameter::builder()
+                    .parameter_key(k)
+                    .parameter_value(v)
+                    .build()
+            })
+            .collect();
+        let existing = self.status().await?;
+        let change_type = match existing {
+            None => ChangeSetType::Create,
+            Some(StackStatus::RollbackComplete) | Some(StackStatus::RollbackFailed) => {
+                // A stack that failed its creation cannot be updated: start over.
+                self.delete().await?;
+                ChangeSetType::Create
+            }
+            Some(_) => ChangeSetType::Update,
+        };
+        let change_set = format!("harness-{}", unique());
+        self.cfn
+            .create_change_set()
+            .stack_name(&self.name)
+            .change_set_name(&change_set)
+            .change_set_type(change_type.clone())
+            .template_body(body)
+            .set_parameters(Some(parameters))
+            .capabilities(Capability::CapabilityNamedIam)
+            .capabilities(Capability::CapabilityIam)
+            .send()
+            .await
+            .map_err(|e| {
+                HarnessError::aws(&format!("cloudformation:CreateChangeSet {}", self.name), e)
+            })?;
+        if !self.wait_change_set(&change_set).await? {
+            // Nothing to change: the stack already matches.
+            return self.outputs().await;
+        }
+        self.cfn
+            .execute_change_set()
+            .stack_name(&self.name)
+            .change_set_name(&change_set)
+            .send()
+            .await
+            .map_err(|e| {
+                HarnessError::aws(&format!("cloudformation:ExecuteChangeSet {}", self.name), e)
+            })?;
+        self.wait_stack().await?;
+        self.outputs().await
+    }
+
+    async fn status(&self) -> Result<Option<StackStatus>, HarnessError> {
+        match self
+            .cfn
+            .describe_stacks()
+            .stack_name(&self.name)
+            .send()
+            .await
+        {
+            Ok(resp) => Ok(resp
+                .stacks()
+                .first()
+                .and_then(|s| s.stack_status().cloned())
+                .filter(|s| *s != StackStatus::DeleteComplete)
+                .filter(|s| *s != StackStatus::ReviewInProgress)),
+            Err(err) => {
+                let text = aws_smithy_types::error::display::DisplayErrorContext(&err).to_string();
+                if text.contains("does not exist") {
+                    Ok(None)
+                } else {
+                    Err(HarnessError::aws(
+                        &format!("cloudformation:DescribeStacks {}", self.name),
+                        err,
+                    ))
+                }
+            }
+        }
+    }
+
+    async fn delete(&self) -> Result<(), HarnessError> {
+        self.cfn
+            .delete_stack()
+            .stack_name(&self.name)
+            .send()
+            .await
+            .map_err(|e| {
+                HarnessError::aws(&format!("cloudformation:DeleteStack {}", self.name), e)
+            })?;
+        let deadline = Instant::now() + Duration::from_secs(120);
+        while Instant::now() < deadline {
+            if self.status().await?.is_none() {
+                return Ok(());
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        Err(HarnessError::StackFailed {
+            stack: self.name.clone(),
+            status: "DELETE_IN_PROGRESS".into(),
+            events: "the failed stack did not delete within 120 s".into(),
+        })
+    }
+
+    /// Returns whether the change set has changes to execute.
+    async fn wait_change_set(&self, change_set: &str) -> Result<bool, HarnessError> {
+        let deadline = Instant::now() + Duration::from_secs(120);
+        while Instant::now() < deadline {
+            let resp = self
+                .cfn
+                .describe_change_set()
+                .stack_name(&self.name)
+                .change_set_name(change_set)
+                .send()
+                .await
+                .map_err(|e| {
+                    HarnessError::aws(
+                        &format!("cloudformation:DescribeChangeSet {}", self.name),
+                        e,
+                    )
+                })?;
+            match resp.status() {
+                Some(ChangeSetStatus::CreateComplete) => {
+                    return Ok(!resp.changes().is_empty());
+                }
+                Some(ChangeSetStatus::Failed) => {
+                    let reason = resp.status_reason().unwrap_or_default();
+                    if reason.contains("didn't contain changes") || reason.contains("No updates") {
+                        return Ok(false);
+                    }
+                    return Err(HarnessError::StackFailed {
+                        stack: self.name.clone(),
+                        status: "change set FAILED".into(),
+                        events: reason.to_string(),
+                    });
+                }
+                _ => tokio::time::sleep(Duration::from_millis(50)).await,
+            }
+        }
+        Err(HarnessError::StackFailed {
+            stack: self.name.clone(),
+            status: "change set timeout".into(),
+            events: "the change set was not ready within 120 s".into(),
+        })
+    }
+
+    async fn wait_stack(&self) -> Result<(), HarnessError> {
+        let deadline = Instant::now() + Duration::from_secs(300);
+        while Instant::now() < deadline {
+            let status = self.status().await?;
+            let text = status.as_ref().map(|s| s.as_str()).unwrap_or("DELETED");
+            if text.ends_with("_IN_PROGRESS") {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            }
+            if text.ends_with("_COMPLETE") && !text.contains("ROLLBACK") {
+                return Ok(());
+            }
+            return Err(HarnessError::StackFailed {
+                stack: self.name.clone(),
+                status: text.to_string(),
+                events: self.failure_events().await,
+            });
+        }
+        Err(HarnessError::StackFailed {
+            stack: self.name.clone(),
+            status: "timeout".into(),
+            events: "the stack did not settle within 300 s".into(),
+        })
+    }
+
+    /// The failing resources and their reasons, oldest first.
+    async fn failure_events(&self) -> String {
+        let Ok(resp) = self
+            .cfn
+            .describe_stack_events()
+            .stack_name(&self.name)
+            .send()
+            .await
+        else {
+            return "(the stack events could not be read)".into();
+        };
+        let failed: Vec<(&str, &str, Option<&str>)> = resp
+            .stack_events()
+            .iter()
+            .filter(|e| {
+                e.resource_status()
+                    .is_some_and(|s| s.as_str().ends_with("_FAILED"))
+            })
+            .map(|e| {
+                (
+                    e.logical_resource_id().unwrap_or("?"),
+                    e.resource_type().unwrap_or("?"),
+                    e.resource_status_reason().filter(|r| !r.is_empty()),
+                )
+            })
+            .collect();
+        failure_lines(&failed)
+    }
+
+    async fn outputs(&self) -> Result<BTreeMap<String, String>, HarnessError> {
+        let resp = self
+            .cfn
+            .describe_stacks()
+            .stack_name(&self.name)
+            .send()
+            .await
+            .map_err(|e| {
+                HarnessError::aws(&format!("cloudformation:DescribeStacks {}", self.name), e)
+            })?;
+        Ok(resp
+            .stacks()
+            .first()
+            .map(|s| {
+                s.outputs()
+                    .iter()
+                    .filter_map(|o| {
+                        Some((o.output_key()?.to_string(), o.output_value()?.to_string()))
+                    })
+                    .collect()
+            })
+            .unwrap_or_default())
+    }
+}
+
+/// The failed events, oldest first. Events that give no reason are the
+/// knock-on failures of the one that does (the stack, its dependants), so they
+/// are listed only when no event gives a reason.
+fn failure_lines(newest_first: &[(&str, &str, Option<&str>)]) -> String {
+    let with_reason: Vec<_> = newest_first
+        .iter()
+        .filter(|(_, _, r)| r.is_some())
+        .collect();
+    let shown: Vec<_> = if with_reason.is_empty() {
+        newest_first.iter().collect()
+    } else {
+        with_reason
+    };
+    if shown.is_empty() {
+        return "  (no resource reported a failure)".into();
+    }
+    shown
+        .iter()
+        .rev()
+        .map(|(id, kind, reason)| {
+            format!("  {id} ({kind}): {}", reason.unwrap_or("no reason given"))
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+fn unique() -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or_default();
+    format!("{:x}{:x}", nanos, std::process::id())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn variants_are_named_next_to_the_defaults() {
+        assert_eq!(
+            stack_name(Stack::CalleeCloudformation, None),
+            "calleecloudformation"
+        );
+        assert_eq!(
+            stack_name(Stack::CalleeCloudformation, Some("ab12cd34")),
+            "calleecloudformation-ab12cd34"
+        );
+    }
+
+    #[test]
+    fn failures_show_the_resources_that_give_a_reason_oldest_first() {
+        let events = [
+            ("calleecloudformation", "AWS::CloudFormation::Stack", None),
+            ("AllowInvoke", "AWS::Lambda::Permission", None),
+            (
+                "Function",
+                "AWS::Lambda::Function",
+                Some("runtime is invalid"),
+            ),
+            ("Role", "AWS::IAM::Role", Some("name taken")),
+        ];
+
+        let text = failure_lines(&events);
+
+        assert_eq!(
+            text,
+            "  Role (AWS::IAM::Role): name taken\n  Function (AWS::Lambda::Function): runtime is invalid"
+        );
+        let no_reasons = failure_lines(&events[..2]);
+        assert!(no_reasons.contains("AllowInvoke (AWS::Lambda::Permission): no reason given"));
+    }
+
+    #[test]
+    fn a_missing_template_names_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let err = template_body(dir.path(), Stack::S3Callee).unwrap_err();
+        assert!(err.to_string().contains("s3callee.yaml"), "{err}");
+    }
+
+    #[test]
+    fn a_missing_output_names_stack_and_key() {
+        let err = out(&BTreeMap::new(), Stack::CalleeCloudformation, "FunctionArn").unwrap_err();
+        let msg = err.to_string();
+        assert!(
+            msg.contains("calleecloudformation") && msg.contains("FunctionArn"),
+            "{msg}"
+        );
+    }
+}

@@ -1,0 +1,372 @@
+//! The cached Python virtual environment that holds LocalStack and the
+//! project's executor plugin.
+//!
+//! The venv lives outside the checkout (a cache directory), keyed by the
+//! Python version and the constraints file, so clean clones reuse it. It is
+//! built in a temporary directory and renamed into place only when complete,
+//! under a file lock, so an interrupted or concurrent build never leaves a
+//! half-made venv behind. The plugin is reinstalled whenever its sources change.
+
+use std::{
+    fs::File,
+    io::{BufRead, BufReader},
+    path::{Path, PathBuf},
+    process::{Command, Stdio},
+};
+
+use sha2::{Digest, Sha256};
+
+use crate::{error::HarnessError, progress::Step};
+
+/// The constraints file, embedded so the key never drifts from what is installed.
+pub const CONSTRAINTS: &str = include_str!("../../localstack-constraints.txt");
+
+/// The executor plugin's source directory.
+pub fn plugin_dir() -> PathBuf {
+    crate::workspace::root()
+        .join("harness")
+        .join("localstack-plugin")
+}
+
+/// Where the harness caches venvs: `$HARNESS_CACHE_DIR`, else the user cache dir.
+pub fn cache_dir() -> PathBuf {
+    std::env::var_os("HARNESS_CACHE_DIR")
+        .map(PathBuf::from)
+        .or_else(|| dirs::cache_dir().map(|d| d.join("servicenow-alert-harness")))
+        .unwrap_or_else(|| std::env::temp_dir().join("servicenow-alert-harness"))
+}
+
+/// A ready venv.
+#[derive(Debug, Clone)]
+pub struct Venv {
+    /// The venv's root directory.
+    pub root: PathBuf,
+}
+
+impl Venv {
+    /// The venv's Python interpreter.
+    pub fn python(&self) -> PathBuf {
+        self.root.join("bin").join("python")
+    }
+}
+
+/// Finds the interpreter to build venvs with: `$HARNESS_PYTHON`, else `python3`.
+/// Returns its `sys.version` (major.minor) too.
+pub fn find_python() -> Result<(PathBuf, String), HarnessError> {
+    let python = std::env::var_os("HARNESS_PYTHON")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("python3"));
+    let tried = python.display().to_string();
+    let output = Command::new(&python)
+        .args([
+            "-c",
+            "import sys, venv; print('%d.%d' % sys.version_info[:2])",
+        ])
+        .output()
+        .map_err(|_| HarnessError::PythonMissing {
+            tried: tried.clone(),
+        })?;
+    if !output.status.success() {
+        return Err(HarnessError::PythonMissing { tried });
+    }
+    let version = String::from_utf8_lossy(&output.stdout).trim().to_string();
+    Ok((python, version))
+}
+
+fn hash_hex(parts: &[&[u8]]) -> String {
+    let mut hasher = Sha256::new();
+    for part in parts {
+        hasher.update((part.len() as u64).to_le_bytes());
+        hasher.update(part);
+    }
+    hex::encode(hasher.finalize())[..12].to_string()
+}
+
+/// Hashes every file of the plugin package (paths and contents), skipping build output.
+fn plugin_hash(dir: &Path) -> Result<String, HarnessError> {
+    let mut files = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for entry in std::fs::read_dir(&d).map_err(|e| HarnessError::File {
+            path: d.clone(),
+            reason: format!("cannot read the executor plugin sources: {e}"),
+        })? {
+            let path = entry?.path();
+            let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
+            if name.starts_with('.')
+                || name == "__pycache__"
+                || name == "build"
+                || name.ends_with(".egg-info")
+            {
+                continue;
+            }
+            if path.is_dir() {
+                stack.push(path);
+            } else {
+                files.push(path);
+            }
+        }
+    }
+    files.sort();
+    let mut parts = Vec::new();
+    for f in &files {
+        let rel = f
+            .strip_prefix(dir)
+            .unwrap_or(f)
+            .to_string_lossy()
+            .into_owned();
+        parts.push(rel.into_bytes());
+        parts.push(std::fs::read(f)?);
+    }
+    let refs: Vec<&[u8]> = parts.iter().map(Vec::as_slice).collect();
+    Ok(hash_hex(&refs))
+}
+
+/// Runs a command, streaming its output lines into the step's detail, and
+/// returns the last lines on failure.
+fn run_streaming(cmd: &mut Command, step: &Step) -> Result<(), String> {
+    let mut child = cmd
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| format!("cannot run {:?}: {e}", cmd.get_program()))?;
+    let stderr = child.stderr.take();
+    let err_thread = std::thread::spawn(move || {
+        let mut lines = Vec::new();
+        if let Some(stderr) = stderr {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                lines.push(line);
+            }
+        }
+        lines
+    });
+    let mut tail: Vec<String> = Vec::new();
+    if let Some(stdout) = child.stdout.take() {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            step.detail(&line);
+            tail.push(line);
+            if tail.len() > 20 {
+                tail.remove(0);
+            }
+        }
+    }
+    let status = child.wait().map_err(|e| e.to_string())?;
+    let err_lines = err_thread.join().unwrap_or_default();
+    if status.success() {
+        Ok(())
+    } else {
+        tail.extend(err_lines.into_iter().rev().take(20).rev());
+        Err(format!("{status}\n{}", tail.join("\n")))
+    }
+}
+
+/// Returns the LocalStack venv, creating it (about two minutes) on first use and
+/// (re)installing the executor plugin when its sources changed.
+pub fn ensure(quiet: bool) -> Result<Venv, HarnessError> {
+    let (python, py_version) = find_python()?;
+    let key = hash_hex(&[CONSTRAINTS.as_bytes(), py_version.as_bytes()]);
+    let cache = cache_dir();
+    std::fs::create_dir_all(&cache).map_err(|e| HarnessError::Venv {
+        path: cache.clone(),
+        reason: format!("cannot create the cache directory: {e}"),
+    })?;
+    let root = cache.join(format!("localstack-4.8.1-py{py_version}-{key}"));
+    let lock_path = cache.join(format!("localstack-{key}.lock"));
+    let lock_file = File::create(&lock_path)?;
+    // Serialises venv creation and plugin installs between concurrent harness runs.
+    let _lock = nix::fcntl::Flock::lock(lock_file, nix::fcntl::FlockArg::LockExclusive).map_err(
+        |(_, e)| HarnessError::Venv {
+            path: lock_path.clone(),
+            reason: format!("cannot lock: {e}"),
+        },
+    )?;
+    let venv = Venv { root: root.clone() };
+    if !root.join(".complete").exists() {
+        create(&python, &root, quiet)?;
+    }
+    install_plugin(&venv, quiet)?;
+    Ok(venv)
+}
+
+fn create(python: &Path, root: &Path, quiet: bool) -> Result<(), HarnessError> {
+    let step = Step::start(
+        format!(
+            "creating the LocalStack venv in {} (first run only, about 2 minutes)",
+            root.display()
+        ),
+        quiet,
+    );
+    let tmp = root.with_extension(format!("partial-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&tmp);
+    let fail = |reason: String| HarnessError::Venv {
+        path: root.to_path_buf(),
+        reason,
+    };
+    let result = (|| {
+        run_streaming(Command::new(python).args(["-m", "venv"]).arg(&tmp), &step)?;
+        let constraints = tmp.join("constraints.txt");
+        std::fs::write(&constraints, CONSTRAINTS).map_err(|e| e.to_string())?;
+        run_streaming(
+            Command::new(tmp.join("bin").join("python"))
+                .args([
+                    "-m",
+                    "pip",
+                    "install",
+                    "--disable-pip-version-check",
+                    "--progress-bar",
+                    "off",
+                    "-c",
+                ])
+                .arg(&constraints)
+                .args(["localstack-core[runtime]", "setuptools", "wheel"]),
+            &step,
+        )?;
+        // venvs hold absolute paths, so the rename must happen before first use
+        // and keep the same final path; `python -m venv` writes that path only
+        // into scripts we never call (we always run `bin/python -m ...`).
+        std::fs::write(tmp.join(".complete"), CONSTRAINTS).map_err(|e| e.to_string())?;
+        std::fs::rename(&tmp, root).map_err(|e| e.to_string())
+    })();
+    match result {
+        Ok(()) => {
+            step.done();
+            Ok(())
+        }
+        Err(reason) => {
+            step.failed();
+            let _ = std::fs::remove_dir_all(&tmp);
+            Err(fail(reason))
+        }
+    }
+}
+
+fn install_plugin(venv: &Venv, quiet: bool) -> Result<(), HarnessError> {
+    let dir = plugin_dir();
+    let hash = plugin_hash(&dir)?;
+    let stamp = venv.root.join(format!(".plugin-{hash}"));
+    if stamp.exists() {
+        return Ok(());
+    }
+    let step = Step::start("installing the native Lambda executor plugin", quiet);
+    // Build from a copy so pip's build artefacts never land in the checkout.
+    let build_dir = venv.root.join("plugin-src");
+    let _ = std::fs::remove_dir_all(&build_dir);
+    copy_tree(&dir, &build_dir)?;
+    let result = run_streaming(
+        Command::new(venv.python())
+            .args([
+                "-m",
+                "pip",
+                "install",
+                "--disable-pip-version-check",
+                "--no-deps",
+                "--no-build-isolation",
+                "--force-reinstall",
+            ])
+            .arg(&build_dir),
+        &step,
+    );
+    match result {
+        Ok(()) => {
+            for entry in std::fs::read_dir(&venv.root)?.flatten() {
+                if entry.file_name().to_string_lossy().starts_with(".plugin-") {
+                    let _ = std::fs::remove_file(entry.path());
+                }
+            }
+            std::fs::write(&stamp, &hash)?;
+            step.done();
+            Ok(())
+        }
+        Err(reason) => {
+            step.failed();
+            Err(HarnessError::Venv {
+                path: venv.root.clone(),
+                reason: format!("installing the executor plugin failed: {reason}"),
+            })
+        }
+    }
+}
+
+fn copy_tree(from: &Path, to: &Path) -> Result<(), HarnessError> {
+    std::fs::create_dir_all(to)?;
+    for entry in std::fs::read_dir(from)? {
+        let entry = entry?;
+        let name = entry.file_name();
+        let n = name.to_string_lossy();
+        if n == "__pycache__" || n == "build" || n.ends_with(".egg-info") {
+            continue;
+        }
+        let target = to.join(&name);
+        if entry.file_type()?.is_dir() {
+            copy_tree(&entry.path(), &target)?;
+        } else {
+            std::fs::copy(entry.path(), target)?;
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_key_changes_with_any_part() {
+        let a = hash_hex(&[b"pins", b"3.11"]);
+        assert_eq!(a.len(), 12);
+        assert_ne!(a, hash_hex(&[b"pins", b"3.12"]));
+        // Length-prefixing keeps ("ab","c") and ("a","bc") apart.
+        assert_ne!(hash_hex(&[b"ab", b"c"]), hash_hex(&[b"a", b"bc"]));
+    }
+
+    #[test]
+    fn the_constraints_pin_the_measured_versions() {
+        for pin in [
+            "localstack-core==4.8.1",
+            "cbor2==5.7.0",
+            "cryptography==45.0.7",
+            "pyopenssl==25.2.0",
+            "psutil==7.0.0",
+            "localstack-twisted==24.3.0",
+            "moto-ext==5.1.11.post1",
+        ] {
+            assert!(
+                CONSTRAINTS.lines().any(|l| l.trim() == pin),
+                "missing {pin}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_missing_interpreter_says_python3_is_missing() {
+        // SAFETY: tests in this module do not read HARNESS_PYTHON concurrently.
+        let err = {
+            let _guard = EnvGuard::set("HARNESS_PYTHON", "/nonexistent/python3");
+            find_python().unwrap_err()
+        };
+        let msg = err.to_string();
+        assert!(msg.contains("python3 was not found"), "{msg}");
+        assert!(msg.contains("/nonexistent/python3"), "{msg}");
+    }
+
+    struct EnvGuard(&'static str, Option<std::ffi::OsString>);
+    impl EnvGuard {
+        fn set(key: &'static str, value: &str) -> Self {
+            let old = std::env::var_os(key);
+            // SAFETY: single-threaded use within one test; restored on drop.
+            unsafe { std::env::set_var(key, value) };
+            Self(key, old)
+        }
+    }
+    impl Drop for EnvGuard {
+        fn drop(&mut self) {
+            // SAFETY: see `set`.
+            unsafe {
+                match &self.1 {
+                    Some(v) => std::env::set_var(self.0, v),
+                    None => std::env::remove_var(self.0),
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,25 @@
+//! The harness: runs the cross-account alerting lambdas on one machine against
+//! LocalStack, with the IAM gateway in front of it and an embedded SMTP
+//! server; deploys the four stacks into two emulated accounts; observes calls
+//! through the chain; and runs scenario suites.
+#![warn(missing_docs)]
+
+pub mod cli;
+pub mod deploy;
+pub mod emulator;
+pub mod error;
+pub mod observe;
+pub mod package;
+pub mod progress;
+pub mod smtp;
+pub mod suite;
+pub mod system;
+pub mod workspace;
+
+pub use error::HarnessError;
+
+/// The SMTP port the callee sends to by default.
+pub const DEFAULT_SMTP_PORT: u16 = 2525;
+
+/// LocalStack's usual gateway port.
+pub const DEFAULT_GATEWAY_PORT: u16 = 4566;

@@ -1,0 +1,522 @@
+//! Observing one call: invoke the deployed chain as a user would, then gather
+//! everything that happened because of it, told apart from concurrent calls by
+//! the trace id it carries: the response or error, both lambdas' logs, the
+//! emails, and the IAM gateway's decisions.
+//!
+//! [`observe`] is the only place that does this; `harness invoke`, the
+//! scenario runner, `harness bench` and the end-to-end tests all call it.
+
+use std::{
+    path::{Path, PathBuf},
+    time::{Duration, Instant, SystemTime},
+};
+
+use aws_config::SdkConfig;
+use aws_sdk_lambda::{primitives::Blob, types::LogType};
+use base64::Engine as _;
+use iam_gateway::{DecisionRecord, Ruling};
+use scenario::{CapturedEmail, IamDecision, InvocationType, Outcome, OutcomeStatus, Via};
+use xray_trace::TraceId;
+
+use crate::{deploy::Deployment, smtp::MailCapture};
+
+/// One call to make.
+#[derive(Debug, Clone)]
+pub struct Call {
+    /// The entry point.
+    pub via: Via,
+    /// The payload bytes, sent unchanged.
+    pub payload: Vec<u8>,
+    /// How to invoke.
+    pub invocation: InvocationType,
+    /// The trace id to tag the call with.
+    pub trace: TraceId,
+}
+
+impl Call {
+    /// A call with a fresh trace id.
+    pub fn new(via: Via, payload: Vec<u8>, invocation: InvocationType) -> Self {
+        Self {
+            via,
+            payload,
+            invocation,
+            trace: TraceId::new(),
+        }
+    }
+}
+
+/// How long to wait for a call's emails after the call returns.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EmailWait {
+    /// Stop waiting as soon as this many have arrived.
+    pub at_least: usize,
+    /// Stop waiting after this long, whatever has arrived.
+    pub within: Duration,
+}
+
+impl EmailWait {
+    /// Take what has arrived by the time the call returns.
+    pub const NONE: Self = Self {
+        at_least: 0,
+        within: Duration::ZERO,
+    };
+}
+
+/// SDK configs of both accounts, made once and shared by every call.
+#[derive(Debug, Clone)]
+pub struct Clients {
+    /// Account A (the callee's).
+    pub callee_account: SdkConfig,
+    /// Account B (the caller's).
+    pub caller_account: SdkConfig,
+}
+
+impl Clients {
+    /// Acts as the root of each account against `endpoint`.
+    pub async fn new(endpoint: &str, accounts: &crate::deploy::Accounts) -> Self {
+        Self {
+            callee_account: sdk_config::account_config(endpoint, &accounts.callee).await,
+            caller_account: sdk_config::account_config(endpoint, &accounts.caller).await,
+        }
+    }
+}
+
+/// Where a call's emails are read from.
+#[derive(Debug, Clone)]
+pub enum Mailbox {
+    /// The capture server in this process.
+    InProcess(MailCapture),
+    /// The spool directory of a capture server in another process (`harness up`).
+    Spool(PathBuf),
+}
+
+/// A running system as far as observing a call needs it.
+#[derive(Debug, Clone)]
+pub struct Target {
+    /// SDK configs of both accounts.
+    pub clients: Clients,
+    /// Where emails are read from.
+    pub mailbox: Mailbox,
+    /// The IAM gateway's decision log; `None` when no gateway runs.
+    pub iam_log: Option<PathBuf>,
+}
+
+/// Everything observed about one call.
+#[derive(Debug, Clone)]
+pub struct Observation {
+    /// What happened, as scenarios check it: status, response, logs, emails,
+    /// and the IAM decisions the gateway evaluated.
+    pub outcome: Outcome,
+    /// Every request of the call the gateway saw, evaluated or not, in
+    /// arrival order; empty without a gateway.
+    pub requests: Vec<DecisionRecord>,
+}
+
+/// A part of a call's observation that could not be read. The call itself
+/// was made; what it did cannot be told, so no result is given.
+#[derive(Debug, thiserror::Error)]
+pub enum ObserveError {
+    /// The captured emails could not be read.
+    #[error("cannot read the captured emails in {dir}")]
+    Emails {
+        /// The spool directory.
+        dir: PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A lambda's logs could not be read from CloudWatch Logs.
+    #[error("cannot read the logs of log group {group}")]
+    Logs {
+        /// The log group.
+        group: String,
+        /// The SDK error.
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+    /// The IAM gateway's decision log could not be read.
+    #[error("cannot read the IAM gateway's decisions")]
+    Decisions(#[source] iam_gateway::GatewayError),
+}
+
+/// Makes `call` against `deployment` and returns everything observed about it:
+/// how it ended, its response or error, both lambdas' logs, its emails
+/// (waiting as `wait` says) and the IAM gateway's decisions on its requests.
+pub async fn observe(
+    target: &Target,
+    deployment: &Deployment,
+    call: &Call,
+    wait: EmailWait,
+) -> Result<Observation, ObserveError> {
+    let started = Instant::now();
+    let started_wall = SystemTime::now();
+    let mut outcome = invoke(&target.clients, deployment, call).await;
+
+    let (entry_sdk, entry_name, entry_group) = match call.via {
+        Via::Caller => (
+            &target.clients.caller_account,
+            &deployment.caller_function_name,
+            &deployment.caller_log_group,
+        ),
+        Via::Callee => (
+            &target.clients.callee_account,
+            &deployment.callee_function_name,
+            &deployment.callee_log_group,
+        ),
+    };
+    if call.via == Via::Caller && call.invocation != InvocationType::DryRun {
+        let logs = group_logs(
+            &target.clients.callee_account,
+            &deployment.callee_log_group,
+            started_wall,
+        )
+        .await?;
+        let logs = invocations_of(&logs, &call.trace);
+        if !logs.is_empty() {
+            outcome
+                .logs
+                .insert(deployment.callee_function_name.clone(), logs);
+        }
+    }
+    // The tail of a synchronous call is the entry lambda's log; otherwise, read its group.
+    if call.invocation == InvocationType::Event || !outcome.logs.contains_key(entry_name) {
+        let logs = group_logs(entry_sdk, entry_group, started_wall).await?;
+        let logs = invocations_of(&logs, &call.trace);
+        if !logs.is_empty() {
+            outcome.logs.insert(entry_name.clone(), logs);
+        }
+    }
+
+    let mut emails = emails_of(&target.mailbox, &call.trace, wait).await?;
+    emails.sort_by_key(|e| e.seq);
+    outcome.emails = emails;
+    let requests = match &target.iam_log {
+        Some(log) => decisions_of(log, &call.trace).map_err(ObserveError::Decisions)?,
+        None => Vec::new(),
+    };
+    outcome.iam = requests.iter().filter_map(checked_decision).collect();
+    outcome.duration = started.elapsed();
+    Ok(Observation { outcome, requests })
+}
+
+/// Invokes the entry lambda and classifies the answer; `duration` is the Invoke's own.
+async fn invoke(clients: &Clients, deployment: &Deployment, call: &Call) -> Outcome {
+    let (sdk, function, entry_name) = match call.via {
+        Via::Caller => (
+            &clients.caller_account,
+            &deployment.caller_function_arn,
+            &deployment.caller_function_name,
+        ),
+        Via::Callee => (
+            &clients.callee_account,
+            &deployment.callee_function_arn,
+            &deployment.callee_function_name,
+        ),
+    };
+    let lambda = aws_sdk_lambda::Client::new(sdk);
+    let started = Instant::now();
+    let mut request = lambda
+        .invoke()
+        .function_name(function)
+        .invocation_type(call.invocation.as_str().into())
+        .payload(Blob::new(call.payload.clone()));
+    if call.invocation == InvocationType::RequestResponse {
+        request = request.log_type(LogType::Tail);
+    }
+    let header = call.trace.header();
+    let result = request
+        .customize()
+        .mutate_request(move |req| {
+            req.headers_mut().insert(xray_trace::HEADER, header.clone());
+        })
+        .send()
+        .await;
+
+    let mut outcome = Outcome {
+        status: OutcomeStatus::Success,
+        duration: started.elapsed(),
+        trace_id: Some(call.trace.clone()),
+        ..Outcome::default()
+    };
+    match result {
+        Ok(resp) => {
+            if let Some(tail) = resp.log_result() {
+                let decoded = base64::engine::general_purpose::STANDARD
+                    .decode(tail)
+                    .map(|b| String::from_utf8_lossy(&b).into_owned())
+                    .unwrap_or_else(|e| format!("(the log tail is not base64: {e})"));
+                outcome.logs.insert(entry_name.clone(), decoded);
+            }
+            let body = resp.payload().map(|b| b.as_ref()).unwrap_or_default();
+            let json: Option<serde_json::Value> = (!body.is_empty()).then(|| {
+                serde_json::from_slice(body).unwrap_or_else(|_| {
+                    serde_json::Value::String(String::from_utf8_lossy(body).into_owned())
+                })
+            });
+            if resp.function_error().is_some() {
+                let error_type = json
+                    .as_ref()
+                    .and_then(|j| j["errorType"].as_str())
+                    .unwrap_or("Unhandled")
+                    .to_owned();
+                outcome.status = if alert_caller::DENIAL_ERROR_TYPES.contains(&error_type.as_str())
+                {
+                    OutcomeStatus::Denied
+                } else {
+                    OutcomeStatus::FunctionError
+                };
+                outcome.error_message = json
+                    .as_ref()
+                    .and_then(|j| j["errorMessage"].as_str())
+                    .map(str::to_owned);
+                outcome.error_type = Some(error_type);
+            }
+            outcome.response = json;
+        }
+        Err(err) => {
+            use aws_sdk_lambda::error::ProvideErrorMetadata;
+            let code = err.code().map(str::to_owned);
+            let message = err.message().map(str::to_owned).unwrap_or_else(|| {
+                aws_smithy_types::error::display::DisplayErrorContext(&err).to_string()
+            });
+            outcome.status = classify_service_error(code.as_deref());
+            outcome.error_type = code.or(Some("Error".into()));
+            outcome.error_message = Some(message);
+        }
+    }
+    outcome
+}
+
+/// Maps a Lambda service error code to a status.
+pub fn classify_service_error(code: Option<&str>) -> OutcomeStatus {
+    match code {
+        Some("AccessDeniedException") | Some("AccessDenied") => OutcomeStatus::Denied,
+        Some(
+            "RequestTooLargeException"
+            | "InvalidRequestContentException"
+            | "InvalidParameterValueException"
+            | "UnsupportedMediaTypeException"
+            | "ResourceNotFoundException",
+        ) => OutcomeStatus::InvalidRequest,
+        _ => OutcomeStatus::Error,
+    }
+}
+
+/// The invocations (START … REPORT blocks) in a log group's text that belong
+/// to the call tagged `trace`: those with a line naming its trace root. Other
+/// calls' invocations, from concurrent scenarios, are left out.
+pub fn invocations_of(logs: &str, trace: &TraceId) -> String {
+    let root = trace.root();
+    let mut kept = Vec::new();
+    let mut block: Vec<&str> = Vec::new();
+    let flush = |block: &mut Vec<&str>, kept: &mut Vec<String>| {
+        if block.iter().any(|l| l.contains(root)) {
+            kept.push(block.join("\n"));
+        }
+        block.clear();
+    };
+    for line in logs.lines() {
+        if line.starts_with("START RequestId:") {
+            flush(&mut block, &mut kept);
+        }
+        block.push(line);
+        if line.starts_with("REPORT RequestId:") {
+            flush(&mut block, &mut kept);
+        }
+    }
+    flush(&mut block, &mut kept);
+    kept.join("\n")
+}
+
+/// Log lines a function wrote to its group since `since` (a second of slack
+/// for clocks). A group that does not exist yet has no lines.
+async fn group_logs(
+    sdk: &SdkConfig,
+    group: &str,
+    since: SystemTime,
+) -> Result<String, ObserveError> {
+    use aws_sdk_cloudwatchlogs::error::ProvideErrorMetadata;
+    let logs = aws_sdk_cloudwatchlogs::Client::new(sdk);
+    let start = since
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64 - 1000)
+        .unwrap_or_default();
+    let resp = match logs
+        .filter_log_events()
+        .log_group_name(group)
+        .start_time(start)
+        .send()
+        .await
+    {
+        Ok(resp) => resp,
+        Err(err) if err.code() == Some("ResourceNotFoundException") => return Ok(String::new()),
+        Err(err) => {
+            return Err(ObserveError::Logs {
+                group: group.to_owned(),
+                source: Box::new(err),
+            });
+        }
+    };
+    Ok(resp
+        .events()
+        .iter()
+        .filter_map(|e| e.message())
+        .map(|m| m.trim_end().to_owned())
+        .collect::<Vec<_>>()
+        .join("\n"))
+}
+
+/// The gateway's decisions on the requests of the call tagged `trace`, in the
+/// order the requests arrived, read from its log.
+pub fn decisions_of(
+    log: &Path,
+    trace: &TraceId,
+) -> Result<Vec<DecisionRecord>, iam_gateway::GatewayError> {
+    let mut records: Vec<_> = iam_gateway::read_log(log)?
+        .into_iter()
+        .filter(|r| r.trace.as_ref() == Some(trace))
+        .collect();
+    // Records are written when each response returns, so inner hops come
+    // first; arrival order is the chain's order.
+    records.sort_by_key(|r| r.time_ms);
+    Ok(records)
+}
+
+/// The decision a scenario can check, for requests the gateway evaluated.
+fn checked_decision(record: &DecisionRecord) -> Option<IamDecision> {
+    let decision = match record.decision {
+        Ruling::Allow => scenario::Decision::Allow,
+        // Audit mode: AWS would have denied it.
+        Ruling::Deny | Ruling::WouldDeny => scenario::Decision::Deny,
+        Ruling::NotEvaluated | Ruling::Error => return None,
+    };
+    Some(IamDecision {
+        principal: record.principal.clone().unwrap_or_default(),
+        action: record.action.clone(),
+        resource: record.resource.clone().unwrap_or_default(),
+        decision,
+        explanation: record.explanation.clone(),
+    })
+}
+
+/// Waits as `wait` says for the emails of the call tagged `trace`, and returns
+/// all of that call's emails seen by then.
+async fn emails_of(
+    mailbox: &Mailbox,
+    trace: &TraceId,
+    wait: EmailWait,
+) -> Result<Vec<CapturedEmail>, ObserveError> {
+    match mailbox {
+        Mailbox::InProcess(capture) => Ok(
+            match capture
+                .wait_for(wait.at_least, wait.within, |m| m.is_of(trace))
+                .await
+            {
+                Ok(found) | Err(found) => found,
+            },
+        ),
+        Mailbox::Spool(dir) => {
+            let deadline = Instant::now() + wait.within;
+            loop {
+                let found: Vec<CapturedEmail> = crate::smtp::read_spool(dir)
+                    .map_err(|source| ObserveError::Emails {
+                        dir: dir.clone(),
+                        source,
+                    })?
+                    .into_iter()
+                    .filter(|m| m.is_of(trace))
+                    .collect();
+                if found.len() >= wait.at_least || Instant::now() >= deadline {
+                    return Ok(found);
+                }
+                tokio::time::sleep(Duration::from_millis(25)).await;
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use rstest::rstest;
+
+    use super::*;
+
+    fn trace(root: &str) -> TraceId {
+        TraceId::from_header(&format!("Root={root}")).expect("a root")
+    }
+
+    #[test]
+    fn only_the_invocations_of_this_trace_are_kept() {
+        let logs = "START RequestId: a Version: $LATEST\n\
+                    INFO handle{xrayTraceId=\"Root=1-aaa-111;Parent=9\"}: sent\n\
+                    END RequestId: a\n\
+                    REPORT RequestId: a\tDuration: 4 ms\n\
+                    START RequestId: b Version: $LATEST\n\
+                    INFO handle{xrayTraceId=\"Root=1-bbb-222;Parent=8\"}: sent\n\
+                    END RequestId: b\n\
+                    REPORT RequestId: b\tDuration: 5 ms";
+
+        let kept = invocations_of(logs, &trace("1-bbb-222"));
+
+        assert!(kept.starts_with("START RequestId: b"), "{kept}");
+        assert!(kept.ends_with("Duration: 5 ms"), "{kept}");
+        assert!(!kept.contains("RequestId: a"), "{kept}");
+    }
+
+    #[test]
+    fn decisions_are_matched_on_the_trace_root() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("iam.jsonl");
+        let record = |root: &str| {
+            serde_json::json!({"time_ms": 1, "trace": root, "principal": null,
+                "action": "sts:AssumeRole", "resource": null, "decision": "allow",
+                "reason": "allowed", "explanation": "ALLOW", "deciding": [],
+                "status": 200, "overhead_us": 1})
+            .to_string()
+        };
+        std::fs::write(
+            &log,
+            format!("{}\n{}\n", record("1-abc-def"), record("1-abc-xyz")),
+        )
+        .unwrap();
+
+        let found = decisions_of(&log, &trace("1-abc-def")).unwrap();
+
+        assert_eq!(found.len(), 1);
+        assert_eq!(found[0].trace, Some(trace("1-abc-def")));
+    }
+
+    #[test]
+    fn an_unreadable_decision_log_is_an_error_not_an_empty_chain() {
+        let dir = tempfile::tempdir().unwrap();
+
+        let err = decisions_of(&dir.path().join("missing.jsonl"), &TraceId::new()).unwrap_err();
+
+        assert!(err.to_string().contains("missing.jsonl"), "{err}");
+    }
+
+    #[tokio::test]
+    async fn an_unreadable_spool_is_an_error_not_an_empty_mailbox() {
+        let dir = tempfile::tempdir().unwrap();
+        let spool = dir.path().join("mail");
+        std::fs::create_dir_all(&spool).unwrap();
+        // A summary whose message file is gone cannot be read back.
+        std::fs::write(spool.join("000001.json"), "{}").unwrap();
+
+        let err = emails_of(&Mailbox::Spool(spool), &TraceId::new(), EmailWait::NONE)
+            .await
+            .unwrap_err();
+
+        assert!(err.to_string().contains("captured emails"), "{err}");
+    }
+
+    #[rstest]
+    #[case::denied(Some("AccessDeniedException"), OutcomeStatus::Denied)]
+    #[case::too_large(Some("RequestTooLargeException"), OutcomeStatus::InvalidRequest)]
+    #[case::bad_json(Some("InvalidRequestContentException"), OutcomeStatus::InvalidRequest)]
+    #[case::throttled(Some("TooManyRequestsException"), OutcomeStatus::Error)]
+    #[case::transport(None, OutcomeStatus::Error)]
+    fn service_errors_are_classified(#[case] code: Option<&str>, #[case] expected: OutcomeStatus) {
+        assert_eq!(classify_service_error(code), expected);
+    }
+}

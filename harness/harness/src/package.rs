@@ -1,0 +1,229 @@
+//! Builds the lambdas and packages each as `bootstrap` inside a zip, the
+//! `provided.al2023` layout.
+
+use std::{
+    io::{BufRead, BufReader, Write},
+    path::{Path, PathBuf},
+    process::{Command, Stdio},
+};
+
+use sha2::{Digest, Sha256};
+use zip::{CompressionMethod, DateTime, ZipWriter, write::SimpleFileOptions};
+
+use crate::{error::HarnessError, progress::Step};
+
+/// The lambda crates, in deploy order.
+pub const LAMBDAS: [&str; 2] = ["alert-callee", "alert-caller"];
+
+/// How to build.
+#[derive(Debug, Clone)]
+pub struct BuildOptions {
+    /// Cargo profile: `dev`, `release`, or a custom one.
+    pub profile: String,
+    /// Where to put `<crate>/bootstrap.zip`.
+    pub out_dir: PathBuf,
+    /// Also build the runtime shim (host backend).
+    pub with_shim: bool,
+    /// Suppress progress output.
+    pub quiet: bool,
+}
+
+/// A packaged lambda.
+#[derive(Debug, Clone)]
+pub struct LambdaZip {
+    /// The crate name.
+    pub name: String,
+    /// The zip's path.
+    pub zip: PathBuf,
+    /// Hex SHA-256 of the zip, so deploys can tell whether code changed.
+    pub sha256: String,
+}
+
+/// What a build produced.
+#[derive(Debug, Clone)]
+pub struct Artifacts {
+    /// The callee's zip.
+    pub callee: LambdaZip,
+    /// The caller's zip.
+    pub caller: LambdaZip,
+    /// The runtime shim, when built.
+    pub runtime_shim: Option<PathBuf>,
+}
+
+/// Builds the lambdas (and the shim) with cargo and zips them.
+pub fn build(options: &BuildOptions) -> Result<Artifacts, HarnessError> {
+    let step = Step::start(
+        format!("building the lambdas (profile {})", options.profile),
+        options.quiet,
+    );
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let mut cmd = Command::new(cargo);
+    cmd.current_dir(crate::workspace::root())
+        .args(["build", "--message-format=json-render-diagnostics"])
+        .args(["--profile", &options.profile]);
+    for lambda in LAMBDAS {
+        cmd.args(["-p", lambda]);
+    }
+    if options.with_shim {
+        cmd.args(["-p", "runtime-shim", "--bin", "runtime-shim"]);
+    }
+    cmd.args(["--bin", "alert-callee", "--bin", "alert-caller"]);
+    let executables = match run_cargo(&mut cmd, &step) {
+        Ok(found) => found,
+        Err(reason) => {
+            step.failed();
+            return Err(HarnessError::Build(reason));
+        }
+    };
+    let exe = |name: &str| -> Result<PathBuf, HarnessError> {
+        executables
+            .iter()
+            .find(|p| p.file_name().is_some_and(|f| f == name))
+            .cloned()
+            .ok_or_else(|| HarnessError::Build(format!("cargo built no `{name}` binary")))
+    };
+    let zip_one = |name: &str| -> Result<LambdaZip, HarnessError> {
+        let zip = options.out_dir.join(name).join("bootstrap.zip");
+        let sha256 = zip_bootstrap(&exe(name)?, &zip)?;
+        Ok(LambdaZip {
+            name: name.to_string(),
+            zip,
+            sha256,
+        })
+    };
+    let artifacts = Artifacts {
+        callee: zip_one("alert-callee")?,
+        caller: zip_one("alert-caller")?,
+        runtime_shim: if options.with_shim {
+            Some(exe("runtime-shim")?)
+        } else {
+            None
+        },
+    };
+    step.done();
+    Ok(artifacts)
+}
+
+/// Runs cargo with JSON messages and returns every executable it produced.
+fn run_cargo(cmd: &mut Command, step: &Step) -> Result<Vec<PathBuf>, String> {
+    let mut child = cmd
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| format!("cannot run cargo: {e}"))?;
+    let stderr = child.stderr.take();
+    let err_thread = std::thread::spawn(move || {
+        let mut text = String::new();
+        if let Some(stderr) = stderr {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                text.push_str(&line);
+                text.push('\n');
+            }
+        }
+        text
+    });
+    let mut executables = Vec::new();
+    if let Some(stdout) = child.stdout.take() {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            let Ok(msg) = serde_json::from_str::<serde_json::Value>(&line) else {
+                continue;
+            };
+            if msg["reason"] == "compiler-artifact" {
+                if let Some(name) = msg["target"]["name"].as_str() {
+                    step.detail(name);
+                }
+                if let Some(exe) = msg["executable"].as_str() {
+                    executables.push(PathBuf::from(exe));
+                }
+            }
+        }
+    }
+    let status = child.wait().map_err(|e| e.to_string())?;
+    let stderr = err_thread.join().unwrap_or_default();
+    if status.success() {
+        Ok(executables)
+    } else {
+        // Progress lines bury the error; keep what cargo said about the failure.
+        let errors: Vec<&str> = stderr
+            .lines()
+            .filter(|l| {
+                let t = l.trim_start();
+                !(t.starts_with("Compiling ")
+                    || t.starts_with("Downloaded ")
+                    || t.starts_with("Downloading ")
+                    || t.starts_with("Blocking waiting"))
+            })
+            .collect();
+        Err(format!(
+            "cargo build failed ({status}):\n{}",
+            errors.join("\n")
+        ))
+    }
+}
+
+/// Writes `binary` as an executable `bootstrap` into a zip at `zip_path`, with a
+/// fixed timestamp so the same binary always gives the same zip, and returns
+/// the zip's SHA-256.
+pub fn zip_bootstrap(binary: &Path, zip_path: &Path) -> Result<String, HarnessError> {
+    let bytes = std::fs::read(binary).map_err(|e| HarnessError::File {
+        path: binary.to_path_buf(),
+        reason: format!("cannot read the lambda binary: {e}"),
+    })?;
+    if let Some(dir) = zip_path.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    let mut buffer = std::io::Cursor::new(Vec::new());
+    {
+        let mut zip = ZipWriter::new(&mut buffer);
+        let options = SimpleFileOptions::default()
+            .compression_method(CompressionMethod::Deflated)
+            .compression_level(Some(1))
+            .last_modified_time(DateTime::default())
+            .unix_permissions(0o755);
+        zip.start_file("bootstrap", options)
+            .map_err(|e| HarnessError::Build(e.to_string()))?;
+        zip.write_all(&bytes)?;
+        zip.finish()
+            .map_err(|e| HarnessError::Build(e.to_string()))?;
+    }
+    let data = buffer.into_inner();
+    let tmp = zip_path.with_extension("zip.tmp");
+    std::fs::write(&tmp, &data)?;
+    std::fs::rename(&tmp, zip_path)?;
+    Ok(hex::encode(Sha256::digest(&data)))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::{io::Read, os::unix::fs::PermissionsExt};
+
+    use super::*;
+
+    #[test]
+    fn the_zip_holds_an_executable_bootstrap_and_is_reproducible() {
+        let dir = tempfile::tempdir().unwrap();
+        let binary = dir.path().join("alert-callee");
+        std::fs::write(&binary, b"\x7fELF not really").unwrap();
+        std::fs::set_permissions(&binary, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let zip_path = dir.path().join("out/alert-callee/bootstrap.zip");
+
+        let first = zip_bootstrap(&binary, &zip_path).unwrap();
+        let second = zip_bootstrap(&binary, &zip_path).unwrap();
+
+        assert_eq!(first, second, "same binary, same zip");
+        let mut archive = zip::ZipArchive::new(std::fs::File::open(&zip_path).unwrap()).unwrap();
+        assert_eq!(archive.len(), 1);
+        let mut entry = archive.by_name("bootstrap").unwrap();
+        assert_eq!(entry.unix_mode().map(|m| m & 0o777), Some(0o755));
+        let mut content = Vec::new();
+        entry.read_to_end(&mut content).unwrap();
+        assert_eq!(content, b"\x7fELF not really");
+    }
+
+    #[test]
+    fn a_missing_binary_is_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let err = zip_bootstrap(&dir.path().join("nope"), &dir.path().join("x.zip")).unwrap_err();
+        assert!(err.to_string().contains("nope"), "{err}");
+    }
+}

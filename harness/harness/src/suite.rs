@@ -1,0 +1,332 @@
+//! Runs scenario files against a system: one deploy per distinct set of
+//! overrides, next to the default stacks; scenarios concurrently (`jobs`),
+//! each one observed by the trace id its call carries; reports per scenario
+//! and, when asked, JUnit.
+
+use std::{
+    collections::BTreeMap,
+    path::{Path, PathBuf},
+    sync::Arc,
+    time::{Duration, Instant},
+};
+
+use scenario::{DeployOverrides, InvocationType, Outcome, OutcomeStatus, Scenario, Verdict};
+use tokio::sync::Semaphore;
+
+use crate::{
+    deploy::{self, DeployConfig, Deployment},
+    error::HarnessError,
+    observe::{self, Call, EmailWait, Target},
+    package::{self, Artifacts},
+    system::{RunningSystem, System},
+};
+
+/// How long a run waits for emails a scenario expects, when it does not say.
+const DEFAULT_EMAIL_WAIT: Duration = Duration::from_secs(5);
+/// How long an `Event` scenario that expects no email watches for strays.
+const EVENT_QUIET_PERIOD: Duration = Duration::from_millis(1500);
+
+/// A system as a suite needs it: how to call it, and how to deploy variants into it.
+#[derive(Debug, Clone)]
+pub struct SuiteTarget {
+    /// How calls reach it.
+    pub target: Target,
+    /// The AWS endpoint variants are deployed through.
+    pub endpoint: String,
+    /// The default deployment.
+    pub deployment: Deployment,
+    /// How the default deployment was made; variants start from it.
+    pub deploy_config: DeployConfig,
+    /// The lambda zips (variants deploy the same code).
+    pub artifacts: Artifacts,
+}
+
+impl SuiteTarget {
+    /// A system this process runs.
+    pub fn of(system: &System) -> Self {
+        Self {
+            target: system.target(),
+            endpoint: system.running.endpoint.clone(),
+            deployment: system.running.deployment.clone(),
+            deploy_config: system.running.deploy_config(true),
+            artifacts: system.artifacts.clone(),
+        }
+    }
+
+    /// A running `harness up`; the lambdas are rebuilt (a no-op when
+    /// unchanged) so that variants deploy the code the default runs.
+    pub async fn connect(
+        state: &RunningSystem,
+        work_dir: &Path,
+        quiet: bool,
+    ) -> Result<Self, HarnessError> {
+        let build = state.config.build_options(work_dir, quiet);
+        let artifacts = tokio::task::spawn_blocking(move || package::build(&build))
+            .await
+            .map_err(|e| HarnessError::Build(e.to_string()))??;
+        Ok(Self {
+            target: state.connect().await?,
+            endpoint: state.endpoint.clone(),
+            deployment: state.deployment.clone(),
+            deploy_config: state.deploy_config(true),
+            artifacts,
+        })
+    }
+}
+
+/// One finished scenario.
+#[derive(Debug, Clone)]
+pub struct Finished {
+    /// Index of the scenario in the input order.
+    pub index: usize,
+    /// What happened.
+    pub outcome: Outcome,
+    /// The verdict.
+    pub verdict: Verdict,
+}
+
+/// The variant deployments of a run, by override key.
+pub type Variants = BTreeMap<String, Result<Deployment, String>>;
+
+/// What a suite run did, and how long each part took.
+#[derive(Debug)]
+pub struct SuiteRun {
+    /// Every scenario's result, in input order.
+    pub finished: Vec<Finished>,
+    /// Deploying the variants.
+    pub variant_deploys: Duration,
+    /// Running the scenarios.
+    pub scenarios: Duration,
+}
+
+impl SuiteRun {
+    /// Each scenario with its outcome and verdict, in input order.
+    pub fn results<'a>(&'a self, scenarios: &'a [Scenario]) -> Vec<scenario::ScenarioResult<'a>> {
+        self.finished
+            .iter()
+            .map(|f| scenario::ScenarioResult {
+                scenario: &scenarios[f.index],
+                outcome: &f.outcome,
+                verdict: &f.verdict,
+            })
+            .collect()
+    }
+
+    /// Writes each scenario's report directory under `report_dir`, and the
+    /// JUnit XML file when one is asked for.
+    pub fn write_reports(
+        &self,
+        scenarios: &[Scenario],
+        report_dir: &Path,
+        junit: Option<&Path>,
+    ) -> Result<(), HarnessError> {
+        let results = self.results(scenarios);
+        for result in &results {
+            scenario::write_report(report_dir, result.scenario, result.outcome, result.verdict)?;
+        }
+        if let Some(junit) = junit {
+            scenario::write_junit(junit, "scenarios", &results)?;
+        }
+        Ok(())
+    }
+}
+
+/// Loads scenarios from paths, applying the filter; file errors come back
+/// before anything starts.
+pub fn load(paths: &[PathBuf], filter: &scenario::Filter) -> Result<Vec<Scenario>, HarnessError> {
+    let scenarios = scenario::load(paths)?;
+    Ok(filter.apply(scenarios))
+}
+
+/// Deploys the variants, then runs every scenario, `jobs` at a time.
+/// `on_done` sees each result as it finishes.
+pub async fn run_suite(
+    suite: &SuiteTarget,
+    scenarios: &[Scenario],
+    jobs: usize,
+    on_done: impl Fn(&Scenario, &Finished) + Send + Sync,
+) -> SuiteRun {
+    let started = Instant::now();
+    let variants = deploy_variants(suite, scenarios).await;
+    let variant_deploys = started.elapsed();
+    let started = Instant::now();
+    let finished = run(suite, &variants, scenarios, jobs, on_done).await;
+    SuiteRun {
+        finished,
+        variant_deploys,
+        scenarios: started.elapsed(),
+    }
+}
+
+/// Deploys one variant per distinct set of overrides, all at once, next to
+/// the default stacks, which stay untouched: nothing needs restoring
+/// afterwards, and a rerun against the same `harness up` finds the variants
+/// already deployed (an unchanged change set is a no-op).
+pub async fn deploy_variants(suite: &SuiteTarget, scenarios: &[Scenario]) -> Variants {
+    let groups = scenario::deploy_groups(scenarios);
+    let deploys = groups
+        .iter()
+        .filter(|(overrides, _)| !overrides.is_empty())
+        .map(|(overrides, _)| async move {
+            let result = deploy_variant(suite, overrides)
+                .await
+                .map_err(|e| e.to_string());
+            (overrides.key(), result)
+        });
+    futures::future::join_all(deploys)
+        .await
+        .into_iter()
+        .collect()
+}
+
+/// Deploys one variant of the stacks with these overrides, named by their key.
+pub async fn deploy_variant(
+    suite: &SuiteTarget,
+    overrides: &DeployOverrides,
+) -> Result<Deployment, HarnessError> {
+    let mut config = suite.deploy_config.clone();
+    config.suffix = Some(overrides.key());
+    config.overrides = overrides.clone();
+    config.quiet = true;
+    deploy::deploy(&suite.endpoint, &suite.artifacts, &config).await
+}
+
+/// Runs the scenarios, `jobs` at a time, each against the default deployment
+/// or its variant; results come back in input order. `on_done` sees each
+/// result as it finishes.
+pub async fn run(
+    suite: &SuiteTarget,
+    variants: &Variants,
+    scenarios: &[Scenario],
+    jobs: usize,
+    on_done: impl Fn(&Scenario, &Finished) + Send + Sync,
+) -> Vec<Finished> {
+    let semaphore = Arc::new(Semaphore::new(jobs.max(1)));
+    let on_done = &on_done;
+    let tasks = scenarios.iter().enumerate().map(|(index, scenario)| {
+        let semaphore = semaphore.clone();
+        let deployment = if scenario.deploy.is_empty() {
+            Ok(&suite.deployment)
+        } else {
+            match variants.get(&scenario.deploy.key()) {
+                Some(Ok(d)) => Ok(d),
+                Some(Err(e)) => Err(e.clone()),
+                None => Err("the variant was not deployed".to_owned()),
+            }
+        };
+        async move {
+            let _permit = semaphore.acquire().await;
+            let outcome = match deployment {
+                Ok(deployment) => run_one(&suite.target, deployment, scenario).await,
+                Err(reason) => harness_error(
+                    "DeployFailed",
+                    format!("deploying this scenario's overrides failed: {reason}"),
+                ),
+            };
+            let verdict = scenario::check(scenario, &outcome);
+            let finished = Finished {
+                index,
+                outcome,
+                verdict,
+            };
+            on_done(scenario, &finished);
+            finished
+        }
+    });
+    futures::future::join_all(tasks).await
+}
+
+/// Runs one scenario against one deployment and returns what was observed.
+/// When the call cannot be observed, the outcome is the harness's error,
+/// which no scenario expects.
+pub async fn run_one(target: &Target, deployment: &Deployment, scenario: &Scenario) -> Outcome {
+    let payload = match serde_json::to_vec(&scenario.invoke.payload) {
+        Ok(p) => p,
+        Err(e) => {
+            return harness_error(
+                "PayloadError",
+                format!("the payload does not serialise: {e}"),
+            );
+        }
+    };
+    let call = Call::new(
+        scenario.invoke.via,
+        payload,
+        scenario.invoke.invocation_type,
+    );
+    match observe::observe(target, deployment, &call, email_wait(scenario)).await {
+        Ok(observation) => observation.outcome,
+        // `{:#}` shows the cause chain on one line.
+        Err(err) => harness_error("ObserveError", format!("{:#}", anyhow::Error::new(err))),
+    }
+}
+
+/// How long to wait for a scenario's emails, and for how many.
+fn email_wait(scenario: &Scenario) -> EmailWait {
+    let expected = scenario.expect.emails.as_ref().map_or(0, Vec::len);
+    let within = match (
+        scenario.expect.within_ms,
+        scenario.invoke.invocation_type,
+        expected,
+    ) {
+        (Some(ms), _, _) => Duration::from_millis(ms),
+        (None, InvocationType::Event, 0) => EVENT_QUIET_PERIOD,
+        (None, _, 0) => Duration::ZERO,
+        (None, _, _) => DEFAULT_EMAIL_WAIT,
+    };
+    EmailWait {
+        at_least: expected.max(1),
+        within,
+    }
+}
+
+fn harness_error(error_type: &str, message: String) -> Outcome {
+    Outcome {
+        status: OutcomeStatus::Error,
+        error_type: Some(error_type.to_owned()),
+        error_message: Some(message),
+        ..Outcome::default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use rstest::rstest;
+
+    use super::*;
+
+    fn scenario(yaml: &str) -> Scenario {
+        scenario::parse_str(Path::new("s.yaml"), yaml).expect("a scenario")
+    }
+
+    #[rstest]
+    #[case::one_email_default_wait(
+        "name: a\ninvoke: { payload: {} }\nexpect: { status: success, emails: [ { to: [a@example.com] } ] }\n",
+        1,
+        DEFAULT_EMAIL_WAIT
+    )]
+    #[case::no_email_sync_takes_what_is_there(
+        "name: a\ninvoke: { payload: {} }\nexpect: { status: success, emails: [] }\n",
+        1,
+        Duration::ZERO
+    )]
+    #[case::no_email_event_watches_for_strays(
+        "name: a\ninvoke: { payload: {}, invocation_type: Event }\nexpect: { status: success, emails: [] }\n",
+        1,
+        EVENT_QUIET_PERIOD
+    )]
+    #[case::within_ms_wins(
+        "name: a\ninvoke: { payload: {} }\nexpect: { status: success, emails: [], within_ms: 700 }\n",
+        1,
+        Duration::from_millis(700)
+    )]
+    fn scenarios_say_how_long_to_wait_for_emails(
+        #[case] yaml: &str,
+        #[case] at_least: usize,
+        #[case] within: Duration,
+    ) {
+        assert_eq!(email_wait(&scenario(yaml)), EmailWait { at_least, within });
+    }
+}

@@ -1,0 +1,563 @@
+//! The whole system on one machine: the emulator, the IAM gateway, the SMTP
+//! capture server, the built lambdas and the deployed stacks, brought up in
+//! order and timed.
+//!
+//! [`SystemConfig`] says what to bring up; it is both the command line's
+//! options and what the state file records. [`RunningSystem`] describes a
+//! system that is up: the state file `harness up` writes for `invoke`, `run`,
+//! `deploy`, `iam` and `down` in other processes. [`System`] is a system this
+//! process runs; dropping it stops everything it started.
+
+use std::{
+    net::SocketAddr,
+    path::{Path, PathBuf},
+    time::{Duration, Instant},
+};
+
+use clap::Parser;
+use iam_gateway::{Gateway, GatewayConfig, GatewayHandle, Mode};
+use nix::{sys::signal::kill, unistd::Pid};
+use scenario::{DeployOverrides, InvocationType, OutcomeStatus, Via};
+use serde::{Deserialize, Serialize};
+
+use crate::{
+    deploy::{self, Accounts, DeployConfig, Deployment},
+    emulator::{Backend, Emulator, EmulatorOptions},
+    error::HarnessError,
+    observe::{self, Call, Clients, EmailWait, Mailbox, Observation, Target},
+    package::{self, Artifacts, BuildOptions},
+    smtp::{CaptureConfig, MailCapture},
+};
+
+/// The SMTP TLS mode the harness deploys the callee with: the capture server
+/// speaks plain SMTP on loopback.
+pub const SMTP_TLS: &str = "none";
+
+/// What to bring up: the options of every command that starts a system, and
+/// what a running one records in its state file.
+#[derive(Debug, Clone, PartialEq, Eq, clap::Args, Serialize, Deserialize)]
+pub struct SystemConfig {
+    /// The emulator backend.
+    #[arg(long, value_enum, default_value = "host", env = "HARNESS_BACKEND")]
+    pub backend: Backend,
+    /// The port AWS clients use: the IAM gateway's, or LocalStack's with `--iam off` (host backend).
+    #[arg(long, default_value_t = crate::DEFAULT_GATEWAY_PORT, env = "HARNESS_GATEWAY_PORT")]
+    pub gateway_port: u16,
+    /// The endpoint of an already-running emulator (external backend).
+    #[arg(long, env = "HARNESS_ENDPOINT")]
+    pub endpoint: Option<String>,
+    /// The LocalStack image (container backend).
+    #[arg(long, default_value = crate::emulator::container::DEFAULT_IMAGE, env = "HARNESS_IMAGE")]
+    pub image: String,
+    /// The SMTP capture port; 0 picks a free one.
+    #[arg(long, default_value_t = crate::DEFAULT_SMTP_PORT, env = "HARNESS_SMTP_PORT")]
+    pub smtp_port: u16,
+    /// The SMTP host the callee is told to use (container backends need the Docker host's address).
+    #[arg(long, default_value = "127.0.0.1")]
+    pub smtp_host_for_lambdas: String,
+    /// Account A, where the callee lives.
+    #[arg(long, default_value = "111111111111", value_parser = account_id)]
+    pub callee_account: String,
+    /// Account B, where the caller lives.
+    #[arg(long, default_value = "222222222222", value_parser = account_id)]
+    pub caller_account: String,
+    /// The callee's From address.
+    #[arg(long, default_value = "alerts@example.com")]
+    pub mail_from: String,
+    /// Domains the callee may send to, comma-separated.
+    #[arg(long, default_value = "example.com")]
+    pub allowed_domains: String,
+    /// The cargo profile the lambdas are built with.
+    #[arg(long, default_value = "dev", env = "HARNESS_PROFILE")]
+    pub profile: String,
+    /// IAM enforcement by the gateway in front of the emulator: `enforce`
+    /// denies what AWS would deny, `audit` forwards but records it, `off`
+    /// runs no gateway (LocalStack's free edition checks no IAM at all).
+    #[arg(long, value_enum, default_value = "enforce", env = "HARNESS_IAM")]
+    pub iam: Mode,
+}
+
+/// Parses the command line's defaults into a [`SystemConfig`].
+#[derive(Parser)]
+struct Defaults {
+    #[command(flatten)]
+    config: SystemConfig,
+}
+
+impl SystemConfig {
+    /// The command line's defaults (and `HARNESS_*` variables where set).
+    pub fn defaults() -> Result<Self, HarnessError> {
+        Defaults::try_parse_from(["harness"])
+            .map(|d| d.config)
+            .map_err(|e| HarnessError::Config(e.to_string()))
+    }
+
+    /// The two accounts.
+    pub fn accounts(&self) -> Accounts {
+        Accounts {
+            callee: self.callee_account.clone(),
+            caller: self.caller_account.clone(),
+        }
+    }
+
+    /// How the stacks are deployed for this system, with the callee sending to `smtp_port`.
+    pub fn deploy_config(&self, smtp_port: u16, quiet: bool) -> DeployConfig {
+        DeployConfig {
+            accounts: self.accounts(),
+            templates_dir: crate::workspace::templates_dir(),
+            smtp_host: self.smtp_host_for_lambdas.clone(),
+            smtp_port,
+            smtp_tls: SMTP_TLS.into(),
+            mail_from: self.mail_from.clone(),
+            allowed_domains: self.allowed_domains.clone(),
+            suffix: None,
+            overrides: DeployOverrides::default(),
+            quiet,
+        }
+    }
+
+    /// How the lambdas are built for this system.
+    pub fn build_options(&self, work_dir: &Path, quiet: bool) -> BuildOptions {
+        BuildOptions {
+            profile: self.profile.clone(),
+            out_dir: work_dir.join("lambda"),
+            with_shim: self.backend == Backend::Host,
+            quiet,
+        }
+    }
+}
+
+/// A 12-digit AWS account id.
+fn account_id(id: &str) -> Result<String, String> {
+    if id.len() == 12 && id.bytes().all(|b| b.is_ascii_digit()) {
+        Ok(id.to_owned())
+    } else {
+        Err(format!("an AWS account id has 12 digits, not `{id}`"))
+    }
+}
+
+/// How this process runs a system, beyond what it is.
+#[derive(Debug, Clone)]
+pub struct Launch {
+    /// Logs, zips, mail spool and state go here.
+    pub work_dir: PathBuf,
+    /// Also write every captured email to `<work_dir>/mail`, for other processes.
+    pub spool: bool,
+    /// Make one call through the chain once deployed, and fail if it delivers no email.
+    pub warm_up: bool,
+    /// Suppress progress output.
+    pub quiet: bool,
+}
+
+/// How long each phase of `up` took.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Timings {
+    /// Building and zipping the lambdas.
+    pub build_ms: u64,
+    /// Starting the emulator until ready.
+    pub emulator_start_ms: u64,
+    /// Deploying the four stacks.
+    pub deploy_ms: u64,
+    /// The first call through the whole chain (cold starts included).
+    pub first_invoke_ms: Option<u64>,
+}
+
+/// A system that is up, as its state file describes it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RunningSystem {
+    /// The process that runs it.
+    pub pid: u32,
+    /// The emulator's process group (host backend).
+    pub emulator_pgid: Option<i32>,
+    /// What was brought up.
+    pub config: SystemConfig,
+    /// The AWS endpoint clients use (the IAM gateway, when one runs).
+    pub endpoint: String,
+    /// The emulator's own endpoint, behind the gateway.
+    pub emulator_endpoint: String,
+    /// The gateway's decision log; `None` without a gateway.
+    pub iam_log: Option<PathBuf>,
+    /// The SMTP capture server's address.
+    pub smtp: SocketAddr,
+    /// Where captured emails are spooled; `None` when they stay in memory.
+    pub mail_spool: Option<PathBuf>,
+    /// The default deployment.
+    pub deployment: Deployment,
+    /// Phase timings of the start.
+    pub timings: Timings,
+}
+
+/// The state file inside a work directory.
+pub fn state_file(work_dir: &Path) -> PathBuf {
+    work_dir.join("state.json")
+}
+
+impl RunningSystem {
+    /// Writes the state file atomically.
+    pub fn write(&self, work_dir: &Path) -> Result<(), HarnessError> {
+        let file = state_file(work_dir);
+        let tmp = file.with_extension("json.tmp");
+        let json = serde_json::to_vec_pretty(self).map_err(|e| HarnessError::File {
+            path: file.clone(),
+            reason: e.to_string(),
+        })?;
+        std::fs::write(&tmp, json)?;
+        std::fs::rename(tmp, file)?;
+        Ok(())
+    }
+
+    /// Reads the state of a running `harness up`; a stale file (its process
+    /// gone) counts as not running.
+    pub fn read(work_dir: &Path) -> Result<Self, HarnessError> {
+        let file = state_file(work_dir);
+        let text =
+            std::fs::read_to_string(&file).map_err(|_| HarnessError::NotRunning(file.clone()))?;
+        let state: Self = serde_json::from_str(&text).map_err(|e| HarnessError::File {
+            path: file.clone(),
+            reason: format!("unreadable state file: {e}"),
+        })?;
+        if !alive(state.pid) {
+            return Err(HarnessError::NotRunning(file));
+        }
+        Ok(state)
+    }
+
+    /// Removes the state file.
+    pub fn remove(work_dir: &Path) {
+        let _ = std::fs::remove_file(state_file(work_dir));
+    }
+
+    /// How the default stacks were deployed; variants start from it.
+    pub fn deploy_config(&self, quiet: bool) -> DeployConfig {
+        self.config.deploy_config(self.smtp.port(), quiet)
+    }
+
+    /// Reaches this system from another process: SDK clients for its endpoint,
+    /// its mail spool and its decision log.
+    pub async fn connect(&self) -> Result<Target, HarnessError> {
+        let spool = self.mail_spool.clone().ok_or_else(|| {
+            HarnessError::Config(format!(
+                "the running harness (pid {}) keeps its emails in memory; only `harness up` spools them for other processes",
+                self.pid
+            ))
+        })?;
+        Ok(Target {
+            clients: Clients::new(&self.endpoint, &self.config.accounts()).await,
+            mailbox: Mailbox::Spool(spool),
+            iam_log: self.iam_log.clone(),
+        })
+    }
+}
+
+/// Whether a process exists.
+pub fn alive(pid: u32) -> bool {
+    kill(Pid::from_raw(pid as i32), None).is_ok()
+}
+
+/// A system this process runs. Dropping it stops the emulator (and everything it runs).
+pub struct System {
+    /// What is up, as the state file records it.
+    pub running: RunningSystem,
+    /// The emulator.
+    pub emulator: Emulator,
+    /// The IAM gateway in front of it, unless `--iam off`.
+    pub gateway: Option<GatewayHandle>,
+    /// The SMTP capture server.
+    pub capture: MailCapture,
+    /// SDK configs for both accounts.
+    pub clients: Clients,
+    /// The built lambdas.
+    pub artifacts: Artifacts,
+}
+
+impl std::fmt::Debug for System {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("System")
+            .field("endpoint", &self.running.endpoint)
+            .field("smtp", &self.running.smtp)
+            .finish()
+    }
+}
+
+fn ms(d: Duration) -> u64 {
+    d.as_millis() as u64
+}
+
+impl System {
+    /// Starts everything, deploys, and (with `launch.warm_up`) makes one call through the chain.
+    pub async fn up(config: &SystemConfig, launch: &Launch) -> Result<Self, HarnessError> {
+        std::fs::create_dir_all(&launch.work_dir)?;
+        // Bind SMTP first: a taken port should fail in a second, not after a build.
+        let mail_spool = launch.spool.then(|| launch.work_dir.join("mail"));
+        if let Some(dir) = &mail_spool {
+            let _ = std::fs::remove_dir_all(dir);
+        }
+        let capture = MailCapture::start(CaptureConfig {
+            bind: SocketAddr::from(([127, 0, 0, 1], config.smtp_port)),
+            spool_dir: mail_spool.clone(),
+        })?;
+
+        let build_started = Instant::now();
+        let build = config.build_options(&launch.work_dir, launch.quiet);
+        let artifacts = tokio::task::spawn_blocking(move || package::build(&build))
+            .await
+            .map_err(|e| HarnessError::Build(e.to_string()))??;
+        let build_ms = ms(build_started.elapsed());
+
+        // With the IAM gateway, it takes the public port and LocalStack a private
+        // one; every client, the lambdas included, goes through the gateway.
+        let with_gateway = config.iam != Mode::Off;
+        let host = config.backend == Backend::Host;
+        let public = if host {
+            SocketAddr::from(([127, 0, 0, 1], config.gateway_port))
+        } else {
+            SocketAddr::from(([127, 0, 0, 1], 0))
+        };
+        let emulator_gateway = if with_gateway && host {
+            SocketAddr::from(([127, 0, 0, 1], free_port()?))
+        } else {
+            public
+        };
+        if with_gateway && host {
+            // Fail fast, naming the public port, before LocalStack starts.
+            drop(std::net::TcpListener::bind(public).map_err(|source| {
+                HarnessError::PortInUse {
+                    what: "the IAM gateway",
+                    port: public.port(),
+                    source,
+                }
+            })?);
+        }
+        let emulator = Emulator::start(&EmulatorOptions {
+            backend: config.backend,
+            gateway: emulator_gateway,
+            endpoint: config.endpoint.clone(),
+            image: config.image.clone(),
+            runtime_shim: artifacts.runtime_shim.clone().unwrap_or_default(),
+            work_dir: launch.work_dir.clone(),
+            lambda_endpoint: (with_gateway && host).then(|| format!("http://{public}")),
+            quiet: launch.quiet,
+        })
+        .await?;
+        let iam_log = with_gateway.then(|| launch.work_dir.join("iam-decisions.jsonl"));
+        let gateway = match &iam_log {
+            Some(log) => {
+                let _ = std::fs::remove_file(log);
+                let mut gateway = GatewayConfig::new(public, emulator.endpoint());
+                gateway.mode = config.iam;
+                gateway.log_file = Some(log.clone());
+                Some(Gateway::start(gateway).await?)
+            }
+            None => None,
+        };
+        let emulator_start_ms = ms(emulator.started_in);
+        let endpoint = match &gateway {
+            Some(g) => g.url(),
+            None => emulator.endpoint().to_owned(),
+        };
+
+        let deploy_started = Instant::now();
+        let deployment = deploy::deploy(
+            &endpoint,
+            &artifacts,
+            &config.deploy_config(capture.addr().port(), launch.quiet),
+        )
+        .await?;
+        let deploy_ms = ms(deploy_started.elapsed());
+
+        let clients = Clients::new(&endpoint, &config.accounts()).await;
+        let mut system = Self {
+            running: RunningSystem {
+                pid: std::process::id(),
+                emulator_pgid: emulator.pgid(),
+                config: config.clone(),
+                endpoint,
+                emulator_endpoint: emulator.endpoint().to_owned(),
+                iam_log,
+                smtp: capture.addr(),
+                mail_spool,
+                deployment,
+                timings: Timings {
+                    build_ms,
+                    emulator_start_ms,
+                    deploy_ms,
+                    first_invoke_ms: None,
+                },
+            },
+            emulator,
+            gateway,
+            capture,
+            clients,
+            artifacts,
+        };
+        if launch.warm_up {
+            let started = Instant::now();
+            let outcome = system
+                .call(
+                    Call::new(
+                        Via::Caller,
+                        warm_up_payload(&config.allowed_domains),
+                        InvocationType::RequestResponse,
+                    ),
+                    EmailWait::NONE,
+                )
+                .await?
+                .outcome;
+            if outcome.status != OutcomeStatus::Success || outcome.emails.len() != 1 {
+                return Err(HarnessError::EmulatorStart(format!(
+                    "the warm-up call through the chain did not deliver its email: {:?} {:?}; logs:\n{}",
+                    outcome.error_type,
+                    outcome.error_message,
+                    outcome
+                        .logs
+                        .iter()
+                        .map(|(k, v)| format!("--- {k}\n{v}"))
+                        .collect::<Vec<_>>()
+                        .join("\n")
+                )));
+            }
+            system.running.timings.first_invoke_ms = Some(ms(started.elapsed()));
+        }
+        Ok(system)
+    }
+
+    /// How calls reach this system: its clients, its capture server, its decision log.
+    pub fn target(&self) -> Target {
+        Target {
+            clients: self.clients.clone(),
+            mailbox: Mailbox::InProcess(self.capture.clone()),
+            iam_log: self.running.iam_log.clone(),
+        }
+    }
+
+    /// Makes one call against the default deployment and observes it.
+    pub async fn call(&self, call: Call, wait: EmailWait) -> Result<Observation, HarnessError> {
+        Ok(observe::observe(&self.target(), &self.running.deployment, &call, wait).await?)
+    }
+
+    /// Deploys a variant of the stacks with parameter overrides, next to the defaults.
+    pub async fn deploy_variant(
+        &self,
+        overrides: &DeployOverrides,
+    ) -> Result<Deployment, HarnessError> {
+        let mut config = self.running.deploy_config(true);
+        config.suffix = Some(overrides.key());
+        config.overrides = overrides.clone();
+        deploy::deploy(&self.running.endpoint, &self.artifacts, &config).await
+    }
+}
+
+/// A free loopback port (closed again before its user binds it).
+fn free_port() -> Result<u16, HarnessError> {
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port())
+}
+
+/// A valid payload for the warm-up call; its email goes to a harness address
+/// at the first allowed domain.
+pub fn warm_up_payload(allowed_domains: &str) -> Vec<u8> {
+    let domain = allowed_domains
+        .split(',')
+        .map(str::trim)
+        .find(|d| !d.is_empty())
+        .unwrap_or("example.com");
+    serde_json::json!({
+        "alert": {
+            "number": "INC0000000",
+            "sys_id": "00000000000000000000000000000000",
+            "short_description": "harness warm-up",
+            "priority": 5,
+            "state": "New"
+        },
+        "recipients": { "to": [format!("harness-warmup@{domain}")] }
+    })
+    .to_string()
+    .into_bytes()
+}
+
+#[cfg(test)]
+mod tests {
+    use rstest::rstest;
+
+    use super::*;
+
+    fn running(pid: u32) -> RunningSystem {
+        RunningSystem {
+            pid,
+            emulator_pgid: None,
+            config: SystemConfig::defaults().expect("defaults"),
+            endpoint: "http://127.0.0.1:4566".into(),
+            emulator_endpoint: "http://127.0.0.1:4567".into(),
+            iam_log: None,
+            smtp: "127.0.0.1:2525".parse().expect("address"),
+            mail_spool: None,
+            deployment: Deployment {
+                accounts: Accounts::default(),
+                stacks: Default::default(),
+                callee_function_arn: String::new(),
+                callee_function_name: String::new(),
+                callee_log_group: String::new(),
+                cross_account_role_arn: String::new(),
+                caller_function_arn: String::new(),
+                caller_function_name: String::new(),
+                caller_log_group: String::new(),
+                caller_role_arn: String::new(),
+                outputs: Default::default(),
+            },
+            timings: Timings::default(),
+        }
+    }
+
+    #[test]
+    fn a_state_of_a_dead_process_is_not_running() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut child = std::process::Command::new("true").spawn().unwrap();
+        let dead = child.id();
+        child.wait().unwrap();
+        running(dead).write(dir.path()).unwrap();
+
+        assert!(matches!(
+            RunningSystem::read(dir.path()),
+            Err(HarnessError::NotRunning(_))
+        ));
+
+        let live = running(std::process::id());
+        live.write(dir.path()).unwrap();
+        assert_eq!(RunningSystem::read(dir.path()).unwrap(), live);
+    }
+
+    #[test]
+    fn no_state_file_is_not_running() {
+        let dir = tempfile::tempdir().unwrap();
+        let err = RunningSystem::read(dir.path()).unwrap_err();
+        assert!(err.to_string().contains("harness up"), "{err}");
+    }
+
+    #[test]
+    fn the_default_deploy_sends_to_the_capture_port_over_plain_smtp() {
+        let config = SystemConfig::defaults().expect("defaults");
+
+        let deploy = config.deploy_config(40125, true);
+
+        assert_eq!(deploy.smtp_port, 40125);
+        assert_eq!(deploy.smtp_tls, "none");
+        assert_eq!(deploy.accounts, Accounts::default());
+        assert!(deploy.overrides.is_empty() && deploy.suffix.is_none());
+    }
+
+    #[rstest]
+    #[case::twelve_digits("111111111111", true)]
+    #[case::too_short("11111111111", false)]
+    #[case::letters("11111111111a", false)]
+    fn accounts_are_twelve_digits(#[case] id: &str, #[case] ok: bool) {
+        assert_eq!(account_id(id).is_ok(), ok);
+    }
+
+    #[test]
+    fn the_warm_up_payload_goes_to_the_first_allowed_domain() {
+        let payload: serde_json::Value =
+            serde_json::from_slice(&warm_up_payload(" , corp.test,example.com")).unwrap();
+        assert_eq!(payload["recipients"]["to"][0], "harness-warmup@corp.test");
+    }
+}

@@ -1,0 +1,191 @@
+//! The IAM gateway: a reverse proxy in front of LocalStack that enforces what
+//! LocalStack's free edition does not, `sts:AssumeRole` trust and identity
+//! policies and `lambda:InvokeFunction` resource and identity policies.
+//!
+//! Every AWS client (the lambdas, the harness, a user's SDK or CLI) uses the
+//! gateway's URL as its endpoint. The gateway reads the caller from the SigV4
+//! credential scope, asks [`iam_policy`] what AWS would decide, and either
+//! forwards the request unchanged or answers with AWS's own error. Every
+//! request is recorded in a decision log (memory, and JSON lines in a file
+//! when configured), so nobody mistakes an unchecked request for a checked one.
+//!
+//! # Modes
+//! - [`Mode::Enforce`]: denials get AWS's error and are never forwarded.
+//! - [`Mode::Audit`]: everything is forwarded; denials are logged as `would_deny`.
+//! - [`Mode::Off`]: a plain proxy; nothing is evaluated or logged (overhead is still measured).
+//!
+//! # Policy cache
+//! Roles, identity policies and function policies are cached for
+//! [`GatewayConfig::policy_ttl`] and dropped whenever a request passes that
+//! may change them: any CloudFormation request, IAM requests other than
+//! `Get*`/`List*`, Lambda requests other than `GET`/`HEAD` (invokes excluded).
+//! Changes made behind the gateway's back (straight to the upstream) show
+//! after the TTL.
+//!
+//! # Example
+//! ```no_run
+//! # async fn run() -> Result<(), iam_gateway::GatewayError> {
+//! use iam_gateway::{Gateway, GatewayConfig, Mode};
+//!
+//! let mut config = GatewayConfig::new("127.0.0.1:0".parse().expect("address"), "http://127.0.0.1:4566");
+//! config.mode = Mode::Enforce;
+//! let gateway = Gateway::start(config).await?;
+//! println!("point AWS_ENDPOINT_URL at {}", gateway.url());
+//! # Ok(()) }
+//! ```
+
+#![warn(missing_docs)]
+
+mod aws_error;
+mod classify;
+mod decide;
+mod error;
+mod explain;
+mod log;
+mod policies;
+mod proxy;
+mod sigv4;
+pub mod xml;
+
+use std::{
+    fmt,
+    net::SocketAddr,
+    path::{Path, PathBuf},
+    sync::Arc,
+    time::Duration,
+};
+use xray_trace::TraceId;
+
+use serde::{Deserialize, Serialize};
+
+pub use self::{
+    error::GatewayError,
+    explain::{HopExplanation, explain, format_explanation},
+    log::{DecidingStatement, DecisionRecord, Ruling, abbreviate_arn, format_chain, read_log},
+    proxy::OverheadStats,
+};
+
+/// How long roles and policies stay cached when nothing invalidates them.
+pub const DEFAULT_POLICY_TTL: Duration = Duration::from_secs(5);
+
+/// What the gateway does with requests AWS would deny.
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize, clap::ValueEnum,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum Mode {
+    /// Answer with AWS's error; never forward.
+    #[default]
+    Enforce,
+    /// Forward, but log `would_deny`.
+    Audit,
+    /// Plain proxy: evaluate and log nothing.
+    Off,
+}
+
+impl fmt::Display for Mode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Enforce => "enforce",
+            Self::Audit => "audit",
+            Self::Off => "off",
+        })
+    }
+}
+
+/// How to run a gateway.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GatewayConfig {
+    /// Where to listen, e.g. `127.0.0.1:4566`; port 0 picks a free one.
+    pub listen: SocketAddr,
+    /// The backend to forward to, e.g. `http://127.0.0.1:4567` (plain HTTP, no path).
+    pub upstream: String,
+    /// Enforce, audit or off.
+    pub mode: Mode,
+    /// Append every decision as a JSON line to this file, for other processes ([`read_log`]).
+    pub log_file: Option<PathBuf>,
+    /// How long fetched roles and policies are reused.
+    pub policy_ttl: Duration,
+}
+
+impl GatewayConfig {
+    /// Enforcing, no log file, the default policy TTL.
+    pub fn new(listen: SocketAddr, upstream: impl Into<String>) -> Self {
+        Self {
+            listen,
+            upstream: upstream.into(),
+            mode: Mode::default(),
+            log_file: None,
+            policy_ttl: DEFAULT_POLICY_TTL,
+        }
+    }
+}
+
+/// Starts gateways.
+#[derive(Debug)]
+pub struct Gateway;
+
+impl Gateway {
+    /// Binds `config.listen` and serves until the returned handle is dropped.
+    ///
+    /// Must be called inside a Tokio runtime; the server runs on it.
+    pub async fn start(config: GatewayConfig) -> Result<GatewayHandle, GatewayError> {
+        proxy::start(config).await
+    }
+}
+
+/// A running gateway. Dropping it stops the server.
+pub struct GatewayHandle {
+    addr: SocketAddr,
+    state: Arc<proxy::State>,
+    // Dropping the sender is the shutdown signal every task waits on.
+    _shutdown: tokio::sync::watch::Sender<()>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl fmt::Debug for GatewayHandle {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("GatewayHandle")
+            .field("addr", &self.addr)
+            .field("mode", &self.state.mode)
+            .finish()
+    }
+}
+
+impl GatewayHandle {
+    /// The address the gateway listens on.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// The endpoint URL for AWS clients, `http://<addr>`.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// The file decisions are appended to, if any.
+    pub fn log_file(&self) -> Option<&Path> {
+        self.state.log.path()
+    }
+
+    /// Every decision still in memory, oldest first.
+    pub fn decisions(&self) -> Vec<DecisionRecord> {
+        self.state.log.all()
+    }
+
+    /// The decisions of one `X-Amzn-Trace-Id` root, oldest first.
+    pub fn decisions_of(&self, trace: &TraceId) -> Vec<DecisionRecord> {
+        self.state.log.of_trace(trace)
+    }
+
+    /// Time the gateway added per request (its own work, not the upstream's).
+    pub fn overhead(&self) -> OverheadStats {
+        self.state.overhead_stats()
+    }
+}
+
+impl Drop for GatewayHandle {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}

@@ -1,0 +1,686 @@
+//! Fetching what the evaluator needs from the upstream's own IAM, STS and
+//! Lambda APIs, with caches.
+//!
+//! Each account's resources are read as that account's root (access key =
+//! the 12-digit account id; LocalStack checks no secret). Identities are
+//! cached by access key id for good: a key never changes owner. Roles,
+//! identity policies and function policies are cached for a short TTL and
+//! dropped whenever a request that may change them passes the gateway
+//! ([`PolicySource::invalidate`]); a generation counter keeps a fetch that
+//! raced with an invalidation from re-inserting stale data.
+
+use std::{
+    collections::HashMap,
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicU64, Ordering},
+    },
+    time::{Duration, Instant},
+};
+
+use aws_config::{Region, SdkConfig};
+use aws_credential_types::Credentials;
+use aws_sdk_iam::types::AttachedPolicy;
+use iam_policy::{NamedPolicy, PolicyKind, Principal, PrincipalKind};
+
+use super::classify::percent_decode;
+use crate::error::GatewayError;
+
+/// Caches of identities by access key id are cleared beyond this size, bounding memory.
+const MAX_IDENTITIES: usize = 10_000;
+
+/// The caller of a request, as resolved from its access key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Caller {
+    /// The caller as the evaluator sees it.
+    pub principal: Principal,
+    /// AWS's `aws:userid` (`AROA...:session` for sessions, the account id for a root).
+    pub user_id: Option<String>,
+}
+
+/// A role as far as `AssumeRole` needs it.
+#[derive(Debug, Clone)]
+pub struct RoleInfo {
+    /// The role's trust policy, named after the role.
+    pub trust: NamedPolicy,
+    /// `MaxSessionDuration` in seconds.
+    pub max_session_duration: Option<i32>,
+}
+
+struct Entry<T> {
+    value: T,
+    fetched: Instant,
+}
+
+struct TtlCache<T> {
+    entries: Mutex<HashMap<String, Entry<T>>>,
+}
+
+impl<T: Clone> TtlCache<T> {
+    fn new() -> Self {
+        Self {
+            entries: Mutex::new(HashMap::new()),
+        }
+    }
+
+    fn get(&self, key: &str, ttl: Duration) -> Option<T> {
+        let entries = self.entries.lock().ok()?;
+        entries
+            .get(key)
+            .filter(|e| e.fetched.elapsed() < ttl)
+            .map(|e| e.value.clone())
+    }
+
+    /// Inserts unless the cache was invalidated since `generation` was read.
+    fn put(&self, key: &str, value: T, generation: u64, current: &AtomicU64) {
+        if let Ok(mut entries) = self.entries.lock()
+            && current.load(Ordering::SeqCst) == generation
+        {
+            entries.insert(
+                key.to_owned(),
+                Entry {
+                    value,
+                    fetched: Instant::now(),
+                },
+            );
+        }
+    }
+
+    fn clear(&self) {
+        if let Ok(mut entries) = self.entries.lock() {
+            entries.clear();
+        }
+    }
+}
+
+/// Reads identities and policies from the upstream, with caches.
+pub struct PolicySource {
+    upstream: String,
+    ttl: Duration,
+    generation: AtomicU64,
+    configs: Mutex<HashMap<String, SdkConfig>>,
+    identities: Mutex<HashMap<String, Caller>>,
+    roles: TtlCache<Arc<RoleInfo>>,
+    identity_policies: TtlCache<Arc<Vec<NamedPolicy>>>,
+    function_policies: TtlCache<Option<Arc<NamedPolicy>>>,
+}
+
+impl std::fmt::Debug for PolicySource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PolicySource")
+            .field("upstream", &self.upstream)
+            .field("ttl", &self.ttl)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Policy documents from IAM are URL-encoded JSON; decode unless it already is JSON.
+pub fn decode_policy_document(text: &str) -> Option<String> {
+    if text.trim_start().starts_with('{') {
+        Some(text.to_owned())
+    } else {
+        percent_decode(text)
+    }
+}
+
+fn parse_policy(
+    kind: PolicyKind,
+    name: &str,
+    document: &str,
+    what: &str,
+) -> Result<NamedPolicy, GatewayError> {
+    let json = decode_policy_document(document).ok_or_else(|| GatewayError::PolicyEncoding {
+        what: what.to_string(),
+    })?;
+    NamedPolicy::parse(kind, name, &json).map_err(|source| GatewayError::Policy {
+        what: what.to_string(),
+        source,
+    })
+}
+
+/// The last `/`-separated segment: a role's or user's name without its path.
+fn last_segment(resource: &str) -> &str {
+    resource.rsplit('/').next().unwrap_or(resource)
+}
+
+/// `(account, resource)` of an IAM ARN like `arn:aws:iam::<account>:role/<path/name>`.
+fn iam_arn_parts(arn: &str) -> Option<(&str, &str)> {
+    let fields: Vec<&str> = arn.splitn(6, ':').collect();
+    match fields.as_slice() {
+        ["arn", _, "iam", "", account, resource] => Some((account, resource)),
+        _ => None,
+    }
+}
+
+impl PolicySource {
+    /// A source reading from `upstream`, caching policies for `ttl`.
+    pub fn new(upstream: &str, ttl: Duration) -> Self {
+        Self {
+            upstream: upstream.trim_end_matches('/').to_owned(),
+            ttl,
+            generation: AtomicU64::new(0),
+            configs: Mutex::new(HashMap::new()),
+            identities: Mutex::new(HashMap::new()),
+            roles: TtlCache::new(),
+            identity_policies: TtlCache::new(),
+            function_policies: TtlCache::new(),
+        }
+    }
+
+    /// Drops every cached role and policy (identities stay: keys do not change owner).
+    pub fn invalidate(&self) {
+        self.generation.fetch_add(1, Ordering::SeqCst);
+        self.roles.clear();
+        self.identity_policies.clear();
+        self.function_policies.clear();
+    }
+
+    /// Remembers who a key belongs to, e.g. from an `AssumeRole` response, saving a lookup later.
+    pub fn remember_identity(&self, access_key_id: &str, caller: Caller) {
+        if let Ok(mut identities) = self.identities.lock() {
+            if identities.len() >= MAX_IDENTITIES {
+                identities.clear();
+            }
+            identities.insert(access_key_id.to_owned(), caller);
+        }
+    }
+
+    /// The cached identity of a key, without asking the upstream.
+    pub fn known_identity(&self, access_key_id: &str) -> Option<Caller> {
+        if super::sigv4::is_account_id(access_key_id) {
+            return root_caller(access_key_id);
+        }
+        self.identities.lock().ok()?.get(access_key_id).cloned()
+    }
+
+    async fn config(&self, account: &str) -> SdkConfig {
+        if let Some(config) = self
+            .configs
+            .lock()
+            .ok()
+            .and_then(|c| c.get(account).cloned())
+        {
+            return config;
+        }
+        let config = sdk_config::account_config(&self.upstream, account).await;
+        if let Ok(mut configs) = self.configs.lock() {
+            configs.insert(account.to_owned(), config.clone());
+        }
+        config
+    }
+
+    async fn iam(&self, account: &str) -> aws_sdk_iam::Client {
+        aws_sdk_iam::Client::new(&self.config(account).await)
+    }
+
+    /// Lambda client acting as `account`'s root in `region`.
+    pub async fn lambda(&self, account: &str, region: &str) -> aws_sdk_lambda::Client {
+        let config = aws_sdk_lambda::config::Builder::from(&self.config(account).await)
+            .region(Region::new(region.to_owned()))
+            .build();
+        aws_sdk_lambda::Client::from_conf(config)
+    }
+
+    /// Who owns an access key: the root for a 12-digit key, else the upstream's `GetCallerIdentity`.
+    pub async fn caller(
+        &self,
+        access_key_id: &str,
+        session_token: Option<&str>,
+    ) -> Result<Caller, GatewayError> {
+        if let Some(caller) = self.known_identity(access_key_id) {
+            return Ok(caller);
+        }
+        // Any secret will do: LocalStack maps the key id, it does not verify signatures.
+        let credentials = Credentials::new(
+            access_key_id,
+            "gateway",
+            session_token.map(str::to_owned),
+            None,
+            "iam-gateway",
+        );
+        let config = aws_sdk_sts::config::Builder::from(&self.config("000000000000").await)
+            .credentials_provider(credentials)
+            .build();
+        let identity = aws_sdk_sts::Client::from_conf(config)
+            .get_caller_identity()
+            .send()
+            .await
+            .map_err(|e| GatewayError::aws("sts:GetCallerIdentity", e))?;
+        let arn = identity
+            .arn()
+            .ok_or_else(|| GatewayError::IncompleteAnswer {
+                operation: "sts:GetCallerIdentity",
+                missing: "an Arn".into(),
+            })?;
+        let principal = Principal::from_arn(arn).map_err(|source| GatewayError::Policy {
+            what: format!("the caller `{arn}`"),
+            source,
+        })?;
+        let user_id = match principal.kind() {
+            PrincipalKind::Root => principal.account().map(str::to_owned),
+            _ => identity.user_id().map(str::to_owned),
+        };
+        let caller = Caller { principal, user_id };
+        self.remember_identity(access_key_id, caller.clone());
+        Ok(caller)
+    }
+
+    /// The role's trust policy and session limit; `None` if the role does not exist.
+    pub async fn role(&self, role_arn: &str) -> Result<Option<Arc<RoleInfo>>, GatewayError> {
+        if let Some(role) = self.roles.get(role_arn, self.ttl) {
+            return Ok(Some(role));
+        }
+        let Some((account, resource)) = iam_arn_parts(role_arn) else {
+            return Ok(None);
+        };
+        let Some(path) = resource.strip_prefix("role/") else {
+            return Ok(None);
+        };
+        let name = last_segment(path);
+        let generation = self.generation.load(Ordering::SeqCst);
+        let answer = self
+            .iam(account)
+            .await
+            .get_role()
+            .role_name(name)
+            .send()
+            .await;
+        let role = match answer {
+            Ok(out) => out.role.ok_or_else(|| GatewayError::IncompleteAnswer {
+                operation: "iam:GetRole",
+                missing: format!("the Role of {role_arn}"),
+            })?,
+            Err(err)
+                if err
+                    .as_service_error()
+                    .is_some_and(|e| e.is_no_such_entity_exception()) =>
+            {
+                return Ok(None);
+            }
+            Err(err) => return Err(GatewayError::aws("iam:GetRole", err)),
+        };
+        // A role recreated under the same name with another path is another role.
+        if role.arn() != role_arn {
+            return Ok(None);
+        }
+        let document = role.assume_role_policy_document().unwrap_or_default();
+        let trust = parse_policy(
+            PolicyKind::Trust,
+            name,
+            document,
+            &format!("the trust policy of {role_arn}"),
+        )?;
+        let info = Arc::new(RoleInfo {
+            trust,
+            max_session_duration: role.max_session_duration(),
+        });
+        self.roles
+            .put(role_arn, info.clone(), generation, &self.generation);
+        Ok(Some(info))
+    }
+
+    /// The caller's identity-based policies (inline and managed; for users also their groups').
+    pub async fn identity_policies(
+        &self,
+        principal: &Principal,
+    ) -> Result<Arc<Vec<NamedPolicy>>, GatewayError> {
+        let holder = match principal.kind() {
+            PrincipalKind::Root | PrincipalKind::Service => return Ok(Arc::new(Vec::new())),
+            PrincipalKind::Role | PrincipalKind::AssumedRole => principal.role_arn(),
+            PrincipalKind::User => Some(principal.arn()),
+        };
+        let Some((account, resource)) = holder.and_then(iam_arn_parts) else {
+            return Ok(Arc::new(Vec::new()));
+        };
+        let holder = holder.unwrap_or_default();
+        if let Some(policies) = self.identity_policies.get(holder, self.ttl) {
+            return Ok(policies);
+        }
+        let generation = self.generation.load(Ordering::SeqCst);
+        let iam = self.iam(account).await;
+        let name = last_segment(resource);
+        let policies = if principal.kind() == PrincipalKind::User {
+            user_policies(&iam, name).await?
+        } else {
+            role_policies(&iam, name).await?
+        };
+        let policies = Arc::new(policies);
+        self.identity_policies
+            .put(holder, policies.clone(), generation, &self.generation);
+        Ok(policies)
+    }
+
+    /// The function's resource-based policy (for a qualifier, that version's or alias's); `None` if it has none.
+    pub async fn function_policy(
+        &self,
+        function_arn: &str,
+    ) -> Result<Option<Arc<NamedPolicy>>, GatewayError> {
+        if let Some(policy) = self.function_policies.get(function_arn, self.ttl) {
+            return Ok(policy);
+        }
+        let fields: Vec<&str> = function_arn.split(':').collect();
+        let [
+            "arn",
+            _,
+            "lambda",
+            region,
+            account,
+            "function",
+            name,
+            rest @ ..,
+        ] = fields.as_slice()
+        else {
+            return Ok(None);
+        };
+        let generation = self.generation.load(Ordering::SeqCst);
+        let answer = self
+            .lambda(account, region)
+            .await
+            .get_policy()
+            .function_name(*name)
+            .set_qualifier(rest.first().map(|q| (*q).to_owned()))
+            .send()
+            .await;
+        let policy = match answer {
+            Ok(out) => match out.policy() {
+                Some(document) => Some(Arc::new(parse_policy(
+                    PolicyKind::Resource,
+                    name,
+                    document,
+                    &format!("the resource policy of {function_arn}"),
+                )?)),
+                None => None,
+            },
+            // No policy and no function answer alike; either way nothing grants access.
+            Err(err)
+                if err
+                    .as_service_error()
+                    .is_some_and(|e| e.is_resource_not_found_exception()) =>
+            {
+                None
+            }
+            Err(err) => return Err(GatewayError::aws("lambda:GetPolicy", err)),
+        };
+        self.function_policies
+            .put(function_arn, policy.clone(), generation, &self.generation);
+        Ok(policy)
+    }
+}
+
+/// The account root's identity for a 12-digit key.
+pub fn root_caller(account: &str) -> Option<Caller> {
+    let principal = Principal::from_arn(&format!("arn:aws:iam::{account}:root")).ok()?;
+    Some(Caller {
+        principal,
+        user_id: Some(account.to_owned()),
+    })
+}
+
+async fn managed_policies(
+    iam: &aws_sdk_iam::Client,
+    arns: Vec<(String, String)>,
+    holder: &str,
+) -> Result<Vec<NamedPolicy>, GatewayError> {
+    futures::future::try_join_all(arns.into_iter().map(|(name, arn)| async move {
+        let policy = iam
+            .get_policy()
+            .policy_arn(&arn)
+            .send()
+            .await
+            .map_err(|e| GatewayError::aws("iam:GetPolicy", e))?;
+        let version = policy
+            .policy()
+            .and_then(|p| p.default_version_id())
+            .unwrap_or("v1");
+        let document = iam
+            .get_policy_version()
+            .policy_arn(&arn)
+            .version_id(version)
+            .send()
+            .await
+            .map_err(|e| GatewayError::aws("iam:GetPolicyVersion", e))?;
+        let text = document
+            .policy_version()
+            .and_then(|v| v.document())
+            .unwrap_or_default();
+        parse_policy(
+            PolicyKind::Identity,
+            &name,
+            text,
+            &format!("managed policy {arn} attached to {holder}"),
+        )
+    }))
+    .await
+}
+
+/// Fetches and parses inline policies by name; `fetch` returns a policy's document.
+async fn inline_policies<F, Fut>(
+    names: Vec<String>,
+    holder: &str,
+    fetch: F,
+) -> Result<Vec<NamedPolicy>, GatewayError>
+where
+    F: Fn(String) -> Fut,
+    Fut: std::future::Future<Output = Result<String, GatewayError>>,
+{
+    futures::future::try_join_all(names.into_iter().map(|name| {
+        let document = fetch(name.clone());
+        async move {
+            parse_policy(
+                PolicyKind::Identity,
+                &name,
+                &document.await?,
+                &format!("inline policy {name} of {holder}"),
+            )
+        }
+    }))
+    .await
+}
+
+/// `(name, arn)` of each attached managed policy.
+fn attached_arns(attached: Vec<AttachedPolicy>) -> Vec<(String, String)> {
+    attached
+        .into_iter()
+        .filter_map(|a| Some((a.policy_name()?.to_owned(), a.policy_arn()?.to_owned())))
+        .collect()
+}
+
+async fn role_policies(
+    iam: &aws_sdk_iam::Client,
+    role: &str,
+) -> Result<Vec<NamedPolicy>, GatewayError> {
+    let (names, attached) = tokio::try_join!(
+        async {
+            iam.list_role_policies()
+                .role_name(role)
+                .into_paginator()
+                .items()
+                .send()
+                .try_collect()
+                .await
+                .map_err(|e| GatewayError::aws("iam:ListRolePolicies", e))
+        },
+        async {
+            iam.list_attached_role_policies()
+                .role_name(role)
+                .into_paginator()
+                .items()
+                .send()
+                .try_collect()
+                .await
+                .map_err(|e| GatewayError::aws("iam:ListAttachedRolePolicies", e))
+        }
+    )?;
+    let holder = format!("role {role}");
+    let mut policies = inline_policies(names, &holder, |name| async move {
+        let out = iam
+            .get_role_policy()
+            .role_name(role)
+            .policy_name(name)
+            .send()
+            .await
+            .map_err(|e| GatewayError::aws("iam:GetRolePolicy", e))?;
+        Ok(out.policy_document().to_owned())
+    })
+    .await?;
+    policies.extend(managed_policies(iam, attached_arns(attached), &holder).await?);
+    Ok(policies)
+}
+
+async fn user_policies(
+    iam: &aws_sdk_iam::Client,
+    user: &str,
+) -> Result<Vec<NamedPolicy>, GatewayError> {
+    let (names, attached, groups) = tokio::try_join!(
+        async {
+            iam.list_user_policies()
+                .user_name(user)
+                .into_paginator()
+                .items()
+                .send()
+                .try_collect()
+                .await
+                .map_err(|e| GatewayError::aws("iam:ListUserPolicies", e))
+        },
+        async {
+            iam.list_attached_user_policies()
+                .user_name(user)
+                .into_paginator()
+                .items()
+                .send()
+                .try_collect()
+                .await
+                .map_err(|e| GatewayError::aws("iam:ListAttachedUserPolicies", e))
+        },
+        async {
+            iam.list_groups_for_user()
+                .user_name(user)
+                .into_paginator()
+                .items()
+                .send()
+                .try_collect()
+                .await
+                .map_err(|e| GatewayError::aws("iam:ListGroupsForUser", e))
+        }
+    )?;
+    let holder = format!("user {user}");
+    let mut policies = inline_policies(names, &holder, |name| async move {
+        let out = iam
+            .get_user_policy()
+            .user_name(user)
+            .policy_name(name)
+            .send()
+            .await
+            .map_err(|e| GatewayError::aws("iam:GetUserPolicy", e))?;
+        Ok(out.policy_document().to_owned())
+    })
+    .await?;
+    let mut arns = attached_arns(attached);
+    for group in groups {
+        let group = group.group_name().to_owned();
+        let (names, attached) = tokio::try_join!(
+            async {
+                iam.list_group_policies()
+                    .group_name(&group)
+                    .into_paginator()
+                    .items()
+                    .send()
+                    .try_collect()
+                    .await
+                    .map_err(|e| GatewayError::aws("iam:ListGroupPolicies", e))
+            },
+            async {
+                iam.list_attached_group_policies()
+                    .group_name(&group)
+                    .into_paginator()
+                    .items()
+                    .send()
+                    .try_collect()
+                    .await
+                    .map_err(|e| GatewayError::aws("iam:ListAttachedGroupPolicies", e))
+            }
+        )?;
+        let group = &group;
+        let of_group = format!("group {group}");
+        policies.extend(
+            inline_policies(names, &of_group, |name| async move {
+                let out = iam
+                    .get_group_policy()
+                    .group_name(group)
+                    .policy_name(name)
+                    .send()
+                    .await
+                    .map_err(|e| GatewayError::aws("iam:GetGroupPolicy", e))?;
+                Ok(out.policy_document().to_owned())
+            })
+            .await?,
+        );
+        arns.extend(attached_arns(attached));
+    }
+    // A managed policy attached to the user and one of its groups counts once.
+    arns.sort();
+    arns.dedup();
+    policies.extend(managed_policies(iam, arns, &holder).await?);
+    Ok(policies)
+}
+
+#[cfg(test)]
+mod tests {
+    use rstest::rstest;
+
+    use super::*;
+
+    #[rstest]
+    #[case::url_encoded(
+        "%7B%22Version%22%3A%20%222012-10-17%22%7D",
+        Some("{\"Version\": \"2012-10-17\"}")
+    )]
+    #[case::plain_json_keeps_percent("{\"a\": \"50%\"}", Some("{\"a\": \"50%\"}"))]
+    #[case::broken_escape("%7B%2", None)]
+    fn policy_documents(#[case] text: &str, #[case] expected: Option<&str>) {
+        assert_eq!(decode_policy_document(text).as_deref(), expected);
+    }
+
+    #[test]
+    fn unusable_policy_errors_name_the_policy() {
+        let err = parse_policy(
+            PolicyKind::Identity,
+            "p",
+            "%7B%22Statement%22%3A%20%5B%5D%7D",
+            "inline policy p of role r",
+        )
+        .unwrap_err();
+        let msg = err.chain();
+        assert!(msg.contains("inline policy p of role r"), "{msg}");
+        assert!(msg.contains("Statement"), "{msg}");
+    }
+
+    #[test]
+    fn invalidation_discards_a_fetch_that_started_before_it() {
+        let source = PolicySource::new("http://127.0.0.1:1", Duration::from_secs(60));
+        let generation = source.generation.load(Ordering::SeqCst);
+        source.invalidate();
+        source
+            .function_policies
+            .put("f", None, generation, &source.generation);
+        assert!(source.function_policies.get("f", source.ttl).is_none());
+
+        let generation = source.generation.load(Ordering::SeqCst);
+        source
+            .function_policies
+            .put("f", None, generation, &source.generation);
+        assert_eq!(source.function_policies.get("f", source.ttl), Some(None));
+        assert!(source.function_policies.get("f", Duration::ZERO).is_none());
+        source.invalidate();
+        assert!(source.function_policies.get("f", source.ttl).is_none());
+    }
+
+    #[test]
+    fn twelve_digit_keys_are_roots_without_lookup() {
+        let source = PolicySource::new("http://127.0.0.1:1", Duration::from_secs(60));
+        let caller = source.known_identity("222222222222").expect("root");
+        assert_eq!(caller.principal.arn(), "arn:aws:iam::222222222222:root");
+        assert_eq!(caller.user_id.as_deref(), Some("222222222222"));
+        assert_eq!(source.known_identity("LSIAXXXXXXXXXXXXXXXX"), None);
+    }
+}

@@ -1,0 +1,789 @@
+//! The HTTP side: a hyper server that classifies, decides and forwards each
+//! request over a pooled keep-alive client to the upstream.
+
+use std::{
+    collections::VecDeque,
+    convert::Infallible,
+    sync::{Arc, Mutex},
+    time::{Duration, Instant},
+};
+use xray_trace::TraceId;
+
+use bytes::Bytes;
+use http_body_util::BodyExt;
+use hyper::{
+    HeaderMap, Request, Response, StatusCode, Uri,
+    body::Incoming,
+    header::{self, HeaderName, HeaderValue},
+    http::uri::{Authority, Scheme},
+    server::conn::http1,
+    service::service_fn,
+};
+use hyper_util::{
+    client::legacy::{Client, connect::HttpConnector},
+    rt::{TokioExecutor, TokioIo},
+};
+use iam_policy::Principal;
+use serde::{Deserialize, Serialize};
+use tokio::sync::watch;
+
+use super::{
+    GatewayConfig, GatewayHandle, Mode,
+    aws_error::{ProxyBody, full_body, lambda_error, sts_error},
+    classify::{self, Operation, RequestFacts},
+    decide::{self, ASSUME_ROLE, INVOKE_FUNCTION, Outcome},
+    log::{DecisionLog, DecisionRecord, Ruling, now_ms},
+    policies::{Caller, PolicySource},
+    sigv4::{self, CredentialScope},
+    xml,
+};
+use sdk_config::REGION;
+
+use crate::error::GatewayError;
+
+/// Overhead samples kept for [`OverheadStats`].
+const OVERHEAD_SAMPLES: usize = 10_000;
+
+/// Headers that describe one connection, not the message, so are not forwarded.
+const HOP_BY_HOP: [&str; 9] = [
+    "connection",
+    "keep-alive",
+    "proxy-connection",
+    "proxy-authenticate",
+    "proxy-authorization",
+    "te",
+    "trailer",
+    "transfer-encoding",
+    "upgrade",
+];
+
+/// The gateway's own time per request: arrival to forwarding plus upstream answer to reply.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OverheadStats {
+    /// How many requests the figures cover (the most recent ones, up to 10 000).
+    pub requests: usize,
+    /// Median overhead in microseconds.
+    pub median_us: u64,
+    /// 90th percentile in microseconds.
+    pub p90_us: u64,
+    /// Largest in microseconds.
+    pub max_us: u64,
+}
+
+impl OverheadStats {
+    fn from_samples(samples: &[u64]) -> Self {
+        let mut sorted = samples.to_vec();
+        sorted.sort_unstable();
+        let at = |q: f64| {
+            sorted
+                .get(((sorted.len() as f64 - 1.0) * q).round() as usize)
+                .copied()
+                .unwrap_or(0)
+        };
+        Self {
+            requests: sorted.len(),
+            median_us: at(0.5),
+            p90_us: at(0.9),
+            max_us: sorted.last().copied().unwrap_or(0),
+        }
+    }
+}
+
+/// Shared by every connection of one gateway.
+pub(super) struct State {
+    pub(super) mode: Mode,
+    scheme: Scheme,
+    authority: Authority,
+    client: Client<HttpConnector, ProxyBody>,
+    pub(super) source: PolicySource,
+    pub(super) log: DecisionLog,
+    overhead: Mutex<VecDeque<u64>>,
+}
+
+/// Parses `http://host:port` into what each forwarded URI needs.
+fn parse_upstream(upstream: &str) -> Result<(Scheme, Authority), GatewayError> {
+    let invalid = |reason: &'static str| GatewayError::BadUpstream {
+        upstream: upstream.to_owned(),
+        reason,
+    };
+    let uri: Uri = upstream
+        .trim_end_matches('/')
+        .parse()
+        .map_err(|_| invalid("is not a URL"))?;
+    if uri.scheme() != Some(&Scheme::HTTP) {
+        return Err(invalid("is not a plain http:// URL"));
+    }
+    if !matches!(uri.path(), "" | "/") || uri.query().is_some() {
+        return Err(invalid("has a path"));
+    }
+    let authority = uri
+        .authority()
+        .cloned()
+        .ok_or_else(|| invalid("has no host"))?;
+    Ok((Scheme::HTTP, authority))
+}
+
+pub(super) async fn start(config: GatewayConfig) -> Result<GatewayHandle, GatewayError> {
+    let (scheme, authority) = parse_upstream(&config.upstream)?;
+    let listener =
+        std::net::TcpListener::bind(config.listen).map_err(|source| GatewayError::PortInUse {
+            port: config.listen.port(),
+            source,
+        })?;
+    listener.set_nonblocking(true)?;
+    let listener = tokio::net::TcpListener::from_std(listener)?;
+    let addr = listener.local_addr()?;
+    let log = DecisionLog::open(config.log_file.as_deref())?;
+
+    let mut connector = HttpConnector::new();
+    // Small request/response pairs: Nagle would add tens of milliseconds.
+    connector.set_nodelay(true);
+    let client = Client::builder(TokioExecutor::new())
+        .pool_idle_timeout(Duration::from_secs(30))
+        .build(connector);
+    let state = Arc::new(State {
+        mode: config.mode,
+        scheme,
+        authority,
+        client,
+        source: PolicySource::new(&config.upstream, config.policy_ttl),
+        log,
+        overhead: Mutex::new(VecDeque::new()),
+    });
+    let (shutdown, stopped) = watch::channel(());
+    let task = tokio::spawn(accept_loop(listener, state.clone(), stopped));
+    tracing::info!(listen = %addr, upstream = %config.upstream, mode = %config.mode, "iam gateway listening");
+    Ok(GatewayHandle {
+        addr,
+        state,
+        _shutdown: shutdown,
+        task,
+    })
+}
+
+async fn accept_loop(
+    listener: tokio::net::TcpListener,
+    state: Arc<State>,
+    mut stopped: watch::Receiver<()>,
+) {
+    loop {
+        let accepted = tokio::select! {
+            // Resolves (with an error) once the handle drops the sender.
+            _ = stopped.changed() => break,
+            accepted = listener.accept() => accepted,
+        };
+        let stream = match accepted {
+            Ok((stream, _)) => stream,
+            Err(err) => {
+                // E.g. out of file descriptors: back off instead of spinning.
+                tracing::warn!(error = %err, "iam gateway cannot accept a connection");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        let _ = stream.set_nodelay(true);
+        let state = state.clone();
+        let mut stopped = stopped.clone();
+        tokio::spawn(async move {
+            let service = service_fn(move |req| handle(state.clone(), req));
+            let connection = http1::Builder::new().serve_connection(TokioIo::new(stream), service);
+            tokio::select! {
+                result = connection => {
+                    if let Err(err) = result {
+                        tracing::debug!(error = %err, "iam gateway connection ended with an error");
+                    }
+                }
+                _ = stopped.changed() => {}
+            }
+        });
+    }
+}
+
+fn strip_hop_by_hop(headers: &mut HeaderMap) {
+    // Headers named in `Connection` are hop-by-hop too.
+    let named: Vec<HeaderName> = headers
+        .get_all(header::CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .filter_map(|name| HeaderName::from_bytes(name.trim().as_bytes()).ok())
+        .collect();
+    for name in named {
+        headers.remove(name);
+    }
+    for name in HOP_BY_HOP {
+        headers.remove(name);
+    }
+}
+
+fn text_response(status: StatusCode, message: String) -> Response<ProxyBody> {
+    let mut response = Response::new(full_body(message));
+    *response.status_mut() = status;
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    response
+}
+
+/// A forwarded response and how long the upstream took to answer it.
+struct Forwarded {
+    response: Response<ProxyBody>,
+    upstream: Duration,
+}
+
+impl State {
+    /// Sends the request upstream unchanged (but for hop-by-hop headers).
+    async fn forward(&self, mut request: Request<ProxyBody>) -> Forwarded {
+        let path_and_query = request
+            .uri()
+            .path_and_query()
+            .cloned()
+            .unwrap_or_else(|| hyper::http::uri::PathAndQuery::from_static("/"));
+        let uri = Uri::builder()
+            .scheme(self.scheme.clone())
+            .authority(self.authority.clone())
+            .path_and_query(path_and_query)
+            .build();
+        match uri {
+            Ok(uri) => *request.uri_mut() = uri,
+            Err(err) => {
+                return Forwarded {
+                    response: text_response(
+                        StatusCode::BAD_REQUEST,
+                        format!("iam gateway: cannot forward this request: {err}"),
+                    ),
+                    upstream: Duration::ZERO,
+                };
+            }
+        }
+        let headers = request.headers_mut();
+        strip_hop_by_hop(headers);
+        // hyper answers `Expect: 100-continue` itself when the body is read.
+        headers.remove(header::EXPECT);
+
+        let sent = Instant::now();
+        let answer = self.client.request(request).await;
+        let upstream = sent.elapsed();
+        let response = match answer {
+            Ok(response) => {
+                let (mut parts, body) = response.into_parts();
+                strip_hop_by_hop(&mut parts.headers);
+                Response::from_parts(parts, body.boxed())
+            }
+            Err(err) => {
+                tracing::warn!(upstream = %self.authority, error = %err, "iam gateway cannot reach the upstream");
+                text_response(
+                    StatusCode::BAD_GATEWAY,
+                    format!(
+                        "iam gateway: the upstream http://{} did not answer: {err}",
+                        self.authority
+                    ),
+                )
+            }
+        };
+        Forwarded { response, upstream }
+    }
+
+    fn record_overhead(&self, overhead: Duration) -> u64 {
+        let micros = overhead.as_micros() as u64;
+        if let Ok(mut samples) = self.overhead.lock() {
+            if samples.len() == OVERHEAD_SAMPLES {
+                samples.pop_front();
+            }
+            samples.push_back(micros);
+        }
+        micros
+    }
+
+    pub(super) fn overhead_stats(&self) -> OverheadStats {
+        let samples: Vec<u64> = self
+            .overhead
+            .lock()
+            .map(|s| s.iter().copied().collect())
+            .unwrap_or_default();
+        OverheadStats::from_samples(&samples)
+    }
+
+    fn finish(
+        &self,
+        mut record: DecisionRecord,
+        started: Instant,
+        upstream: Duration,
+        response: &Response<ProxyBody>,
+    ) {
+        let overhead = self.record_overhead(started.elapsed().saturating_sub(upstream));
+        // The record is about the request, so it carries its arrival time.
+        record.time_ms = now_ms().saturating_sub(started.elapsed().as_millis() as u64);
+        record.status = Some(response.status().as_u16());
+        record.overhead_us = Some(overhead);
+        match record.decision {
+            Ruling::Deny | Ruling::WouldDeny | Ruling::Error => tracing::info!(
+                principal = record.principal.as_deref().unwrap_or("unknown"),
+                action = %record.action,
+                resource = record.resource.as_deref().unwrap_or(""),
+                decision = record.decision.as_str(),
+                reason = %record.reason,
+                explanation = %record.explanation,
+                "iam gateway decision"
+            ),
+            Ruling::Allow | Ruling::NotEvaluated => tracing::debug!(
+                principal = record.principal.as_deref().unwrap_or("unknown"),
+                action = %record.action,
+                decision = record.decision.as_str(),
+                overhead_us = overhead,
+                "iam gateway decision"
+            ),
+        }
+        self.log.push(record);
+    }
+}
+
+/// Learns the new session's identity from a successful `AssumeRole` answer, so
+/// its first call needs no `GetCallerIdentity` round trip.
+async fn harvest_assumed_identity(
+    source: &PolicySource,
+    response: Response<ProxyBody>,
+) -> Response<ProxyBody> {
+    let (parts, body) = response.into_parts();
+    let bytes = match body.collect().await {
+        Ok(collected) => collected.to_bytes(),
+        Err(err) => {
+            return text_response(
+                StatusCode::BAD_GATEWAY,
+                format!("iam gateway: the upstream's AssumeRole answer broke off: {err}"),
+            );
+        }
+    };
+    if let Some(texts) = std::str::from_utf8(&bytes)
+        .ok()
+        .and_then(xml::element_texts)
+        && let (Some(key), Some(arn)) = (
+            xml::find(&texts, "Credentials/AccessKeyId"),
+            xml::find(&texts, "AssumedRoleUser/Arn"),
+        )
+        && let Ok(principal) = Principal::from_arn(arn)
+    {
+        let user_id = xml::find(&texts, "AssumedRoleUser/AssumedRoleId").map(str::to_owned);
+        source.remember_identity(key, Caller { principal, user_id });
+    }
+    Response::from_parts(parts, full_body(bytes))
+}
+
+fn rejection_response(
+    action: &str,
+    outcome: &Outcome,
+    request_id: &str,
+) -> Option<Response<ProxyBody>> {
+    let rejection = outcome.rejection.as_ref()?;
+    Some(if action == ASSUME_ROLE {
+        sts_error(
+            rejection.status,
+            rejection.code,
+            &rejection.message,
+            request_id,
+        )
+    } else {
+        lambda_error(
+            rejection.status,
+            rejection.code,
+            &rejection.message,
+            request_id,
+        )
+    })
+}
+
+fn service_error(
+    action: &str,
+    status: StatusCode,
+    code: &str,
+    message: &str,
+    request_id: &str,
+) -> Response<ProxyBody> {
+    if action == ASSUME_ROLE {
+        sts_error(status, code, message, request_id)
+    } else {
+        // Lambda's spelling of the same faults.
+        let code = match code {
+            "InternalFailure" => "ServiceException",
+            "MissingAuthenticationToken" => "MissingAuthenticationTokenException",
+            other => other,
+        };
+        lambda_error(status, code, message, request_id)
+    }
+}
+
+fn evaluated_record(
+    trace: Option<TraceId>,
+    principal: Option<String>,
+    action: &str,
+    resource: String,
+    decision: Ruling,
+    reason: &str,
+    explanation: String,
+) -> DecisionRecord {
+    DecisionRecord {
+        time_ms: now_ms(),
+        trace,
+        principal,
+        action: action.to_owned(),
+        resource: Some(resource),
+        decision,
+        reason: reason.to_owned(),
+        explanation,
+        deciding: Vec::new(),
+        status: None,
+        overhead_us: None,
+    }
+}
+
+async fn handle(
+    state: Arc<State>,
+    request: Request<Incoming>,
+) -> Result<Response<ProxyBody>, Infallible> {
+    let started = Instant::now();
+    if state.mode == Mode::Off {
+        let forwarded = state.forward(request.map(BodyExt::boxed)).await;
+        state.record_overhead(started.elapsed().saturating_sub(forwarded.upstream));
+        return Ok(forwarded.response);
+    }
+
+    let (parts, body) = request.into_parts();
+    let scope = sigv4::credential(&parts.headers, parts.uri.query());
+    let trace = sigv4::trace(&parts.headers);
+    // awsQuery requests carry their action in the body; everything else streams.
+    let (body, buffered) = if classify::is_form_encoded(&parts.headers) {
+        match body.collect().await {
+            Ok(collected) => {
+                let bytes = collected.to_bytes();
+                (full_body(bytes.clone()), Some(bytes))
+            }
+            Err(err) => {
+                return Ok(text_response(
+                    StatusCode::BAD_REQUEST,
+                    format!("iam gateway: the request body broke off: {err}"),
+                ));
+            }
+        }
+    } else {
+        (body.boxed(), None::<Bytes>)
+    };
+    let operation = classify::classify(RequestFacts {
+        method: &parts.method,
+        path: parts.uri.path(),
+        query: parts.uri.query(),
+        headers: &parts.headers,
+        service: scope.as_ref().map(|s| s.service.as_str()),
+        body: buffered.as_deref(),
+    });
+    let session_token = sigv4::session_token(&parts.headers, parts.uri.query());
+    let request = Request::from_parts(parts, body);
+
+    let (action, call) = match operation {
+        Operation::Other(other) => {
+            if other.may_change_policies {
+                state.source.invalidate();
+            }
+            let forwarded = state.forward(request).await;
+            let principal = scope
+                .as_ref()
+                .and_then(|s| state.source.known_identity(&s.access_key_id))
+                .map(|c| c.principal.arn().to_owned());
+            let record = DecisionRecord {
+                time_ms: now_ms(),
+                trace,
+                principal,
+                action: other.action,
+                resource: None,
+                decision: Ruling::NotEvaluated,
+                reason: "not_evaluated".to_owned(),
+                explanation: "forwarded unchecked: the gateway evaluates only sts:AssumeRole and lambda:InvokeFunction".to_owned(),
+                deciding: Vec::new(),
+                status: None,
+                overhead_us: None,
+            };
+            state.finish(record, started, forwarded.upstream, &forwarded.response);
+            return Ok(forwarded.response);
+        }
+        Operation::AssumeRole(call) => (ASSUME_ROLE, Call::AssumeRole(call)),
+        Operation::Invoke(function) => (INVOKE_FUNCTION, Call::Invoke(function)),
+    };
+    let request_id = uuid::Uuid::new_v4().to_string();
+
+    let Some(scope) = scope else {
+        return Ok(unsigned(&state, request, action, &call, trace, started, &request_id).await);
+    };
+    let region = scope.region.clone().unwrap_or_else(|| REGION.to_owned());
+    let evaluated = evaluate(
+        &state.source,
+        &scope,
+        session_token.as_deref(),
+        &call,
+        &region,
+    )
+    .await;
+    let (caller, outcome) = match evaluated {
+        Ok(found) => found,
+        Err((caller, err)) => {
+            let message = format!("iam gateway could not evaluate {action}: {}", err.chain());
+            let record = evaluated_record(
+                trace,
+                caller.map(|c| c.principal.arn().to_owned()),
+                action,
+                call.resource(None, &region),
+                Ruling::Error,
+                "evaluation_failed",
+                message.clone(),
+            );
+            let (response, upstream) = if state.mode == Mode::Audit {
+                let forwarded = state.forward(request).await;
+                (forwarded.response, forwarded.upstream)
+            } else {
+                let status = StatusCode::INTERNAL_SERVER_ERROR;
+                (
+                    service_error(action, status, "InternalFailure", &message, &request_id),
+                    Duration::ZERO,
+                )
+            };
+            state.finish(record, started, upstream, &response);
+            return Ok(response);
+        }
+    };
+
+    let verdict = match (&outcome.rejection, state.mode) {
+        (None, _) => Ruling::Allow,
+        (Some(_), Mode::Audit) => Ruling::WouldDeny,
+        (Some(_), _) => Ruling::Deny,
+    };
+    let mut record = DecisionRecord::from_decision(&outcome.decision, verdict, trace);
+    record.reason = outcome.reason.to_owned();
+    record.explanation = outcome.explanation.clone();
+    record.principal = Some(caller.principal.arn().to_owned());
+
+    if verdict == Ruling::Deny
+        && let Some(response) = rejection_response(action, &outcome, &request_id)
+    {
+        state.finish(record, started, Duration::ZERO, &response);
+        return Ok(response);
+    }
+    let forwarded = state.forward(request).await;
+    let mut upstream = forwarded.upstream;
+    let mut response = forwarded.response;
+    if action == ASSUME_ROLE && response.status() == StatusCode::OK {
+        let reading = Instant::now();
+        response = harvest_assumed_identity(&state.source, response).await;
+        // Reading the body is mostly waiting for the upstream to finish sending it.
+        upstream += reading.elapsed();
+    }
+    state.finish(record, started, upstream, &response);
+    Ok(response)
+}
+
+/// What an evaluated request asks for.
+enum Call {
+    AssumeRole(classify::AssumeRoleCall),
+    Invoke(classify::FunctionRef),
+}
+
+impl Call {
+    /// The resource for the log, using the caller's account for plain function names.
+    fn resource(&self, caller_account: Option<&str>, region: &str) -> String {
+        match self {
+            Self::AssumeRole(call) => call.role_arn.clone(),
+            Self::Invoke(function) => function.arn(caller_account.unwrap_or(""), region),
+        }
+    }
+}
+
+type EvaluationError = (Option<Caller>, GatewayError);
+
+async fn evaluate(
+    source: &PolicySource,
+    scope: &CredentialScope,
+    session_token: Option<&str>,
+    call: &Call,
+    region: &str,
+) -> Result<(Caller, Outcome), EvaluationError> {
+    let caller = source
+        .caller(&scope.access_key_id, session_token)
+        .await
+        .map_err(|err| (None, err))?;
+    let outcome = match call {
+        Call::AssumeRole(call) => decide::assume_role(source, &caller, call, region).await,
+        Call::Invoke(function) => decide::invoke(source, &caller, function, region).await,
+    };
+    match outcome {
+        Ok(outcome) => Ok((caller, outcome)),
+        Err(err) => Err((Some(caller), err)),
+    }
+}
+
+/// AWS refuses unsigned `AssumeRole` and `Invoke` calls; LocalStack would serve them as its default account.
+async fn unsigned(
+    state: &State,
+    request: Request<ProxyBody>,
+    action: &str,
+    call: &Call,
+    trace: Option<TraceId>,
+    started: Instant,
+    request_id: &str,
+) -> Response<ProxyBody> {
+    let audit = state.mode == Mode::Audit;
+    let record = evaluated_record(
+        trace,
+        None,
+        action,
+        call.resource(None, REGION),
+        if audit {
+            Ruling::WouldDeny
+        } else {
+            Ruling::Deny
+        },
+        "unsigned_request",
+        "DENY: the request is not signed with SigV4, so it has no caller".to_owned(),
+    );
+    let (response, upstream) = if audit {
+        let forwarded = state.forward(request).await;
+        (forwarded.response, forwarded.upstream)
+    } else {
+        (
+            service_error(
+                action,
+                StatusCode::FORBIDDEN,
+                "MissingAuthenticationToken",
+                "Request is missing Authentication Token",
+                request_id,
+            ),
+            Duration::ZERO,
+        )
+    };
+    state.finish(record, started, upstream, &response);
+    response
+}
+
+#[cfg(test)]
+mod tests {
+    use rstest::rstest;
+
+    use super::*;
+
+    #[rstest]
+    #[case::empty(&[], OverheadStats::default())]
+    #[case::one(&[7], OverheadStats { requests: 1, median_us: 7, p90_us: 7, max_us: 7 })]
+    #[case::unsorted(&[50, 10, 30, 20, 40], OverheadStats { requests: 5, median_us: 30, p90_us: 50, max_us: 50 })]
+    fn overhead_percentiles(#[case] samples: &[u64], #[case] expected: OverheadStats) {
+        assert_eq!(OverheadStats::from_samples(samples), expected);
+    }
+
+    #[rstest]
+    #[case::plain("http://127.0.0.1:4566", true)]
+    #[case::trailing_slash("http://localhost:4566/", true)]
+    #[case::https("https://127.0.0.1:4566", false)]
+    #[case::path("http://127.0.0.1:4566/prefix", false)]
+    #[case::not_a_url("127.0.0.1 4566", false)]
+    fn upstreams(#[case] upstream: &str, #[case] ok: bool) {
+        let parsed = parse_upstream(upstream);
+        assert_eq!(parsed.is_ok(), ok, "{parsed:?}");
+        if let Err(err) = parsed {
+            assert!(
+                err.to_string().contains(upstream.trim_end_matches('/')),
+                "{err}"
+            );
+        }
+    }
+
+    #[test]
+    fn hop_by_hop_headers_are_dropped() {
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            "connection",
+            HeaderValue::from_static("keep-alive, x-private"),
+        );
+        headers.insert("x-private", HeaderValue::from_static("1"));
+        headers.insert("transfer-encoding", HeaderValue::from_static("chunked"));
+        headers.insert(
+            "authorization",
+            HeaderValue::from_static("AWS4-HMAC-SHA256 x"),
+        );
+        headers.insert("x-amz-date", HeaderValue::from_static("20250101T000000Z"));
+        strip_hop_by_hop(&mut headers);
+        let mut left: Vec<&str> = headers.keys().map(HeaderName::as_str).collect();
+        left.sort_unstable();
+        assert_eq!(left, ["authorization", "x-amz-date"]);
+    }
+
+    #[tokio::test]
+    async fn a_taken_port_is_named() {
+        let taken = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let addr = taken.local_addr().expect("addr");
+        let err = start(GatewayConfig::new(addr, "http://127.0.0.1:4566"))
+            .await
+            .expect_err("port is taken");
+        let message = err.to_string();
+        assert!(
+            message.contains(&format!("port {}", addr.port())),
+            "{message}"
+        );
+        assert!(message.contains("IAM gateway"), "{message}");
+    }
+
+    #[tokio::test]
+    async fn an_unreachable_upstream_is_a_bad_gateway_naming_it() {
+        let closed = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("a port");
+        let upstream = format!("http://{closed}");
+        let gateway = start(GatewayConfig::new(
+            "127.0.0.1:0".parse().expect("addr"),
+            upstream.clone(),
+        ))
+        .await
+        .expect("gateway");
+
+        let response = reqwest::get(format!("{}/_localstack/health", gateway.url()))
+            .await
+            .expect("the gateway answers");
+
+        assert_eq!(response.status().as_u16(), 502);
+        let body = response.text().await.expect("body");
+        assert!(body.contains(&upstream), "{body}");
+        let records = gateway.decisions();
+        assert_eq!(records.len(), 1);
+        assert_eq!(records[0].decision, Ruling::NotEvaluated);
+        assert_eq!(records[0].action, "unknown");
+        assert_eq!(records[0].status, Some(502));
+    }
+
+    #[tokio::test]
+    async fn unsigned_invokes_are_refused_without_asking_anyone() {
+        // The upstream is unreachable: a forwarded or evaluated request would fail differently.
+        let gateway = start(GatewayConfig::new(
+            "127.0.0.1:0".parse().expect("addr"),
+            "http://127.0.0.1:9",
+        ))
+        .await
+        .expect("gateway");
+
+        let response = reqwest::Client::new()
+            .post(format!(
+                "{}/2015-03-31/functions/f/invocations",
+                gateway.url()
+            ))
+            .header("x-amzn-trace-id", "Root=1-aa-bb")
+            .body("{}")
+            .send()
+            .await
+            .expect("the gateway answers");
+
+        assert_eq!(response.status().as_u16(), 403);
+        assert_eq!(
+            response.headers()["x-amzn-errortype"],
+            "MissingAuthenticationTokenException"
+        );
+        let records = gateway.decisions_of(&TraceId::from_header("Root=1-aa-bb").expect("a root"));
+        assert_eq!(records.len(), 1);
+        assert_eq!(records[0].decision, Ruling::Deny);
+        assert_eq!(records[0].reason, "unsigned_request");
+        assert_eq!(records[0].action, INVOKE_FUNCTION);
+    }
+}

@@ -1,0 +1,1060 @@
+//! The gateway against a real LocalStack (the harness's host emulator), driven
+//! with the Rust SDK as the lambdas and users would drive it.
+//!
+//! One LocalStack and three gateways (enforce, audit, off) are shared by all
+//! tests, on a runtime of their own, because SDK clients belong to the runtime
+//! that made them. Nothing is dropped (statics); the emulator module kills
+//! LocalStack's process group when the test process exits. Every test names
+//! its own roles, users and functions, so tests can run in parallel.
+
+use std::{
+    collections::BTreeMap,
+    net::{SocketAddr, TcpListener},
+    path::PathBuf,
+    sync::{LazyLock, OnceLock},
+    time::{Duration, Instant},
+};
+
+use aws_config::SdkConfig;
+use aws_credential_types::{Credentials, provider::SharedCredentialsProvider};
+use aws_sdk_lambda::types::InvocationType;
+use aws_sdk_sts::error::ProvideErrorMetadata;
+use serde_json::{Value, json};
+
+use harness::emulator::host::{HostEmulator, HostOptions};
+use iam_gateway::{
+    DecisionRecord, Gateway, GatewayConfig, GatewayHandle, Mode, Ruling, explain, format_chain,
+    read_log, xml,
+};
+use sdk_config as aws;
+use xray_trace::TraceId;
+
+const A: &str = "111111111111";
+const B: &str = "222222222222";
+const C: &str = "333333333333";
+
+static RUNTIME: LazyLock<tokio::runtime::Runtime> = LazyLock::new(|| {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("a tokio runtime")
+});
+
+struct World {
+    upstream: String,
+    enforce: GatewayHandle,
+    audit: GatewayHandle,
+    off: GatewayHandle,
+    log_file: PathBuf,
+    _emulator: HostEmulator,
+}
+
+static WORLD: OnceLock<World> = OnceLock::new();
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+fn any_port() -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], 0))
+}
+
+fn world() -> &'static World {
+    WORLD.get_or_init(|| {
+        RUNTIME.block_on(async {
+            let work_dir = harness::workspace::default_work_dir()
+                .with_file_name("harness-tests")
+                .join("gateway");
+            let _ = std::fs::remove_dir_all(&work_dir);
+            std::fs::create_dir_all(&work_dir).expect("work dir");
+            let (emulator, upstream) = HostEmulator::start(&HostOptions {
+                gateway: SocketAddr::from(([127, 0, 0, 1], free_port())),
+                // No function runs in these tests; the shim only has to exist.
+                runtime_shim: PathBuf::from("/bin/true"),
+                work_dir: work_dir.clone(),
+                lambda_endpoint: None,
+                quiet: true,
+            })
+            .await
+            .unwrap_or_else(|err| panic!("LocalStack did not start: {err}"));
+            let log_file = work_dir.join("decisions.jsonl");
+            let start = |mode: Mode, log_file: Option<PathBuf>| {
+                let mut config = GatewayConfig::new(any_port(), upstream.clone());
+                config.mode = mode;
+                config.log_file = log_file;
+                Gateway::start(config)
+            };
+            let enforce = start(Mode::Enforce, Some(log_file.clone()))
+                .await
+                .expect("enforcing gateway");
+            let audit = start(Mode::Audit, None).await.expect("auditing gateway");
+            let off = start(Mode::Off, None).await.expect("pass-through gateway");
+            World {
+                upstream,
+                enforce,
+                audit,
+                off,
+                log_file,
+                _emulator: emulator,
+            }
+        })
+    })
+}
+
+fn unique(prefix: &str) -> String {
+    format!(
+        "{prefix}-{}",
+        &uuid::Uuid::new_v4().simple().to_string()[..10]
+    )
+}
+
+async fn root(endpoint: &str, account: &str) -> SdkConfig {
+    aws::account_config(endpoint, account).await
+}
+
+async fn as_credentials(endpoint: &str, credentials: &Credentials) -> SdkConfig {
+    root(endpoint, A)
+        .await
+        .to_builder()
+        .credentials_provider(SharedCredentialsProvider::new(credentials.clone()))
+        .build()
+}
+
+fn policy(statements: Value) -> String {
+    json!({"Version": "2012-10-17", "Statement": statements}).to_string()
+}
+
+/// Creates a role (through `endpoint`) and returns its ARN.
+async fn create_role(
+    endpoint: &str,
+    account: &str,
+    name: &str,
+    trust: Value,
+    inline: Option<Value>,
+) -> String {
+    let iam = aws_sdk_iam::Client::new(&root(endpoint, account).await);
+    let role = iam
+        .create_role()
+        .role_name(name)
+        .assume_role_policy_document(policy(trust))
+        .send()
+        .await
+        .expect("CreateRole");
+    if let Some(statements) = inline {
+        iam.put_role_policy()
+            .role_name(name)
+            .policy_name("inline")
+            .policy_document(policy(statements))
+            .send()
+            .await
+            .expect("PutRolePolicy");
+    }
+    role.role().map(|r| r.arn().to_owned()).expect("role arn")
+}
+
+/// Creates a user with an inline policy and an access key; returns its ARN and credentials.
+async fn create_user(
+    endpoint: &str,
+    account: &str,
+    name: &str,
+    statements: Value,
+) -> (String, Credentials) {
+    let iam = aws_sdk_iam::Client::new(&root(endpoint, account).await);
+    let user = iam
+        .create_user()
+        .user_name(name)
+        .send()
+        .await
+        .expect("CreateUser");
+    iam.put_user_policy()
+        .user_name(name)
+        .policy_name("inline")
+        .policy_document(policy(statements))
+        .send()
+        .await
+        .expect("PutUserPolicy");
+    let key = iam
+        .create_access_key()
+        .user_name(name)
+        .send()
+        .await
+        .expect("CreateAccessKey");
+    let key = key.access_key().expect("access key");
+    let arn = user.user().map(|u| u.arn().to_owned()).expect("user arn");
+    (
+        arn,
+        Credentials::new(
+            key.access_key_id(),
+            key.secret_access_key(),
+            None,
+            None,
+            "test",
+        ),
+    )
+}
+
+/// An assumed session, or the error's code, message and HTTP status.
+type Assumed = Result<Credentials, (Option<String>, Option<String>, Option<u16>)>;
+
+async fn assume(
+    endpoint: &str,
+    caller: &Credentials,
+    role_arn: &str,
+    session: &str,
+    external_id: Option<&str>,
+) -> Assumed {
+    let sts = aws_sdk_sts::Client::new(&as_credentials(endpoint, caller).await);
+    let answer = sts
+        .assume_role()
+        .role_arn(role_arn)
+        .role_session_name(session)
+        .set_external_id(external_id.map(str::to_owned))
+        .send()
+        .await;
+    match answer {
+        Ok(out) => {
+            let c = out.credentials().expect("credentials");
+            Ok(Credentials::new(
+                c.access_key_id(),
+                c.secret_access_key(),
+                Some(c.session_token().to_owned()),
+                None,
+                "assumed",
+            ))
+        }
+        Err(err) => Err((
+            err.code().map(str::to_owned),
+            err.message().map(str::to_owned),
+            err.raw_response().map(|r| r.status().as_u16()),
+        )),
+    }
+}
+
+fn denied(message: &str) -> Assumed {
+    Err((
+        Some("AccessDenied".to_owned()),
+        Some(message.to_owned()),
+        Some(403),
+    ))
+}
+
+/// The chain's shape: a user in B assumes B's execution role, whose session assumes A's target role.
+struct Chain {
+    target_role: String,
+    target_name: String,
+    exec_name: String,
+    exec_session: Credentials,
+}
+
+const EXTERNAL_ID: &str = "ext-ok-1";
+
+async fn chain(exec_policy: Value) -> Chain {
+    let url = world().enforce.url();
+    let target_name = unique("target");
+    let exec_name = unique("exec");
+    let target_role = create_role(
+        &url,
+        A,
+        &target_name,
+        json!([{
+            "Effect": "Allow",
+            "Principal": {"AWS": format!("arn:aws:iam::{B}:root")},
+            "Action": "sts:AssumeRole",
+            "Condition": {"StringEquals": {"sts:ExternalId": EXTERNAL_ID}}
+        }]),
+        Some(json!([{
+            "Sid": "Invoke", "Effect": "Allow", "Action": "lambda:InvokeFunction",
+            "Resource": format!("arn:aws:lambda:*:{A}:function:*")
+        }])),
+    )
+    .await;
+    let exec_policy = exec_policy.to_string().replace("TARGET", &target_role);
+    let (user_arn, user) = create_user(
+        &url,
+        B,
+        &unique("deployer"),
+        json!([{"Effect": "Allow", "Action": "sts:AssumeRole", "Resource": "*"}]),
+    )
+    .await;
+    let exec_role = create_role(
+        &url,
+        B,
+        &exec_name,
+        json!([{"Effect": "Allow", "Principal": {"AWS": user_arn}, "Action": "sts:AssumeRole"}]),
+        Some(serde_json::from_str(&exec_policy).expect("policy json")),
+    )
+    .await;
+    let exec_session = assume(&url, &user, &exec_role, "chain", None)
+        .await
+        .expect("the user assumes its own account's execution role");
+    Chain {
+        target_role,
+        target_name,
+        exec_name,
+        exec_session,
+    }
+}
+
+fn may_assume_target() -> Value {
+    json!([{"Sid": "Assume", "Effect": "Allow", "Action": "sts:AssumeRole", "Resource": "TARGET"}])
+}
+
+fn denial_for(chain: &Chain) -> String {
+    format!(
+        "User: arn:aws:sts::{B}:assumed-role/{}/chain is not authorized to perform: sts:AssumeRole on resource: {}",
+        chain.exec_name, chain.target_role
+    )
+}
+
+fn record_for(gateway: &GatewayHandle, principal_contains: &str, resource: &str) -> DecisionRecord {
+    gateway
+        .decisions()
+        .into_iter()
+        .rev()
+        .find(|r| {
+            r.resource.as_deref() == Some(resource)
+                && r.principal
+                    .as_deref()
+                    .is_some_and(|p| p.contains(principal_contains))
+        })
+        .unwrap_or_else(|| panic!("no decision for {principal_contains} on {resource}"))
+}
+
+#[test]
+fn the_right_external_id_assumes_the_role_and_the_session_acts_in_a() {
+    let world = world();
+    RUNTIME.block_on(async {
+        let url = world.enforce.url();
+        let chain = chain(may_assume_target()).await;
+
+        let session = assume(
+            &url,
+            &chain.exec_session,
+            &chain.target_role,
+            "callee",
+            Some(EXTERNAL_ID),
+        )
+        .await
+        .expect("allowed");
+
+        let sts = aws_sdk_sts::Client::new(&as_credentials(&url, &session).await);
+        let identity = sts.get_caller_identity().send().await.expect("identity");
+        assert_eq!(
+            identity.arn(),
+            Some(format!("arn:aws:sts::{A}:assumed-role/{}/callee", chain.target_name).as_str())
+        );
+        let record = record_for(&world.enforce, &chain.exec_name, &chain.target_role);
+        assert_eq!(record.decision, Ruling::Allow);
+        assert_eq!(record.status, Some(200));
+        let kinds: Vec<(&str, &str)> = record
+            .deciding
+            .iter()
+            .map(|s| (s.kind.as_str(), s.sid_or_index.as_str()))
+            .collect();
+        assert_eq!(kinds, [("trust", "0"), ("identity", "Assume")]);
+    });
+}
+
+#[test]
+fn a_missing_or_wrong_external_id_is_denied() {
+    let world = world();
+    RUNTIME.block_on(async {
+        let url = world.enforce.url();
+        let chain = chain(may_assume_target()).await;
+        for external_id in [None, Some("ext-wrong")] {
+            let answer = assume(
+                &url,
+                &chain.exec_session,
+                &chain.target_role,
+                "chain",
+                external_id,
+            )
+            .await;
+            assert_eq!(
+                answer,
+                denied(&denial_for(&chain)),
+                "external id {external_id:?}"
+            );
+        }
+        let record = record_for(&world.enforce, &chain.exec_name, &chain.target_role);
+        assert_eq!(record.decision, Ruling::Deny);
+        assert_eq!(record.reason, "no_resource_based_policy_allows");
+    });
+}
+
+#[test]
+fn a_trust_policy_naming_another_account_denies_with_aws_shape() {
+    let world = world();
+    RUNTIME.block_on(async {
+        let url = world.enforce.url();
+        let chain = chain(may_assume_target()).await;
+        let outsider = unique("outsider");
+        let (outsider_arn, credentials) = create_user(
+            &url,
+            C,
+            &outsider,
+            json!([{"Effect": "Allow", "Action": "sts:AssumeRole", "Resource": "*"}]),
+        )
+        .await;
+        let expected = format!(
+            "User: {outsider_arn} is not authorized to perform: sts:AssumeRole on resource: {}",
+            chain.target_role
+        );
+
+        let answer = assume(&url, &credentials, &chain.target_role, "x", Some(EXTERNAL_ID)).await;
+        assert_eq!(answer, denied(&expected));
+
+        // The raw answer, as any client sees it (LocalStack checks no signature, nor does the gateway).
+        let response = reqwest::Client::new()
+            .post(&url)
+            .header(
+                "authorization",
+                format!(
+                    "AWS4-HMAC-SHA256 Credential={}/20250101/us-east-1/sts/aws4_request, SignedHeaders=host, Signature=0",
+                    credentials.access_key_id()
+                ),
+            )
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(format!(
+                "Action=AssumeRole&Version=2011-06-15&RoleSessionName=x&ExternalId={EXTERNAL_ID}&RoleArn={}",
+                chain.target_role
+            ))
+            .send()
+            .await
+            .expect("gateway answers");
+        assert_eq!(response.status().as_u16(), 403);
+        assert_eq!(response.headers()["content-type"], "text/xml");
+        let body = response.text().await.expect("body");
+        let texts = xml::element_texts(&body).expect("well-formed xml");
+        assert_eq!(xml::find(&texts, "ErrorResponse/Error/Code"), Some("AccessDenied"));
+        assert_eq!(xml::find(&texts, "ErrorResponse/Error/Type"), Some("Sender"));
+        assert_eq!(
+            xml::find(&texts, "ErrorResponse/Error/Message"),
+            Some(expected.as_str())
+        );
+        assert!(xml::find(&texts, "ErrorResponse/RequestId").is_some());
+    });
+}
+
+#[test]
+fn a_caller_without_assume_role_permission_is_denied() {
+    let world = world();
+    RUNTIME.block_on(async {
+        let url = world.enforce.url();
+        let chain =
+            chain(json!([{"Effect": "Allow", "Action": "s3:GetObject", "Resource": "*"}])).await;
+        let answer = assume(
+            &url,
+            &chain.exec_session,
+            &chain.target_role,
+            "chain",
+            Some(EXTERNAL_ID),
+        )
+        .await;
+        assert_eq!(answer, denied(&denial_for(&chain)));
+        let record = record_for(&world.enforce, &chain.exec_name, &chain.target_role);
+        assert_eq!(record.reason, "no_identity_based_policy_allows");
+    });
+}
+
+#[test]
+fn an_explicit_deny_in_the_callers_policy_wins() {
+    let world = world();
+    RUNTIME.block_on(async {
+        let url = world.enforce.url();
+        let chain = chain(json!([
+            {"Sid": "Assume", "Effect": "Allow", "Action": "sts:AssumeRole", "Resource": "TARGET"},
+            {"Sid": "NoCrossAccount", "Effect": "Deny", "Action": "sts:*", "Resource": format!("arn:aws:iam::{A}:role/*")}
+        ]))
+        .await;
+        let answer = assume(&url, &chain.exec_session, &chain.target_role, "chain", Some(EXTERNAL_ID)).await;
+        assert_eq!(answer, denied(&denial_for(&chain)));
+        let record = record_for(&world.enforce, &chain.exec_name, &chain.target_role);
+        assert_eq!(record.reason, "explicit_deny");
+        assert_eq!(record.deciding.len(), 1);
+        assert_eq!(record.deciding[0].sid_or_index, "NoCrossAccount");
+    });
+}
+
+#[test]
+fn a_duration_above_the_roles_maximum_is_a_validation_error() {
+    let world = world();
+    RUNTIME.block_on(async {
+        let url = world.enforce.url();
+        let role = create_role(
+            &url,
+            A,
+            &unique("short"),
+            json!([{"Effect": "Allow", "Principal": {"AWS": B}, "Action": "sts:AssumeRole"}]),
+            None,
+        )
+        .await;
+        let (_, user) = create_user(
+            &url,
+            B,
+            &unique("long-sessions"),
+            json!([{"Effect": "Allow", "Action": "sts:AssumeRole", "Resource": role}]),
+        )
+        .await;
+        let sts = aws_sdk_sts::Client::new(&as_credentials(&url, &user).await);
+        let err = sts
+            .assume_role()
+            .role_arn(&role)
+            .role_session_name("s")
+            .duration_seconds(7200)
+            .send()
+            .await
+            .expect_err("above MaxSessionDuration");
+        assert_eq!(err.code(), Some("ValidationError"));
+        assert_eq!(
+            err.message(),
+            Some("The requested DurationSeconds exceeds the MaxSessionDuration set for this role.")
+        );
+        assert_eq!(err.raw_response().map(|r| r.status().as_u16()), Some(400));
+
+        let within = sts
+            .assume_role()
+            .role_arn(&role)
+            .role_session_name("s")
+            .duration_seconds(3600)
+            .send()
+            .await;
+        assert!(within.is_ok(), "{within:?}");
+    });
+}
+
+#[test]
+fn a_trust_policy_change_through_the_gateway_applies_at_once() {
+    let world = world();
+    RUNTIME.block_on(async {
+        let url = world.enforce.url();
+        let chain = chain(may_assume_target()).await;
+        assume(
+            &url,
+            &chain.exec_session,
+            &chain.target_role,
+            "chain",
+            Some(EXTERNAL_ID),
+        )
+        .await
+        .expect("allowed before the change (and now cached)");
+
+        let iam = aws_sdk_iam::Client::new(&root(&url, A).await);
+        iam.update_assume_role_policy()
+            .role_name(&chain.target_name)
+            .policy_document(policy(json!([{
+                "Effect": "Allow", "Principal": {"AWS": C}, "Action": "sts:AssumeRole"
+            }])))
+            .send()
+            .await
+            .expect("UpdateAssumeRolePolicy");
+
+        let answer = assume(
+            &url,
+            &chain.exec_session,
+            &chain.target_role,
+            "chain",
+            Some(EXTERNAL_ID),
+        )
+        .await;
+        assert_eq!(answer, denied(&denial_for(&chain)));
+    });
+}
+
+/// A function in A whose policy lets account B (not C) invoke it; returns its ARN.
+async fn function(endpoint: &str) -> String {
+    let name = unique("alert");
+    let exec = create_role(
+        endpoint,
+        A,
+        &unique("alert-exec"),
+        json!([{"Effect": "Allow", "Principal": {"Service": "lambda.amazonaws.com"}, "Action": "sts:AssumeRole"}]),
+        None,
+    )
+    .await;
+    let lambda = aws_sdk_lambda::Client::new(&root(endpoint, A).await);
+    let created = lambda
+        .create_function()
+        .function_name(&name)
+        .runtime(aws_sdk_lambda::types::Runtime::Providedal2023)
+        .handler("bootstrap")
+        .role(exec)
+        .code(
+            aws_sdk_lambda::types::FunctionCode::builder()
+                .zip_file(aws_smithy_types::Blob::new(bootstrap_zip()))
+                .build(),
+        )
+        .send()
+        .await
+        .expect("CreateFunction");
+    lambda
+        .add_permission()
+        .function_name(&name)
+        .statement_id("invoke-b")
+        .action("lambda:InvokeFunction")
+        .principal(B)
+        .send()
+        .await
+        .expect("AddPermission");
+    created.function_arn().expect("function arn").to_owned()
+}
+
+/// A function zip whose `bootstrap` exits at once: no function runs in these tests.
+fn bootstrap_zip() -> Vec<u8> {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let binary = dir.path().join("bootstrap");
+    std::fs::write(&binary, b"#!/bin/sh\nexit 1\n").expect("bootstrap");
+    let zip = dir.path().join("bootstrap.zip");
+    harness::package::zip_bootstrap(&binary, &zip).expect("zip");
+    std::fs::read(&zip).expect("zip bytes")
+}
+
+async fn dry_run(
+    endpoint: &str,
+    account: &str,
+    function: &str,
+) -> Result<(), (Option<String>, Option<String>)> {
+    let lambda = aws_sdk_lambda::Client::new(&root(endpoint, account).await);
+    match lambda
+        .invoke()
+        .function_name(function)
+        .invocation_type(InvocationType::DryRun)
+        .send()
+        .await
+    {
+        Ok(_) => Ok(()),
+        Err(err) => Err((
+            err.code().map(str::to_owned),
+            err.message().map(str::to_owned),
+        )),
+    }
+}
+
+fn not_denied_by_gateway(answer: &Result<(), (Option<String>, Option<String>)>) -> bool {
+    !matches!(answer, Err((Some(code), _)) if code == "AccessDeniedException")
+}
+
+#[test]
+fn an_invoke_the_function_policy_allows_is_forwarded() {
+    let world = world();
+    RUNTIME.block_on(async {
+        let url = world.enforce.url();
+        let function = function(&url).await;
+        let answer = dry_run(&url, B, &function).await;
+        // The function cannot run here; any answer but the gateway's denial means it was forwarded.
+        assert!(not_denied_by_gateway(&answer), "{answer:?}");
+        let record = record_for(&world.enforce, &format!("{B}:root"), &function);
+        assert_eq!(record.decision, Ruling::Allow);
+        assert_eq!(record.deciding[0].kind, "resource");
+        assert_eq!(record.deciding[0].sid_or_index, "invoke-b");
+        assert_ne!(record.status, Some(403));
+
+        // A plain name resolves in the caller's own account, where A's root may do anything.
+        let name = function.rsplit(':').next().expect("name");
+        let answer = dry_run(&url, A, name).await;
+        assert!(not_denied_by_gateway(&answer), "{answer:?}");
+        assert_eq!(
+            record_for(&world.enforce, &format!("{A}:root"), &function).decision,
+            Ruling::Allow
+        );
+    });
+}
+
+#[test]
+fn a_function_policy_naming_another_account_denies_a_direct_invoke() {
+    let world = world();
+    RUNTIME.block_on(async {
+        let url = world.enforce.url();
+        let function = function(&url).await;
+        let expected = format!(
+            "User: arn:aws:iam::{C}:root is not authorized to perform: lambda:InvokeFunction on resource: {function} because no resource-based policy allows the lambda:InvokeFunction action"
+        );
+        assert_eq!(
+            dry_run(&url, C, &function).await,
+            Err((Some("AccessDeniedException".into()), Some(expected.clone())))
+        );
+
+        let response = reqwest::Client::new()
+            .post(format!("{url}/2015-03-31/functions/{}/invocations", function.replace(':', "%3A")))
+            .header(
+                "authorization",
+                format!("AWS4-HMAC-SHA256 Credential={C}/20250101/us-east-1/lambda/aws4_request, SignedHeaders=host, Signature=0"),
+            )
+            .body("{}")
+            .send()
+            .await
+            .expect("gateway answers");
+        assert_eq!(response.status().as_u16(), 403);
+        assert_eq!(response.headers()["x-amzn-errortype"], "AccessDeniedException");
+        assert_eq!(response.headers()["content-type"], "application/json");
+        assert!(response.headers().contains_key("x-amzn-requestid"));
+        let body: Value = response.json().await.expect("json body");
+        assert_eq!(body, json!({"Type": "User", "Message": expected}));
+    });
+}
+
+#[test]
+fn audit_mode_forwards_what_it_would_deny() {
+    let world = world();
+    RUNTIME.block_on(async {
+        let function = function(&world.enforce.url()).await;
+        let answer = dry_run(&world.audit.url(), C, &function).await;
+        assert!(not_denied_by_gateway(&answer), "{answer:?}");
+        let record = record_for(&world.audit, &format!("{C}:root"), &function);
+        assert_eq!(record.decision, Ruling::WouldDeny);
+        assert_eq!(record.reason, "no_resource_based_policy_allows");
+
+        let chain = chain(may_assume_target()).await;
+        let session = assume(
+            &world.audit.url(),
+            &chain.exec_session,
+            &chain.target_role,
+            "chain",
+            Some("ext-wrong"),
+        )
+        .await;
+        assert!(
+            session.is_ok(),
+            "LocalStack itself lets it through: {session:?}"
+        );
+        assert_eq!(
+            record_for(&world.audit, &chain.exec_name, &chain.target_role).decision,
+            Ruling::WouldDeny
+        );
+    });
+}
+
+#[test]
+fn off_mode_is_a_plain_proxy() {
+    let world = world();
+    RUNTIME.block_on(async {
+        let function = function(&world.enforce.url()).await;
+        let answer = dry_run(&world.off.url(), C, &function).await;
+        assert!(not_denied_by_gateway(&answer), "{answer:?}");
+        assert!(world.off.decisions().is_empty());
+        assert!(world.off.overhead().requests > 0);
+    });
+}
+
+#[test]
+fn one_trace_is_logged_to_the_file_and_formats_as_a_chain() {
+    let world = world();
+    RUNTIME.block_on(async {
+        let url = world.enforce.url();
+        let function = function(&url).await;
+        let chain = chain(may_assume_target()).await;
+        let root = TraceId::new();
+        let trace = format!("{};Parent=53995c3f42cd8ad8", root.header());
+
+        let sts = aws_sdk_sts::Client::new(&as_credentials(&url, &chain.exec_session).await);
+        let out = sts
+            .assume_role()
+            .role_arn(&chain.target_role)
+            .role_session_name("callee")
+            .external_id(EXTERNAL_ID)
+            .customize()
+            .mutate_request({
+                let trace = trace.clone();
+                move |req| {
+                    req.headers_mut().insert("x-amzn-trace-id", trace.clone());
+                }
+            })
+            .send()
+            .await
+            .expect("allowed");
+        let c = out.credentials().expect("credentials");
+        let session = Credentials::new(
+            c.access_key_id(),
+            c.secret_access_key(),
+            Some(c.session_token().to_owned()),
+            None,
+            "assumed",
+        );
+        let lambda = aws_sdk_lambda::Client::new(&as_credentials(&url, &session).await);
+        let answer = lambda
+            .invoke()
+            .function_name(&function)
+            .invocation_type(InvocationType::DryRun)
+            .customize()
+            .mutate_request(move |req| {
+                req.headers_mut().insert("x-amzn-trace-id", trace.clone());
+            })
+            .send()
+            .await;
+        assert!(
+            !matches!(&answer, Err(e) if e.code() == Some("AccessDeniedException")),
+            "{answer:?}"
+        );
+
+        let from_file: Vec<_> = read_log(&world.log_file)
+            .expect("log file")
+            .into_iter()
+            .filter(|r| r.trace.as_ref() == Some(&root))
+            .collect();
+        assert_eq!(from_file, world.enforce.decisions_of(&root));
+        let actions: Vec<&str> = from_file.iter().map(|r| r.action.as_str()).collect();
+        assert_eq!(actions, ["sts:AssumeRole", "lambda:InvokeFunction"]);
+
+        let accounts = BTreeMap::from([(A.to_owned(), "A".to_owned()), (B.to_owned(), "B".to_owned())]);
+        let text = format_chain(&from_file, &accounts);
+        let lines: Vec<&str> = text.lines().collect();
+        let function_name = function.rsplit(':').next().expect("name");
+        assert_eq!(lines.len(), 2, "{text}");
+        assert!(
+            lines[0].starts_with(&format!(
+                "B:role/{} → sts:AssumeRole → A:role/{}  ALLOW (trust policy {} statement 0; identity policy inline/Assume)",
+                chain.exec_name, chain.target_name, chain.target_name
+            )),
+            "{text}"
+        );
+        assert_eq!(
+            lines[1],
+            format!("  → lambda:InvokeFunction A:function:{function_name}  ALLOW (identity policy inline/Invoke)"),
+        );
+    });
+}
+
+/// Creates the caller function in B the way the caller stack does: an execution role and the target's variables.
+async fn caller_function(
+    endpoint: &str,
+    chain: &Chain,
+    target_role: &str,
+    target_function: &str,
+    external_id: &str,
+) -> String {
+    let exec = format!("arn:aws:iam::{B}:role/{}", chain.exec_name);
+    let lambda = aws_sdk_lambda::Client::new(&root(endpoint, B).await);
+    let created = lambda
+        .create_function()
+        .function_name(unique("invoker"))
+        .runtime(aws_sdk_lambda::types::Runtime::Providedal2023)
+        .handler("bootstrap")
+        .role(exec)
+        .environment(
+            aws_sdk_lambda::types::Environment::builder()
+                .variables("TARGET_ROLE_ARN", target_role)
+                .variables("TARGET_FUNCTION_ARN", target_function)
+                .variables("EXTERNAL_ID", external_id)
+                .variables("ROLE_SESSION_NAME", "servicenow-invoker")
+                .build(),
+        )
+        .code(
+            aws_sdk_lambda::types::FunctionCode::builder()
+                .zip_file(aws_smithy_types::Blob::new(bootstrap_zip()))
+                .build(),
+        )
+        .send()
+        .await
+        .expect("CreateFunction");
+    created.function_arn().expect("function arn").to_owned()
+}
+
+/// The function name at the end of a function ARN.
+fn function_name(arn: &str) -> &str {
+    arn.rsplit(':').next().unwrap_or(arn)
+}
+
+#[test]
+fn explain_decides_both_hops_from_the_deployed_configuration() {
+    let world = world();
+    RUNTIME.block_on(async {
+        let url = world.enforce.url();
+        let target = function(&url).await;
+        let chain = chain(may_assume_target()).await;
+
+        let good = caller_function(&url, &chain, &chain.target_role, &target, EXTERNAL_ID).await;
+        let hops = explain(&world.upstream, &good).await.expect("explain");
+        assert_eq!(hops.len(), 2);
+        // Lambda names the execution role's session after the function.
+        assert_eq!(
+            hops[0].principal,
+            format!("arn:aws:sts::{B}:assumed-role/{}/{}", chain.exec_name, function_name(&good))
+        );
+        assert_eq!(hops[0].resource, chain.target_role);
+        assert_eq!(hops[0].external_id.as_deref(), Some(EXTERNAL_ID));
+        assert!(hops[0].allowed, "{}", hops[0]);
+        assert_eq!(
+            hops[1].principal,
+            format!("arn:aws:sts::{A}:assumed-role/{}/servicenow-invoker", chain.target_name)
+        );
+        assert_eq!(hops[1].resource, target);
+        assert!(hops[1].allowed, "{}", hops[1]);
+
+        let wrong = caller_function(&url, &chain, &chain.target_role, &target, "ext-wrong").await;
+        let hops = explain(&world.upstream, &wrong).await.expect("explain");
+        assert!(!hops[0].allowed);
+        assert_eq!(hops[0].reason, "no_resource_based_policy_allows");
+        assert_eq!(
+            hops[0].denial.as_deref(),
+            Some(
+                format!(
+                    "User: arn:aws:sts::{B}:assumed-role/{}/{} is not authorized to perform: sts:AssumeRole on resource: {}",
+                    chain.exec_name, function_name(&wrong), chain.target_role
+                )
+                .as_str()
+            )
+        );
+    });
+}
+
+#[test]
+fn explain_decides_one_hop_for_a_caller_in_direct_mode() {
+    let world = world();
+    RUNTIME.block_on(async {
+        let url = world.enforce.url();
+        let target = function(&url).await;
+        let chain = chain(may_assume_target()).await;
+        // No TARGET_ROLE_ARN: the caller invokes with its own role, whose
+        // policies here allow only sts:AssumeRole.
+        let direct = caller_function(&url, &chain, "", &target, "").await;
+
+        let hops = explain(&world.upstream, &direct).await.expect("explain");
+
+        assert_eq!(hops.len(), 1, "{hops:?}");
+        let exec_session = format!(
+            "arn:aws:sts::{B}:assumed-role/{}/{}",
+            chain.exec_name,
+            function_name(&direct)
+        );
+        assert_eq!(hops[0].principal, exec_session);
+        assert_eq!(hops[0].action, "lambda:InvokeFunction");
+        assert_eq!(hops[0].resource, target);
+        assert!(!hops[0].allowed, "{}", hops[0]);
+        let denial = hops[0].denial.clone().unwrap_or_default();
+        assert!(
+            denial.starts_with(&format!(
+                "User: {exec_session} is not authorized to perform: lambda:InvokeFunction on resource: {target} because no "
+            )),
+            "{denial}"
+        );
+    });
+}
+
+fn median(mut samples: Vec<Duration>) -> Duration {
+    samples.sort_unstable();
+    samples[samples.len() / 2]
+}
+
+#[test]
+fn the_gateway_adds_little_latency_to_a_warm_invoke() {
+    let world = world();
+    RUNTIME.block_on(async {
+        let function = function(&world.enforce.url()).await;
+        let bench = Gateway::start(GatewayConfig::new(any_port(), world.upstream.clone()))
+            .await
+            .expect("benchmark gateway");
+        let direct = aws_sdk_lambda::Client::new(&root(&world.upstream, B).await);
+        let proxied = aws_sdk_lambda::Client::new(&root(&bench.url(), B).await);
+        let mut timings = [Vec::new(), Vec::new()];
+        for round in 0..120 {
+            for (i, client) in [&direct, &proxied].into_iter().enumerate() {
+                let started = Instant::now();
+                let _ = client
+                    .invoke()
+                    .function_name(&function)
+                    .invocation_type(InvocationType::DryRun)
+                    .send()
+                    .await;
+                // The first rounds warm connections and the policy cache.
+                if round >= 20 {
+                    timings[i].push(started.elapsed());
+                }
+            }
+        }
+        let [direct_times, proxied_times] = timings;
+        let overhead = bench.overhead();
+        eprintln!(
+            "warm DryRun invoke: direct median {:?}, through the gateway median {:?}; gateway's own overhead median {} us, p90 {} us, max {} us over {} requests",
+            median(direct_times),
+            median(proxied_times),
+            overhead.median_us,
+            overhead.p90_us,
+            overhead.max_us,
+            overhead.requests
+        );
+        assert_eq!(overhead.requests, 120);
+        assert!(
+            overhead.median_us < 5_000,
+            "median overhead {} us is above the 5 ms budget",
+            overhead.median_us
+        );
+        assert!(bench.decisions().iter().all(|r| r.decision == Ruling::Allow));
+    });
+}
+
+#[test]
+fn other_requests_pass_through_with_large_bodies_intact() {
+    let world = world();
+    RUNTIME.block_on(async {
+        let url = world.enforce.url();
+        let s3 = aws::s3_client(&root(&url, A).await);
+        let bucket = unique("bodies");
+        s3.create_bucket()
+            .bucket(&bucket)
+            .send()
+            .await
+            .expect("CreateBucket");
+        // About the largest synchronous Lambda payload, in a pattern that shows any reordering.
+        let body: Vec<u8> = (0..6 * 1024 * 1024u32).map(|i| (i % 251) as u8).collect();
+        s3.put_object()
+            .bucket(&bucket)
+            .key("payload")
+            .body(body.clone().into())
+            .send()
+            .await
+            .expect("PutObject");
+
+        let head = s3
+            .head_object()
+            .bucket(&bucket)
+            .key("payload")
+            .send()
+            .await
+            .expect("HeadObject");
+        assert_eq!(head.content_length(), Some(body.len() as i64));
+        let got = s3
+            .get_object()
+            .bucket(&bucket)
+            .key("payload")
+            .send()
+            .await
+            .expect("GetObject");
+        let bytes = got.body.collect().await.expect("object body").into_bytes();
+        assert!(
+            bytes.as_ref() == body.as_slice(),
+            "the object came back changed"
+        );
+
+        let missing = s3
+            .get_object()
+            .bucket(&bucket)
+            .key("missing")
+            .send()
+            .await
+            .expect_err("no such key");
+        assert_eq!(
+            missing.raw_response().map(|r| r.status().as_u16()),
+            Some(404)
+        );
+
+        let s3_records: Vec<_> = world
+            .enforce
+            .decisions()
+            .into_iter()
+            .filter(|r| {
+                r.action == "s3:unknown"
+                    && r.principal.as_deref() == Some("arn:aws:iam::111111111111:root")
+            })
+            .collect();
+        assert!(s3_records.len() >= 5, "{s3_records:?}");
+        assert!(
+            s3_records
+                .iter()
+                .all(|r| r.decision == Ruling::NotEvaluated)
+        );
+    });
+}

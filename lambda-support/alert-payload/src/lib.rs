@@ -1,0 +1,34 @@
+//! ServiceNow alert payload: the typed contract, its validation and its rendering.
+//!
+//! A raw JSON payload becomes an [`AlertPayload`] only if every rule holds (see
+//! [`AlertPayload::from_slice`]); a [`Renderer`] then turns it into a [`RenderedEmail`].
+//! Validation errors name the offending field path, e.g. `alert.short_description`.
+//!
+//! # Example
+//! ```
+//! use alert_payload::{AlertPayload, RecipientAllowlist, Renderer};
+//!
+//! let allow = RecipientAllowlist::from_csv("example.com").unwrap();
+//! let raw = serde_json::json!({
+//!     "alert": {"number": "INC0012345", "sys_id": "9d385017c611228701d22104cc95c371",
+//!               "short_description": "Disk full", "priority": 1, "state": "New"},
+//!     "recipients": {"to": ["oncall@example.com"]}
+//! });
+//! let payload = AlertPayload::from_value(&raw, &allow).unwrap();
+//! let email = Renderer::new().unwrap().render(&payload).unwrap();
+//! assert_eq!(email.subject, "[P1] INC0012345: Disk full");
+//! ```
+#![warn(missing_docs)]
+
+mod allowlist;
+mod error;
+mod payload;
+mod render;
+
+pub use allowlist::RecipientAllowlist;
+pub use error::NotificationError;
+pub use payload::{
+    Alert, AlertPayload, HEADER_NUMBER, HEADER_PRIORITY, MAX_PAYLOAD_BYTES, MAX_RECIPIENTS,
+    MAX_SHORT_DESCRIPTION_CHARS, Recipients, TemplateKind,
+};
+pub use render::{RenderedEmail, Renderer};

@@ -1,0 +1,936 @@
+//! The alert payload contract: raw JSON in, a validated [`AlertPayload`] out.
+
+use std::{fmt, io};
+
+use serde::Deserialize;
+use serde_json::Value;
+
+use crate::{NotificationError, RecipientAllowlist};
+
+/// Largest accepted payload, in bytes of JSON (256 KiB).
+pub const MAX_PAYLOAD_BYTES: usize = 262_144;
+
+/// Most recipients one alert may address, `to` and `cc` together.
+pub const MAX_RECIPIENTS: usize = 50;
+
+/// Longest accepted `alert.short_description`, in characters.
+pub const MAX_SHORT_DESCRIPTION_CHARS: usize = 160;
+
+/// Name of the header carrying the ServiceNow record number.
+pub const HEADER_NUMBER: &str = "X-ServiceNow-Number";
+
+/// Name of the header carrying the ServiceNow priority (1 to 5).
+pub const HEADER_PRIORITY: &str = "X-ServiceNow-Priority";
+
+/// Record number prefixes ServiceNow uses, with the table each one lives in.
+const RECORD_TABLES: [(&str, &str, &str); 4] = [
+    // RITM before any shorter prefix would matter; none overlap, but keep it explicit.
+    ("RITM", "sc_req_item", "requested item"),
+    ("INC", "incident", "incident"),
+    ("CHG", "change_request", "change request"),
+    ("PRB", "problem", "problem"),
+];
+
+/// A validated alert: every rule of the contract holds, so it may be rendered and sent.
+///
+/// Built only by [`AlertPayload::from_slice`] or [`AlertPayload::from_value`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct AlertPayload {
+    /// The ServiceNow record the alert is about.
+    pub alert: Alert,
+    /// Who receives the email.
+    pub recipients: Recipients,
+    /// Which template set renders it.
+    pub template: TemplateKind,
+}
+
+/// The ServiceNow record fields of a validated payload.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Alert {
+    /// Record number, e.g. `INC0012345`.
+    pub number: String,
+    /// 32-hex-digit ServiceNow sys_id.
+    pub sys_id: String,
+    /// One-line summary, 1 to 160 characters.
+    pub short_description: String,
+    /// Free text, may span lines.
+    pub description: Option<String>,
+    /// Priority from 1 (critical) to 5 (planning).
+    pub priority: u8,
+    /// Record state, e.g. `New` or `Resolved`.
+    pub state: String,
+    /// Record category.
+    pub category: Option<String>,
+    /// Group the record is assigned to.
+    pub assignment_group: Option<String>,
+    /// Person the record is assigned to.
+    pub assigned_to: Option<String>,
+    /// RFC 3339 time the record was opened.
+    pub opened_at: Option<String>,
+    /// RFC 3339 time the record was last updated.
+    pub updated_at: Option<String>,
+    /// http(s) base URL of the ServiceNow instance, without a trailing slash.
+    pub instance_url: Option<String>,
+}
+
+/// Validated recipients: allowlisted, well-formed, at most [`MAX_RECIPIENTS`] in all.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Recipients {
+    /// Primary recipients, at least one.
+    pub to: Vec<String>,
+    /// Copied recipients, possibly none.
+    pub cc: Vec<String>,
+}
+
+/// The template sets shipped with the crate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum TemplateKind {
+    /// A new or updated record (the default).
+    #[default]
+    Incident,
+    /// A resolved record; the subject gains a `[RESOLVED] ` prefix.
+    Resolved,
+}
+
+impl TemplateKind {
+    /// Every template set, in the order they are registered.
+    pub const ALL: [TemplateKind; 2] = [TemplateKind::Incident, TemplateKind::Resolved];
+
+    /// The name used in payloads and template paths.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TemplateKind::Incident => "incident",
+            TemplateKind::Resolved => "resolved",
+        }
+    }
+}
+
+impl fmt::Display for TemplateKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+// The wire shape. Every field is optional here so that a missing field is reported by
+// its full path (`alert.number`), which serde's own "missing field" error does not do.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, expecting = "an object")]
+struct RawPayload {
+    alert: Option<RawAlert>,
+    recipients: Option<RawRecipients>,
+    template: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, expecting = "an object")]
+struct RawAlert {
+    number: Option<String>,
+    sys_id: Option<String>,
+    short_description: Option<String>,
+    description: Option<String>,
+    priority: Option<i64>,
+    state: Option<String>,
+    category: Option<String>,
+    assignment_group: Option<String>,
+    assigned_to: Option<String>,
+    opened_at: Option<String>,
+    updated_at: Option<String>,
+    instance_url: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, expecting = "an object")]
+struct RawRecipients {
+    to: Option<Vec<String>>,
+    cc: Option<Vec<String>>,
+}
+
+impl AlertPayload {
+    /// Validates raw JSON bytes as received; the size limit is checked before parsing.
+    ///
+    /// Unknown fields are rejected at every level (top level, `alert`, `recipients`).
+    ///
+    /// # Example
+    /// ```
+    /// use alert_payload::{AlertPayload, RecipientAllowlist};
+    ///
+    /// let allow = RecipientAllowlist::from_csv("example.com").unwrap();
+    /// let raw = br#"{"alert": {"number": "INC0012345", "sys_id": "9d385017c611228701d22104cc95c371",
+    ///   "short_description": "Disk full", "priority": 2, "state": "New"},
+    ///   "recipients": {"to": ["oncall@example.com"]}}"#;
+    /// let payload = AlertPayload::from_slice(raw, &allow).unwrap();
+    /// assert_eq!(payload.alert.number, "INC0012345");
+    /// ```
+    pub fn from_slice(
+        raw: &[u8],
+        allowlist: &RecipientAllowlist,
+    ) -> Result<Self, NotificationError> {
+        check_size(raw.len())?;
+        let value: Value = serde_json::from_slice(raw).map_err(|e| {
+            NotificationError::validation("payload", format!("is not valid JSON: {e}"))
+        })?;
+        Self::validate_value(&value, allowlist)
+    }
+
+    /// Validates an already parsed JSON value, as a Lambda handler receives it.
+    ///
+    /// The size limit applies to the value's compact JSON encoding, which is never larger
+    /// than the bytes the caller sent (whitespace is the only difference).
+    pub fn from_value(
+        raw: &Value,
+        allowlist: &RecipientAllowlist,
+    ) -> Result<Self, NotificationError> {
+        check_size(encoded_len(raw))?;
+        Self::validate_value(raw, allowlist)
+    }
+
+    fn validate_value(
+        raw: &Value,
+        allowlist: &RecipientAllowlist,
+    ) -> Result<Self, NotificationError> {
+        // serde also fills structs from JSON arrays (by position); the contract is objects only.
+        if !raw.is_object() {
+            return Err(NotificationError::validation(
+                "payload",
+                "must be a JSON object",
+            ));
+        }
+        for (field, value) in [
+            ("alert", raw.get("alert")),
+            ("recipients", raw.get("recipients")),
+        ] {
+            if let Some(value) = value
+                && !value.is_object()
+                && !value.is_null()
+            {
+                return Err(NotificationError::validation(
+                    field,
+                    "must be a JSON object",
+                ));
+            }
+        }
+        let parsed: RawPayload = serde_path_to_error::deserialize(raw).map_err(path_error)?;
+        parsed.validate(allowlist)
+    }
+
+    /// Header name/value pairs that identify the record: number and priority.
+    pub fn servicenow_headers(&self) -> [(&'static str, String); 2] {
+        [
+            (HEADER_NUMBER, self.alert.number.clone()),
+            (HEADER_PRIORITY, self.alert.priority.to_string()),
+        ]
+    }
+
+    /// Every recipient, `to` first then `cc`.
+    pub fn all_recipients(&self) -> impl Iterator<Item = &str> {
+        self.recipients
+            .to
+            .iter()
+            .chain(self.recipients.cc.iter())
+            .map(String::as_str)
+    }
+}
+
+impl Alert {
+    /// The ServiceNow table the record number belongs to, e.g. `incident`.
+    pub fn table(&self) -> &'static str {
+        record_kind(&self.number).map_or("incident", |(_, table, _)| table)
+    }
+
+    /// The record kind in words, e.g. `change request`.
+    pub fn kind_label(&self) -> &'static str {
+        record_kind(&self.number).map_or("incident", |(_, _, label)| label)
+    }
+
+    /// The ServiceNow name of the priority, e.g. `Critical` for 1.
+    pub fn priority_label(&self) -> &'static str {
+        match self.priority {
+            1 => "Critical",
+            2 => "High",
+            3 => "Moderate",
+            4 => "Low",
+            _ => "Planning",
+        }
+    }
+
+    /// Link to the record in the ServiceNow UI, when the instance URL is known.
+    pub fn record_link(&self) -> Option<String> {
+        self.instance_url.as_ref().map(|base| {
+            format!(
+                "{base}/nav_to.do?uri={}.do?sys_id={}",
+                self.table(),
+                self.sys_id
+            )
+        })
+    }
+}
+
+fn record_kind(number: &str) -> Option<(&'static str, &'static str, &'static str)> {
+    RECORD_TABLES
+        .iter()
+        .copied()
+        .find(|(prefix, _, _)| number.starts_with(prefix))
+}
+
+fn check_size(len: usize) -> Result<(), NotificationError> {
+    if len > MAX_PAYLOAD_BYTES {
+        return Err(NotificationError::validation(
+            "payload",
+            format!(
+                "is {len} bytes, over the {MAX_PAYLOAD_BYTES} byte limit; shorten the description"
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// Length of the compact JSON encoding, without building the string.
+fn encoded_len(value: &Value) -> usize {
+    struct Counter(usize);
+    impl io::Write for Counter {
+        fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+            self.0 += buf.len();
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+    let mut counter = Counter(0);
+    // Serialising a Value into a writer that never fails cannot fail; if it ever did,
+    // the maximum makes the size check reject the payload rather than wave it through.
+    match serde_json::to_writer(&mut counter, value) {
+        Ok(()) => counter.0,
+        Err(_) => usize::MAX,
+    }
+}
+
+fn path_error<E: fmt::Display>(error: serde_path_to_error::Error<E>) -> NotificationError {
+    // The path already ends in the offending key, unknown keys included.
+    let field = match error.path().to_string() {
+        root if root == "." => "payload".to_owned(),
+        path => path,
+    };
+    let reason = error.inner().to_string();
+    if reason.starts_with("unknown field") {
+        return NotificationError::validation(
+            field,
+            "unknown field; remove it (see the payload contract)",
+        );
+    }
+    NotificationError::validation(field, reason)
+}
+
+impl RawPayload {
+    fn validate(self, allowlist: &RecipientAllowlist) -> Result<AlertPayload, NotificationError> {
+        let alert = self.alert.ok_or_else(|| missing("alert"))?.validate()?;
+        let recipients = self
+            .recipients
+            .ok_or_else(|| missing("recipients"))?
+            .validate(allowlist)?;
+        let template = match self.template.as_deref() {
+            None => TemplateKind::default(),
+            Some("incident") => TemplateKind::Incident,
+            Some("resolved") => TemplateKind::Resolved,
+            Some(other) => {
+                return Err(NotificationError::validation(
+                    "template",
+                    format!("unknown template {other:?}; use incident or resolved"),
+                ));
+            }
+        };
+        Ok(AlertPayload {
+            alert,
+            recipients,
+            template,
+        })
+    }
+}
+
+impl RawAlert {
+    fn validate(self) -> Result<Alert, NotificationError> {
+        let number = required("alert.number", self.number)?;
+        single_line("alert.number", &number)?;
+        if !is_record_number(&number) {
+            return Err(NotificationError::validation(
+                "alert.number",
+                "must be INC, CHG, PRB or RITM followed by at least 7 digits",
+            ));
+        }
+
+        let sys_id = required("alert.sys_id", self.sys_id)?;
+        single_line("alert.sys_id", &sys_id)?;
+        if sys_id.len() != 32 || !sys_id.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Err(NotificationError::validation(
+                "alert.sys_id",
+                "must be exactly 32 hexadecimal digits",
+            ));
+        }
+
+        let short_description = required("alert.short_description", self.short_description)?;
+        single_line("alert.short_description", &short_description)?;
+        let chars = short_description.chars().count();
+        if short_description.trim().is_empty() || chars > MAX_SHORT_DESCRIPTION_CHARS {
+            return Err(NotificationError::validation(
+                "alert.short_description",
+                format!(
+                    "must be 1 to {MAX_SHORT_DESCRIPTION_CHARS} characters and not blank, got {chars}"
+                ),
+            ));
+        }
+
+        let priority = self.priority.ok_or_else(|| missing("alert.priority"))?;
+        let priority = u8::try_from(priority)
+            .ok()
+            .filter(|p| (1..=5).contains(p))
+            .ok_or_else(|| {
+                NotificationError::validation(
+                    "alert.priority",
+                    format!("must be between 1 and 5, got {priority}"),
+                )
+            })?;
+
+        let state = required("alert.state", self.state)?;
+        single_line("alert.state", &state)?;
+        if state.trim().is_empty() {
+            return Err(NotificationError::validation(
+                "alert.state",
+                "must not be blank",
+            ));
+        }
+
+        let description = optional(self.description);
+        if let Some(text) = &description
+            && text.contains('\0')
+        {
+            return Err(NotificationError::validation(
+                "alert.description",
+                "must not contain NUL",
+            ));
+        }
+
+        Ok(Alert {
+            number,
+            sys_id,
+            short_description,
+            description,
+            priority,
+            state,
+            category: optional_line("alert.category", self.category)?,
+            assignment_group: optional_line("alert.assignment_group", self.assignment_group)?,
+            assigned_to: optional_line("alert.assigned_to", self.assigned_to)?,
+            opened_at: optional_timestamp("alert.opened_at", self.opened_at)?,
+            updated_at: optional_timestamp("alert.updated_at", self.updated_at)?,
+            instance_url: optional_instance_url(self.instance_url)?,
+        })
+    }
+}
+
+impl RawRecipients {
+    fn validate(self, allowlist: &RecipientAllowlist) -> Result<Recipients, NotificationError> {
+        let to = self.to.ok_or_else(|| missing("recipients.to"))?;
+        let cc = self.cc.unwrap_or_default();
+        if to.is_empty() {
+            return Err(NotificationError::validation(
+                "recipients.to",
+                "must list at least one address",
+            ));
+        }
+        if to.len() > MAX_RECIPIENTS {
+            return Err(NotificationError::validation(
+                "recipients.to",
+                format!("lists {} addresses, more than {MAX_RECIPIENTS}", to.len()),
+            ));
+        }
+        if to.len() + cc.len() > MAX_RECIPIENTS {
+            return Err(NotificationError::validation(
+                "recipients",
+                format!(
+                    "to and cc list {} addresses together, more than {MAX_RECIPIENTS}",
+                    to.len() + cc.len()
+                ),
+            ));
+        }
+        for (list, addresses) in [("to", &to), ("cc", &cc)] {
+            for (index, address) in addresses.iter().enumerate() {
+                check_recipient(&format!("recipients.{list}[{index}]"), address, allowlist)?;
+            }
+        }
+        Ok(Recipients { to, cc })
+    }
+}
+
+fn check_recipient(
+    field: &str,
+    address: &str,
+    allowlist: &RecipientAllowlist,
+) -> Result<(), NotificationError> {
+    single_line(field, address)?;
+    let Some(domain) = mailbox_domain(address) else {
+        return Err(NotificationError::validation(
+            field,
+            "is not a plain email address like name@example.com",
+        ));
+    };
+    if !allowlist.allows_domain(domain) {
+        return Err(NotificationError::validation(
+            field,
+            format!("domain {domain:?} is not in the allowed recipient domains"),
+        ));
+    }
+    Ok(())
+}
+
+/// The domain of a bare `local@domain` address, or `None` when the address is malformed.
+///
+/// Deliberately narrower than RFC 5322: dot-atom local parts and ASCII host names only,
+/// no display names, comments or quoted strings, since these addresses end up in headers.
+fn mailbox_domain(address: &str) -> Option<&str> {
+    let (local, domain) = address.split_once('@')?;
+    let local_ok = !local.is_empty()
+        && local.len() <= 64
+        && !local.starts_with('.')
+        && !local.ends_with('.')
+        && !local.contains("..")
+        && local
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-/=?^_`{|}~.".contains(&b));
+    (local_ok && is_domain_name(domain)).then_some(domain)
+}
+
+/// Whether `name` is an ASCII host name: dot-separated labels of letters, digits and
+/// inner hyphens.
+pub(crate) fn is_domain_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 253
+        && name.split('.').all(|label| {
+            !label.is_empty()
+                && label.len() <= 63
+                && !label.starts_with('-')
+                && !label.ends_with('-')
+                && label
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-')
+        })
+}
+
+fn is_record_number(number: &str) -> bool {
+    record_kind(number).is_some_and(|(prefix, _, _)| {
+        let digits = &number[prefix.len()..];
+        digits.len() >= 7 && digits.bytes().all(|b| b.is_ascii_digit())
+    })
+}
+
+fn missing(field: &str) -> NotificationError {
+    NotificationError::validation(field, "is required")
+}
+
+fn required(field: &str, value: Option<String>) -> Result<String, NotificationError> {
+    value.ok_or_else(|| missing(field))
+}
+
+/// Rejects the characters that would let a value start a new header or end the message.
+fn single_line(field: &str, value: &str) -> Result<(), NotificationError> {
+    if value.contains(['\r', '\n', '\0']) {
+        return Err(NotificationError::validation(
+            field,
+            "must not contain CR, LF or NUL characters",
+        ));
+    }
+    Ok(())
+}
+
+/// ServiceNow sends empty strings for unset fields; treat them as absent.
+fn optional(value: Option<String>) -> Option<String> {
+    value.filter(|v| !v.is_empty())
+}
+
+fn optional_line(field: &str, value: Option<String>) -> Result<Option<String>, NotificationError> {
+    let value = optional(value);
+    if let Some(v) = &value {
+        single_line(field, v)?;
+    }
+    Ok(value)
+}
+
+fn optional_timestamp(
+    field: &str,
+    value: Option<String>,
+) -> Result<Option<String>, NotificationError> {
+    let value = optional_line(field, value)?;
+    if let Some(v) = &value
+        && time::OffsetDateTime::parse(v, &time::format_description::well_known::Rfc3339).is_err()
+    {
+        return Err(NotificationError::validation(
+            field,
+            "must be an RFC 3339 timestamp such as 2026-11-22T08:00:00Z",
+        ));
+    }
+    Ok(value)
+}
+
+fn optional_instance_url(value: Option<String>) -> Result<Option<String>, NotificationError> {
+    const FIELD: &str = "alert.instance_url";
+    let Some(raw) = optional_line(FIELD, value)? else {
+        return Ok(None);
+    };
+    let invalid = |reason: &str| NotificationError::validation(FIELD, reason);
+    let url =
+        url::Url::parse(&raw).map_err(|_| invalid("must be an absolute http or https URL"))?;
+    // Only web links: anything else (javascript:, data:, file:) would turn the email's link
+    // into an attack.
+    if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
+        return Err(invalid("must be an absolute http or https URL"));
+    }
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err(invalid("must not contain credentials"));
+    }
+    if url.query().is_some() || url.fragment().is_some() {
+        return Err(invalid("must be a base URL without query or fragment"));
+    }
+    Ok(Some(url.as_str().trim_end_matches('/').to_owned()))
+}
+
+#[cfg(test)]
+mod tests {
+    use rstest::rstest;
+    use serde_json::{Value, json};
+
+    use super::*;
+
+    fn allowlist() -> RecipientAllowlist {
+        RecipientAllowlist::from_csv("example.com, Example.org").expect("valid allowlist")
+    }
+
+    /// The contract's example payload: valid under [`allowlist`].
+    fn example() -> Value {
+        json!({
+            "alert": {
+                "number": "INC0012345",
+                "sys_id": "9d385017c611228701d22104cc95c371",
+                "short_description": "Database cluster unreachable",
+                "description": "Primary and replica stopped answering health checks.",
+                "priority": 1,
+                "state": "New",
+                "category": "Database",
+                "assignment_group": "DBA On-Call",
+                "assigned_to": "Ada Lovelace",
+                "opened_at": "2026-11-22T08:00:00Z",
+                "updated_at": "2026-11-22T08:05:00Z",
+                "instance_url": "https://example.service-now.com"
+            },
+            "recipients": { "to": ["oncall@example.com"], "cc": [] },
+            "template": "incident"
+        })
+    }
+
+    fn addresses(n: usize) -> Value {
+        Value::from(
+            (0..n)
+                .map(|i| format!("user{i}@example.com"))
+                .collect::<Vec<_>>(),
+        )
+    }
+
+    fn parse(payload: &Value) -> Result<AlertPayload, NotificationError> {
+        AlertPayload::from_value(payload, &allowlist())
+    }
+
+    #[test]
+    fn example_payload_is_valid_and_typed() {
+        let payload = parse(&example()).expect("example is valid");
+        assert_eq!(payload.alert.number, "INC0012345");
+        assert_eq!(payload.alert.priority, 1);
+        assert_eq!(
+            payload.alert.instance_url.as_deref(),
+            Some("https://example.service-now.com")
+        );
+        assert_eq!(payload.recipients.to, ["oncall@example.com"]);
+        assert!(payload.recipients.cc.is_empty());
+        assert_eq!(payload.template, TemplateKind::Incident);
+    }
+
+    #[test]
+    fn minimal_payload_defaults_optional_fields() {
+        let payload = parse(&json!({
+            "alert": {
+                "number": "RITM0000001",
+                "sys_id": "ABCDEF0123456789abcdef0123456789",
+                "short_description": "x",
+                "priority": 5,
+                "state": "Open",
+                "category": ""
+            },
+            "recipients": { "to": ["a@EXAMPLE.org"] }
+        }))
+        .expect("minimal payload is valid");
+        assert_eq!(payload.template, TemplateKind::Incident);
+        assert!(payload.recipients.cc.is_empty());
+        // ServiceNow's empty strings mean "unset".
+        assert_eq!(payload.alert.category, None);
+        assert_eq!(payload.alert.description, None);
+        assert_eq!(payload.alert.record_link(), None);
+    }
+
+    #[rstest]
+    #[case::incident("INC0012345", "incident")]
+    #[case::change("CHG0000001", "change_request")]
+    #[case::problem("PRB1234567", "problem")]
+    #[case::requested_item("RITM0010001", "sc_req_item")]
+    fn record_link_points_at_the_record_table(#[case] number: &str, #[case] table: &str) {
+        let mut raw = example();
+        raw["alert"]["number"] = json!(number);
+        raw["alert"]["instance_url"] = json!("https://example.service-now.com/");
+        let payload = parse(&raw).expect("valid");
+        assert_eq!(
+            payload.alert.record_link().as_deref(),
+            Some(
+                format!(
+                    "https://example.service-now.com/nav_to.do?uri={table}.do?sys_id=9d385017c611228701d22104cc95c371"
+                )
+                .as_str()
+            )
+        );
+    }
+
+    #[test]
+    fn resolved_template_is_selectable() {
+        let mut raw = example();
+        raw["template"] = json!("resolved");
+        assert_eq!(parse(&raw).expect("valid").template, TemplateKind::Resolved);
+    }
+
+    #[test]
+    fn servicenow_headers_carry_number_and_priority() {
+        let payload = parse(&example()).expect("valid");
+        assert_eq!(
+            payload.servicenow_headers(),
+            [
+                ("X-ServiceNow-Number", "INC0012345".to_owned()),
+                ("X-ServiceNow-Priority", "1".to_owned())
+            ]
+        );
+    }
+
+    #[test]
+    fn fifty_recipients_in_to_and_cc_are_accepted() {
+        let mut raw = example();
+        raw["recipients"] = json!({ "to": addresses(30), "cc": addresses(20) });
+        let payload = parse(&raw).expect("50 recipients is the limit, not over it");
+        assert_eq!(payload.all_recipients().count(), 50);
+    }
+
+    type Mutation = fn(&mut Value);
+
+    /// One row per validation rule: break exactly one rule of the example, expect that field.
+    #[rstest]
+    #[case::payload_not_an_object(|p: &mut Value| *p = json!([1, 2]), "payload")]
+    #[case::payload_null(|p: &mut Value| *p = Value::Null, "payload")]
+    #[case::alert_as_array(|p: &mut Value| p["alert"] = json!(["INC0012345", "9d385017c611228701d22104cc95c371", "x", null, 1, "New"]), "alert")]
+    #[case::recipients_as_array(|p: &mut Value| p["recipients"] = json!([["oncall@example.com"]]), "recipients")]
+    #[case::unknown_top_level_field(|p: &mut Value| p["extra"] = json!(1), "extra")]
+    #[case::unknown_alert_field(|p: &mut Value| p["alert"]["severity"] = json!("high"), "alert.severity")]
+    #[case::unknown_recipients_field(|p: &mut Value| p["recipients"]["bcc"] = json!([]), "recipients.bcc")]
+    #[case::alert_missing(|p: &mut Value| remove(p, "", "alert"), "alert")]
+    #[case::alert_wrong_type(|p: &mut Value| p["alert"] = json!("INC0012345"), "alert")]
+    #[case::number_missing(|p: &mut Value| remove(p, "alert", "number"), "alert.number")]
+    #[case::number_unknown_prefix(|p: &mut Value| p["alert"]["number"] = json!("TASK0012345"), "alert.number")]
+    #[case::number_lowercase_prefix(|p: &mut Value| p["alert"]["number"] = json!("inc0012345"), "alert.number")]
+    #[case::number_six_digits(|p: &mut Value| p["alert"]["number"] = json!("INC001234"), "alert.number")]
+    #[case::number_non_digit(|p: &mut Value| p["alert"]["number"] = json!("INC00123A5"), "alert.number")]
+    #[case::number_wrong_type(|p: &mut Value| p["alert"]["number"] = json!(12345), "alert.number")]
+    #[case::sys_id_missing(|p: &mut Value| remove(p, "alert", "sys_id"), "alert.sys_id")]
+    #[case::sys_id_31_digits(|p: &mut Value| p["alert"]["sys_id"] = json!("9d385017c611228701d22104cc95c37"), "alert.sys_id")]
+    #[case::sys_id_33_digits(|p: &mut Value| p["alert"]["sys_id"] = json!("9d385017c611228701d22104cc95c3710"), "alert.sys_id")]
+    #[case::sys_id_non_hex(|p: &mut Value| p["alert"]["sys_id"] = json!("9d385017c611228701d22104cc95c37g"), "alert.sys_id")]
+    #[case::short_description_missing(|p: &mut Value| remove(p, "alert", "short_description"), "alert.short_description")]
+    #[case::short_description_empty(|p: &mut Value| p["alert"]["short_description"] = json!(""), "alert.short_description")]
+    #[case::short_description_blank(|p: &mut Value| p["alert"]["short_description"] = json!("   "), "alert.short_description")]
+    #[case::short_description_161_chars(|p: &mut Value| p["alert"]["short_description"] = json!("é".repeat(161)), "alert.short_description")]
+    #[case::priority_missing(|p: &mut Value| remove(p, "alert", "priority"), "alert.priority")]
+    #[case::priority_zero(|p: &mut Value| p["alert"]["priority"] = json!(0), "alert.priority")]
+    #[case::priority_six(|p: &mut Value| p["alert"]["priority"] = json!(6), "alert.priority")]
+    #[case::priority_negative(|p: &mut Value| p["alert"]["priority"] = json!(-1), "alert.priority")]
+    #[case::priority_as_string(|p: &mut Value| p["alert"]["priority"] = json!("1"), "alert.priority")]
+    #[case::priority_fractional(|p: &mut Value| p["alert"]["priority"] = json!(1.5), "alert.priority")]
+    #[case::state_missing(|p: &mut Value| remove(p, "alert", "state"), "alert.state")]
+    #[case::state_blank(|p: &mut Value| p["alert"]["state"] = json!(" "), "alert.state")]
+    #[case::description_with_nul(|p: &mut Value| p["alert"]["description"] = json!("a\u{0}b"), "alert.description")]
+    #[case::opened_at_not_rfc3339(|p: &mut Value| p["alert"]["opened_at"] = json!("2026-11-22 08:00:00"), "alert.opened_at")]
+    #[case::updated_at_not_a_time(|p: &mut Value| p["alert"]["updated_at"] = json!("yesterday"), "alert.updated_at")]
+    #[case::instance_url_javascript(|p: &mut Value| p["alert"]["instance_url"] = json!("javascript:alert(1)"), "alert.instance_url")]
+    #[case::instance_url_not_http(|p: &mut Value| p["alert"]["instance_url"] = json!("ftp://example.service-now.com"), "alert.instance_url")]
+    #[case::instance_url_relative(|p: &mut Value| p["alert"]["instance_url"] = json!("/nav_to.do"), "alert.instance_url")]
+    #[case::instance_url_with_credentials(|p: &mut Value| p["alert"]["instance_url"] = json!("https://u:p@example.service-now.com"), "alert.instance_url")]
+    #[case::instance_url_with_query(|p: &mut Value| p["alert"]["instance_url"] = json!("https://example.service-now.com/?x=1"), "alert.instance_url")]
+    #[case::recipients_missing(|p: &mut Value| remove(p, "", "recipients"), "recipients")]
+    #[case::to_missing(|p: &mut Value| remove(p, "recipients", "to"), "recipients.to")]
+    #[case::to_empty(|p: &mut Value| p["recipients"]["to"] = json!([]), "recipients.to")]
+    #[case::to_not_a_list(|p: &mut Value| p["recipients"]["to"] = json!("oncall@example.com"), "recipients.to")]
+    #[case::to_entry_not_a_string(|p: &mut Value| p["recipients"]["to"] = json!(["oncall@example.com", 7]), "recipients.to[1]")]
+    #[case::to_over_fifty(|p: &mut Value| p["recipients"]["to"] = addresses(51), "recipients.to")]
+    #[case::to_and_cc_over_fifty(|p: &mut Value| p["recipients"] = json!({"to": addresses(25), "cc": addresses(26)}), "recipients")]
+    #[case::address_without_at(|p: &mut Value| p["recipients"]["to"] = json!(["oncall.example.com"]), "recipients.to[0]")]
+    #[case::address_with_two_ats(|p: &mut Value| p["recipients"]["to"] = json!(["on@call@example.com"]), "recipients.to[0]")]
+    #[case::address_with_display_name(|p: &mut Value| p["recipients"]["to"] = json!(["Ada <ada@example.com>"]), "recipients.to[0]")]
+    #[case::address_with_space(|p: &mut Value| p["recipients"]["to"] = json!(["on call@example.com"]), "recipients.to[0]")]
+    #[case::address_with_empty_local_part(|p: &mut Value| p["recipients"]["to"] = json!(["@example.com"]), "recipients.to[0]")]
+    #[case::address_with_comma_list(|p: &mut Value| p["recipients"]["to"] = json!(["a@example.com,b@example.com"]), "recipients.to[0]")]
+    #[case::to_domain_not_allowed(|p: &mut Value| p["recipients"]["to"] = json!(["oncall@example.com", "x@evil.test"]), "recipients.to[1]")]
+    #[case::cc_domain_not_allowed(|p: &mut Value| p["recipients"]["cc"] = json!(["x@evil.test"]), "recipients.cc[0]")]
+    #[case::subdomain_not_allowed(|p: &mut Value| p["recipients"]["to"] = json!(["x@mail.example.com"]), "recipients.to[0]")]
+    #[case::template_unknown(|p: &mut Value| p["template"] = json!("outage"), "template")]
+    #[case::template_wrong_type(|p: &mut Value| p["template"] = json!(1), "template")]
+    fn validation_rule(#[case] break_rule: Mutation, #[case] field: &str) {
+        let mut raw = example();
+        break_rule(&mut raw);
+        let err = parse(&raw).expect_err("payload breaks a rule");
+        assert_eq!(err.field(), Some(field), "{err}");
+        let message = err.to_string();
+        assert!(
+            message.starts_with(&format!("invalid {field}: ")),
+            "{message}"
+        );
+    }
+
+    fn remove(payload: &mut Value, parent: &str, key: &str) {
+        let object = if parent.is_empty() {
+            payload
+        } else {
+            &mut payload[parent]
+        };
+        object
+            .as_object_mut()
+            .expect("fixture parent is an object")
+            .remove(key)
+            .expect("fixture has the key");
+    }
+
+    /// Every field that reaches a header, with every character that could split one.
+    #[rstest]
+    fn header_injection_is_rejected(
+        #[values(
+            "/alert/number",
+            "/alert/short_description",
+            "/alert/state",
+            "/recipients/to/0",
+            "/recipients/cc/0"
+        )]
+        pointer: &str,
+        #[values("\r", "\n", "\0", "\r\n")] bad: &str,
+    ) {
+        let mut raw = example();
+        raw["recipients"]["cc"] = json!(["ops@example.com"]);
+        let target = raw.pointer_mut(pointer).expect("fixture has the field");
+        let original = target.as_str().expect("string field").to_owned();
+        // Append a plausible injected header: the attack a CR/LF enables.
+        *target = json!(format!("{original}{bad}Bcc: attacker@evil.test"));
+        let err = parse(&raw).expect_err("control character in a header field");
+        let expected_field = pointer
+            .trim_start_matches('/')
+            .replace("/to/0", ".to[0]")
+            .replace("/cc/0", ".cc[0]")
+            .replace('/', ".");
+        assert_eq!(err.field(), Some(expected_field.as_str()), "{err}");
+        assert!(err.to_string().contains("CR, LF or NUL"), "{err}");
+    }
+
+    #[test]
+    fn priority_header_cannot_carry_text() {
+        // Priority reaches a header too; its type (integer) is what keeps CR/LF out.
+        let mut raw = example();
+        raw["alert"]["priority"] = json!("1\r\nBcc: attacker@evil.test");
+        let err = parse(&raw).expect_err("priority must be an integer");
+        assert_eq!(err.field(), Some("alert.priority"));
+    }
+
+    #[test]
+    fn empty_allowlist_allows_nobody() {
+        let empty = RecipientAllowlist::from_csv("").expect("empty is valid");
+        let err = AlertPayload::from_value(&example(), &empty).expect_err("nobody is allowed");
+        assert_eq!(err.field(), Some("recipients.to[0]"));
+    }
+
+    #[test]
+    fn recipient_domain_is_compared_case_insensitively() {
+        let mut raw = example();
+        raw["recipients"]["to"] = json!(["OnCall@EXAMPLE.COM", "dba@example.ORG"]);
+        let payload = parse(&raw).expect("case of the domain does not matter");
+        assert_eq!(payload.recipients.to.len(), 2);
+    }
+
+    #[test]
+    fn unicode_text_fields_are_accepted() {
+        let mut raw = example();
+        raw["alert"]["short_description"] = json!("Datenbank-Cluster nicht erreichbar – 数据库 🔥");
+        raw["alert"]["assigned_to"] = json!("Zoë Ångström");
+        let payload = parse(&raw).expect("unicode is fine");
+        assert_eq!(payload.alert.assigned_to.as_deref(), Some("Zoë Ångström"));
+    }
+
+    #[test]
+    fn short_description_limit_counts_characters_not_bytes() {
+        let mut raw = example();
+        // 160 two-byte characters: 320 bytes but exactly at the limit.
+        raw["alert"]["short_description"] = json!("é".repeat(160));
+        parse(&raw).expect("160 characters is allowed");
+    }
+
+    /// The example serialised with its description padded to exactly `size` bytes.
+    fn example_bytes_of_size(size: usize) -> Vec<u8> {
+        let mut raw = example();
+        raw["alert"]["description"] = json!("");
+        let base = serde_json::to_vec(&raw).expect("serialisable").len();
+        raw["alert"]["description"] = json!("x".repeat(size - base));
+        let bytes = serde_json::to_vec(&raw).expect("serialisable");
+        assert_eq!(bytes.len(), size);
+        bytes
+    }
+
+    #[test]
+    fn payload_at_size_limit_is_accepted() {
+        let bytes = example_bytes_of_size(MAX_PAYLOAD_BYTES);
+        AlertPayload::from_slice(&bytes, &allowlist()).expect("exactly 256 KiB is allowed");
+        let value: Value = serde_json::from_slice(&bytes).expect("json");
+        AlertPayload::from_value(&value, &allowlist()).expect("exactly 256 KiB is allowed");
+    }
+
+    #[test]
+    fn payload_over_size_limit_is_rejected_from_bytes_and_value() {
+        let bytes = example_bytes_of_size(MAX_PAYLOAD_BYTES + 1);
+        let err = AlertPayload::from_slice(&bytes, &allowlist()).expect_err("over 256 KiB");
+        assert_eq!(err.field(), Some("payload"));
+        let value: Value = serde_json::from_slice(&bytes).expect("json");
+        let err = AlertPayload::from_value(&value, &allowlist()).expect_err("over 256 KiB");
+        assert_eq!(err.field(), Some("payload"));
+    }
+
+    #[test]
+    fn size_is_checked_before_parsing() {
+        // Not JSON at all: only a size check that runs first can name the size.
+        let bytes = vec![b'{'; MAX_PAYLOAD_BYTES + 1];
+        let err = AlertPayload::from_slice(&bytes, &allowlist()).expect_err("too large");
+        assert!(err.to_string().contains("262144 byte limit"), "{err}");
+    }
+
+    #[rstest]
+    #[case::not_json(b"not json".as_slice())]
+    #[case::trailing_garbage(b"{} x".as_slice())]
+    fn malformed_json_is_a_payload_error(#[case] bytes: &[u8]) {
+        let err = AlertPayload::from_slice(bytes, &allowlist()).expect_err("malformed");
+        assert_eq!(err.field(), Some("payload"), "{err}");
+    }
+
+    #[test]
+    fn from_slice_and_from_value_agree() {
+        let raw = example();
+        let bytes = serde_json::to_vec(&raw).expect("serialisable");
+        assert_eq!(
+            AlertPayload::from_slice(&bytes, &allowlist()),
+            AlertPayload::from_value(&raw, &allowlist())
+        );
+    }
+}
