@@ -58,6 +58,11 @@ pub fn build(options: &BuildOptions) -> Result<Artifacts, HarnessError> {
     );
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let mut cmd = Command::new(cargo);
+    for (name, _) in std::env::vars_os() {
+        if name.to_str().is_some_and(describes_running_package) {
+            cmd.env_remove(name);
+        }
+    }
     cmd.current_dir(crate::workspace::root())
         .args(["build", "--message-format=json-render-diagnostics"])
         .args(["--profile", &options.profile]);
@@ -102,6 +107,27 @@ pub fn build(options: &BuildOptions) -> Result<Artifacts, HarnessError> {
     };
     step.done();
     Ok(artifacts)
+}
+
+/// Whether an environment variable is one `cargo run` and `cargo test` set to
+/// describe the package of the program they start (the harness itself).
+///
+/// The nested build must not inherit them: a build script that declares
+/// `rerun-if-env-changed` on one (ring's does, on `CARGO_MANIFEST_DIR`) would
+/// rerun, and everything above it would be rebuilt; the user's next build,
+/// without the variable, would rebuild it all again.
+fn describes_running_package(name: &str) -> bool {
+    name.starts_with("CARGO_PKG_")
+        || matches!(
+            name,
+            "CARGO_MANIFEST_DIR"
+                | "CARGO_MANIFEST_PATH"
+                | "CARGO_CRATE_NAME"
+                | "CARGO_BIN_NAME"
+                | "CARGO_PRIMARY_PACKAGE"
+                | "CARGO_TARGET_TMPDIR"
+                | "CARGO_RUSTC_CURRENT_DIR"
+        )
 }
 
 /// Runs cargo with JSON messages and returns every executable it produced.
@@ -164,11 +190,31 @@ fn run_cargo(cmd: &mut Command, step: &Step) -> Result<Vec<PathBuf>, String> {
 /// Writes `binary` as an executable `bootstrap` into a zip at `zip_path`, with a
 /// fixed timestamp so the same binary always gives the same zip, and returns
 /// the zip's SHA-256.
+///
+/// A zip already made from this very binary (same path, size and modification
+/// time, as recorded in `<zip>.source`) is reused: deflating tens of
+/// megabytes of debug binary is most of a no-op build's time.
 pub fn zip_bootstrap(binary: &Path, zip_path: &Path) -> Result<String, HarnessError> {
-    let bytes = std::fs::read(binary).map_err(|e| HarnessError::File {
+    let unreadable = |e: std::io::Error| HarnessError::File {
         path: binary.to_path_buf(),
         reason: format!("cannot read the lambda binary: {e}"),
-    })?;
+    };
+    let meta = std::fs::metadata(binary).map_err(unreadable)?;
+    let modified = meta
+        .modified()
+        .ok()
+        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+        .map_or(0, |d| d.as_nanos());
+    let source = format!("{} {} {modified}", binary.display(), meta.len());
+    let record = zip_path.with_extension("zip.source");
+    if let Ok(recorded) = std::fs::read_to_string(&record)
+        && let Some((recorded_source, sha256)) = recorded.split_once('\n')
+        && recorded_source == source
+        && zip_path.is_file()
+    {
+        return Ok(sha256.trim().to_owned());
+    }
+    let bytes = std::fs::read(binary).map_err(unreadable)?;
     if let Some(dir) = zip_path.parent() {
         std::fs::create_dir_all(dir)?;
     }
@@ -190,14 +236,34 @@ pub fn zip_bootstrap(binary: &Path, zip_path: &Path) -> Result<String, HarnessEr
     let tmp = zip_path.with_extension("zip.tmp");
     std::fs::write(&tmp, &data)?;
     std::fs::rename(&tmp, zip_path)?;
-    Ok(hex::encode(Sha256::digest(&data)))
+    let sha256 = hex::encode(Sha256::digest(&data));
+    std::fs::write(&record, format!("{source}\n{sha256}\n"))?;
+    Ok(sha256)
 }
 
 #[cfg(test)]
 mod tests {
     use std::{io::Read, os::unix::fs::PermissionsExt};
 
+    use rstest::rstest;
+
     use super::*;
+
+    #[rstest]
+    #[case::manifest_dir("CARGO_MANIFEST_DIR", true)]
+    #[case::package_name("CARGO_PKG_NAME", true)]
+    #[case::package_version("CARGO_PKG_VERSION_MAJOR", true)]
+    #[case::test_tmpdir("CARGO_TARGET_TMPDIR", true)]
+    #[case::users_target_dir("CARGO_TARGET_DIR", false)]
+    #[case::users_cargo_home("CARGO_HOME", false)]
+    #[case::cargo_binary("CARGO", false)]
+    #[case::users_profile("CARGO_PROFILE_DEV_DEBUG", false)]
+    fn only_the_running_packages_own_variables_are_dropped(
+        #[case] name: &str,
+        #[case] dropped: bool,
+    ) {
+        assert_eq!(describes_running_package(name), dropped);
+    }
 
     #[test]
     fn the_zip_holds_an_executable_bootstrap_and_is_reproducible() {
@@ -208,9 +274,13 @@ mod tests {
         let zip_path = dir.path().join("out/alert-callee/bootstrap.zip");
 
         let first = zip_bootstrap(&binary, &zip_path).unwrap();
-        let second = zip_bootstrap(&binary, &zip_path).unwrap();
+        let elsewhere = zip_bootstrap(&binary, &dir.path().join("other/bootstrap.zip")).unwrap();
 
-        assert_eq!(first, second, "same binary, same zip");
+        assert_eq!(first, elsewhere, "same binary, same zip");
+        assert_eq!(
+            hex::encode(Sha256::digest(std::fs::read(&zip_path).unwrap())),
+            first
+        );
         let mut archive = zip::ZipArchive::new(std::fs::File::open(&zip_path).unwrap()).unwrap();
         assert_eq!(archive.len(), 1);
         let mut entry = archive.by_name("bootstrap").unwrap();
@@ -218,6 +288,36 @@ mod tests {
         let mut content = Vec::new();
         entry.read_to_end(&mut content).unwrap();
         assert_eq!(content, b"\x7fELF not really");
+    }
+
+    #[test]
+    fn a_zip_is_remade_only_when_its_binary_changes() {
+        let dir = tempfile::tempdir().unwrap();
+        let binary = dir.path().join("alert-callee");
+        std::fs::write(&binary, b"version one").unwrap();
+        let zip_path = dir.path().join("bootstrap.zip");
+        let first = zip_bootstrap(&binary, &zip_path).unwrap();
+        let made = std::fs::metadata(&zip_path).unwrap().modified().unwrap();
+
+        let again = zip_bootstrap(&binary, &zip_path).unwrap();
+        assert_eq!(again, first);
+        assert_eq!(
+            std::fs::metadata(&zip_path).unwrap().modified().unwrap(),
+            made,
+            "an unchanged binary reuses its zip"
+        );
+
+        std::fs::write(&binary, b"version two, longer").unwrap();
+        let changed = zip_bootstrap(&binary, &zip_path).unwrap();
+        assert_ne!(changed, first, "a changed binary makes a new zip");
+        let mut archive = zip::ZipArchive::new(std::fs::File::open(&zip_path).unwrap()).unwrap();
+        let mut content = Vec::new();
+        archive
+            .by_name("bootstrap")
+            .unwrap()
+            .read_to_end(&mut content)
+            .unwrap();
+        assert_eq!(content, b"version two, longer");
     }
 
     #[test]
