@@ -1,9 +1,21 @@
-//! What a request asks for: `sts:AssumeRole`, `lambda:InvokeFunction`, or
-//! something the gateway passes through, named as well as is cheap.
+//! What a request asks for: `sts:AssumeRole`, `lambda:InvokeFunction`,
+//! something the gateway passes through, named as well as is cheap, or a
+//! request it refuses because it cannot tell what the emulator would do.
+//!
+//! Classification follows how the emulator routes, not the signing scope: an
+//! invoke path is an invoke whatever service the request was signed for, and
+//! an `Action=AssumeRole` is an AssumeRole with or without `Version`, once
+//! the body is decoded as the emulator would decode it (`Content-Encoding`).
+//! What cannot be read is refused, never forwarded.
+
+use std::io::Read as _;
 
 use hyper::{HeaderMap, Method};
 
-use super::sigv4::is_account_id;
+use super::{
+    decide::{ASSUME_ROLE, INVOKE_FUNCTION},
+    sigv4::{self, is_account_id},
+};
 
 /// The parameters of an STS `AssumeRole` call (awsQuery protocol).
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -34,8 +46,9 @@ pub struct FunctionRef {
 }
 
 impl FunctionRef {
-    /// Parses a `FunctionName` (plain name, partial ARN `<acct>:function:<name>`, or full ARN,
-    /// each optionally `:<qualifier>`) and an optional `Qualifier` parameter.
+    /// Parses a `FunctionName` (plain name, partial ARN `<acct>:function:<name>`,
+    /// `<region>:<acct>:function:<name>` as the emulator also accepts, or full
+    /// ARN, each optionally `:<qualifier>`) and an optional `Qualifier` parameter.
     pub fn parse(raw: &str, qualifier_param: Option<&str>) -> Option<Self> {
         let fields: Vec<&str> = raw.split(':').collect();
         let (region, account, name, qualifier) = match fields.as_slice() {
@@ -43,6 +56,10 @@ impl FunctionRef {
             [name, q] => (None, None, *name, Some(*q)),
             [account, "function", name] => (None, Some(*account), *name, None),
             [account, "function", name, q] => (None, Some(*account), *name, Some(*q)),
+            [region, account, "function", name] => (Some(*region), Some(*account), *name, None),
+            [region, account, "function", name, q] => {
+                (Some(*region), Some(*account), *name, Some(*q))
+            }
             ["arn", _, "lambda", region, account, "function", name] => {
                 (Some(*region), Some(*account), *name, None)
             }
@@ -91,6 +108,39 @@ pub struct OtherCall {
     pub may_change_policies: bool,
 }
 
+/// Whose error shape a refusal answers in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorShape {
+    /// awsQuery XML, as STS answers.
+    Query,
+    /// REST-JSON, as Lambda answers.
+    Lambda,
+}
+
+/// A request the gateway refuses without forwarding it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refusal {
+    /// The action as far as it could be told, for the decision log.
+    pub action: String,
+    /// The shape of the error answer.
+    pub shape: ErrorShape,
+    /// The HTTP status.
+    pub status: u16,
+    /// AWS's error code for this kind of refusal.
+    pub code: &'static str,
+    /// What the gateway could not read or will not pass.
+    pub message: String,
+}
+
+/// STS actions that hand out credentials, which only `AssumeRole` of them is evaluated.
+const CREDENTIAL_ACTIONS: [&str; 5] = [
+    "AssumeRoleWithWebIdentity",
+    "AssumeRoleWithSAML",
+    "AssumeRoot",
+    "GetSessionToken",
+    "GetFederationToken",
+];
+
 /// What a request asks for.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Operation {
@@ -107,6 +157,9 @@ pub enum Operation {
     /// than `Get*`/`List*`, and Lambda requests other than `GET`/`HEAD`. Other
     /// services hold no policy the gateway evaluates.
     Other(OtherCall),
+    /// Refused: the gateway cannot tell what the emulator would do with it,
+    /// or will not pass an action it does not evaluate that mints credentials.
+    Refused(Refusal),
 }
 
 /// The request facts classification needs.
@@ -122,8 +175,51 @@ pub struct RequestFacts<'a> {
     pub headers: &'a HeaderMap,
     /// The signing service from the credential scope, if signed.
     pub service: Option<&'a str>,
-    /// The body, when it was buffered (form-encoded requests).
+    /// The body, when it was buffered (see [`needs_body`]).
     pub body: Option<&'a [u8]>,
+}
+
+/// Whether classification needs the body: awsQuery requests carry their
+/// action in a form body, which may be compressed or multipart.
+pub fn needs_body(method: &Method, path: &str, headers: &HeaderMap) -> bool {
+    is_form_encoded(headers) || (*method == Method::POST && normalize_path(path) == "/")
+}
+
+/// The path with runs of `/` collapsed, as the emulator's router matches it.
+pub fn normalize_path(path: &str) -> String {
+    let mut out = String::with_capacity(path.len());
+    for c in path.chars() {
+        if !(c == '/' && out.ends_with('/')) {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// The body as the emulator reads it, after `Content-Encoding`.
+fn decode_body(headers: &HeaderMap, body: &[u8]) -> Result<Vec<u8>, String> {
+    let encoding = headers
+        .get(hyper::header::CONTENT_ENCODING)
+        .and_then(|v| v.to_str().ok())
+        .map(|v| v.trim().to_ascii_lowercase())
+        .unwrap_or_default();
+    let mut out = Vec::new();
+    let read = match encoding.as_str() {
+        "" | "identity" => return Ok(body.to_vec()),
+        "gzip" | "x-gzip" => flate2::read::GzDecoder::new(body).read_to_end(&mut out),
+        "deflate" => flate2::read::ZlibDecoder::new(body).read_to_end(&mut out),
+        other => return Err(format!("a body with Content-Encoding `{other}`")),
+    };
+    read.map(|_| out)
+        .map_err(|e| format!("a {encoding} body that does not decode ({e})"))
+}
+
+fn content_type(headers: &HeaderMap) -> String {
+    headers
+        .get(hyper::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .map(|v| v.trim().to_ascii_lowercase())
+        .unwrap_or_default()
 }
 
 /// Whether a body is form-encoded, i.e. an awsQuery request whose `Action` lives in the body.
@@ -168,8 +264,8 @@ fn query_param(query: Option<&str>, name: &str) -> Option<String> {
         .map(|(_, v)| v.into_owned())
 }
 
-/// The function named by an invoke path, if the path is one.
-fn invoke_target(method: &Method, path: &str, query: Option<&str>) -> Option<FunctionRef> {
+/// The (still encoded) function name of an invoke path, if the normalized path is one.
+fn invoke_name<'a>(method: &Method, path: &'a str) -> Option<&'a str> {
     if method != Method::POST {
         return None;
     }
@@ -177,11 +273,7 @@ fn invoke_target(method: &Method, path: &str, query: Option<&str>) -> Option<Fun
         let rest = path.strip_prefix(prefix)?;
         let rest = rest.strip_suffix('/').unwrap_or(rest);
         let encoded = rest.strip_suffix(suffix)?;
-        if encoded.is_empty() || encoded.contains('/') {
-            return None;
-        }
-        let name = percent_decode(encoded)?;
-        FunctionRef::parse(&name, query_param(query, "Qualifier").as_deref())
+        (!encoded.is_empty() && !encoded.contains('/')).then_some(encoded)
     })
 }
 
@@ -207,15 +299,51 @@ fn lambda_operation(method: &Method, path: &str) -> &'static str {
     }
 }
 
-/// Classifies a request. Cheap: no I/O, no parsing beyond the query and a buffered form body.
+/// Classifies a request. Cheap: no I/O, no parsing beyond the query and a buffered body.
 pub fn classify(facts: RequestFacts<'_>) -> Operation {
     let service = facts.service.map(str::to_ascii_lowercase);
-    // Unsigned requests have no scope; Lambda's paths are distinctive enough.
-    let looks_like_lambda = matches!(service.as_deref(), Some("lambda") | None);
-    if looks_like_lambda
-        && let Some(function) = invoke_target(facts.method, facts.path, facts.query)
-    {
-        return Operation::Invoke(function);
+    let path = normalize_path(facts.path);
+    let shape = if invoke_name(facts.method, &path).is_some() {
+        ErrorShape::Lambda
+    } else {
+        ErrorShape::Query
+    };
+    let refuse = |action: &str, status: u16, code: &'static str, message: String| {
+        Operation::Refused(Refusal {
+            action: action.to_owned(),
+            shape,
+            status,
+            code,
+            message,
+        })
+    };
+    if sigv4::credential_count(facts.headers, facts.query) > 1 {
+        return refuse(
+            "unknown",
+            if shape == ErrorShape::Lambda {
+                403
+            } else {
+                400
+            },
+            "IncompleteSignature",
+            "the request carries more than one credential; AWS accepts exactly one".to_owned(),
+        );
+    }
+    // An invoke path is an invoke whatever service it was signed for.
+    if let Some(encoded) = invoke_name(facts.method, &path) {
+        return match percent_decode(encoded).and_then(|name| {
+            FunctionRef::parse(&name, query_param(facts.query, "Qualifier").as_deref())
+        }) {
+            Some(function) => Operation::Invoke(function),
+            None => refuse(
+                INVOKE_FUNCTION,
+                403,
+                "AccessDeniedException",
+                format!(
+                    "iam gateway: the function name `{encoded}` in this invoke cannot be read, so the invoke cannot be evaluated"
+                ),
+            ),
+        };
     }
 
     // awsQuery parameters: the query string, then a form body.
@@ -223,10 +351,32 @@ pub fn classify(facts: RequestFacts<'_>) -> Operation {
     if let Some(query) = facts.query {
         params.extend(form_urlencoded::parse(query.as_bytes()).into_owned());
     }
-    if let Some(body) = facts.body
-        && is_form_encoded(facts.headers)
-    {
-        params.extend(form_urlencoded::parse(body).into_owned());
+    if let Some(body) = facts.body {
+        let kind = content_type(facts.headers);
+        // The emulator would read a multipart form's fields too; the gateway does not.
+        if kind.starts_with("multipart/form-data") {
+            return refuse(
+                "unknown",
+                403,
+                "AccessDenied",
+                format!("iam gateway: a {kind} body cannot be evaluated, so it is refused"),
+            );
+        }
+        match decode_body(facts.headers, body) {
+            // The emulator reads a body's parameters only from a form (werkzeug's `request.values`).
+            Ok(decoded) if is_form_encoded(facts.headers) => {
+                params.extend(form_urlencoded::parse(&decoded).into_owned());
+            }
+            Ok(_) => {}
+            Err(what) => {
+                return refuse(
+                    "unknown",
+                    403,
+                    "AccessDenied",
+                    format!("iam gateway: {what} cannot be evaluated, so it is refused"),
+                );
+            }
+        }
     }
     let param = |name: &str| {
         params
@@ -236,21 +386,37 @@ pub fn classify(facts: RequestFacts<'_>) -> Operation {
     };
     let query_action = param("Action");
 
-    let is_sts = match service.as_deref() {
-        Some(s) => s == "sts",
-        None => param("Version").as_deref() == Some("2011-06-15"),
-    };
-    if is_sts
-        && query_action.as_deref() == Some("AssumeRole")
-        && let Some(role_arn) = param("RoleArn")
+    // No other awsQuery service has an `AssumeRole`: it is STS's, with or without `Version`.
+    if query_action.as_deref() == Some("AssumeRole") {
+        return match param("RoleArn") {
+            Some(role_arn) => Operation::AssumeRole(AssumeRoleCall {
+                role_arn,
+                session_name: param("RoleSessionName"),
+                external_id: param("ExternalId"),
+                duration_seconds: param("DurationSeconds"),
+                source_identity: param("SourceIdentity"),
+            }),
+            // AWS's own answer to an AssumeRole without a role.
+            None => refuse(
+                ASSUME_ROLE,
+                400,
+                "ValidationError",
+                "1 validation error detected: Value null at 'roleArn' failed to satisfy constraint: Member must not be null".to_owned(),
+            ),
+        };
+    }
+    if let Some(action) = query_action
+        .as_deref()
+        .filter(|a| CREDENTIAL_ACTIONS.contains(a))
     {
-        return Operation::AssumeRole(AssumeRoleCall {
-            role_arn,
-            session_name: param("RoleSessionName"),
-            external_id: param("ExternalId"),
-            duration_seconds: param("DurationSeconds"),
-            source_identity: param("SourceIdentity"),
-        });
+        return refuse(
+            &format!("sts:{action}"),
+            403,
+            "AccessDenied",
+            format!(
+                "iam gateway: sts:{action} hands out credentials and is not evaluated by the gateway, so it is refused"
+            ),
+        );
     }
 
     let target_operation = facts
@@ -373,8 +539,24 @@ mod tests {
         assert!(matches!(op, Operation::Other(_)), "{op:?}");
     }
 
+    fn refused(op: &Operation) -> &Refusal {
+        match op {
+            Operation::Refused(refusal) => refusal,
+            other => panic!("not refused: {other:?}"),
+        }
+    }
+
+    fn gzip(bytes: &[u8]) -> Vec<u8> {
+        use std::io::Write as _;
+        let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        encoder.write_all(bytes).expect("gzip");
+        encoder.finish().expect("gzip")
+    }
+
+    const ASSUME: &[u8] = b"Action=AssumeRole&RoleArn=arn%3Aaws%3Aiam%3A%3A111111111111%3Arole%2Fservicenow-invoke&RoleSessionName=s";
+
     #[test]
-    fn assume_role_without_role_arn_is_left_to_sts() {
+    fn assume_role_without_role_arn_gets_stss_validation_error() {
         let headers = form_headers();
         let op = classify(facts(
             &Method::POST,
@@ -384,13 +566,184 @@ mod tests {
             Some("sts"),
             Some(b"Action=AssumeRole&RoleSessionName=s"),
         ));
+        let refusal = refused(&op);
         assert_eq!(
-            op,
-            Operation::Other(OtherCall {
-                action: "sts:AssumeRole".into(),
-                may_change_policies: false
-            })
+            (refusal.shape, refusal.status, refusal.code),
+            (ErrorShape::Query, 400, "ValidationError")
         );
+        assert!(refusal.message.contains("'roleArn'"), "{}", refusal.message);
+    }
+
+    #[rstest]
+    #[case::without_version_signed_for_sts(Some("sts"), None)]
+    #[case::signed_for_another_service(Some("iam"), None)]
+    #[case::unsigned(None, None)]
+    #[case::gzip_body(Some("sts"), Some("gzip"))]
+    #[case::deflate_is_read_too(Some("sts"), Some("deflate"))]
+    fn assume_role_is_found_however_it_is_sent(
+        #[case] service: Option<&str>,
+        #[case] encoding: Option<&str>,
+    ) {
+        let mut headers = form_headers();
+        let body = match encoding {
+            Some("gzip") => gzip(ASSUME),
+            Some("deflate") => {
+                use std::io::Write as _;
+                let mut e =
+                    flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::fast());
+                e.write_all(ASSUME).expect("deflate");
+                e.finish().expect("deflate")
+            }
+            _ => ASSUME.to_vec(),
+        };
+        if let Some(encoding) = encoding {
+            headers.insert("content-encoding", HeaderValue::from_str(encoding).unwrap());
+        }
+        let op = classify(facts(
+            &Method::POST,
+            "/",
+            None,
+            &headers,
+            service,
+            Some(&body),
+        ));
+        match op {
+            Operation::AssumeRole(call) => assert_eq!(
+                call.role_arn,
+                "arn:aws:iam::111111111111:role/servicenow-invoke"
+            ),
+            other => panic!("not an AssumeRole: {other:?}"),
+        }
+    }
+
+    #[rstest]
+    #[case::multipart("multipart/form-data; boundary=x", None, b"--x\r\n".as_slice(), 403, "AccessDenied")]
+    #[case::unknown_encoding(
+        "application/x-www-form-urlencoded",
+        Some("br"),
+        ASSUME,
+        403,
+        "AccessDenied"
+    )]
+    #[case::broken_gzip("application/x-www-form-urlencoded", Some("gzip"), b"not gzip".as_slice(), 403, "AccessDenied")]
+    fn bodies_the_gateway_cannot_read_are_refused(
+        #[case] content_type: &str,
+        #[case] encoding: Option<&str>,
+        #[case] body: &[u8],
+        #[case] status: u16,
+        #[case] code: &str,
+    ) {
+        let mut headers = HeaderMap::new();
+        headers.insert("content-type", HeaderValue::from_str(content_type).unwrap());
+        if let Some(encoding) = encoding {
+            headers.insert("content-encoding", HeaderValue::from_str(encoding).unwrap());
+        }
+        let op = classify(facts(
+            &Method::POST,
+            "/",
+            None,
+            &headers,
+            Some("sts"),
+            Some(body),
+        ));
+        let refusal = refused(&op);
+        assert_eq!(
+            (refusal.shape, refusal.status, refusal.code),
+            (ErrorShape::Query, status, code)
+        );
+    }
+
+    #[rstest]
+    #[case::web_identity("AssumeRoleWithWebIdentity")]
+    #[case::saml("AssumeRoleWithSAML")]
+    #[case::session_token("GetSessionToken")]
+    #[case::federation_token("GetFederationToken")]
+    fn other_credential_actions_are_refused(#[case] action: &str) {
+        let query = format!("Action={action}&Version=2011-06-15");
+        let op = classify(facts(
+            &Method::GET,
+            "/",
+            Some(&query),
+            &HeaderMap::new(),
+            Some("sts"),
+            None,
+        ));
+        let refusal = refused(&op);
+        assert_eq!(refusal.action, format!("sts:{action}"));
+        assert_eq!((refusal.status, refusal.code), (403, "AccessDenied"));
+    }
+
+    #[rstest]
+    #[case::signed_for_s3(
+        "/2015-03-31/functions/servicenow-alert/invocations",
+        Some("s3"),
+        function(None, None, "servicenow-alert", None)
+    )]
+    #[case::doubled_trailing_slash(
+        "/2015-03-31/functions/servicenow-alert/invocations//",
+        Some("lambda"),
+        function(None, None, "servicenow-alert", None)
+    )]
+    #[case::doubled_inner_slash(
+        "/2015-03-31//functions/servicenow-alert/invocations",
+        Some("lambda"),
+        function(None, None, "servicenow-alert", None)
+    )]
+    #[case::region_account_function_name(
+        "/2015-03-31/functions/us-east-1%3A111111111111%3Afunction%3Aservicenow-alert/invocations",
+        Some("lambda"),
+        function(Some("us-east-1"), Some("111111111111"), "servicenow-alert", None)
+    )]
+    fn invokes_are_found_as_the_emulator_routes_them(
+        #[case] path: &str,
+        #[case] service: Option<&str>,
+        #[case] expected: Operation,
+    ) {
+        let headers = HeaderMap::new();
+        assert_eq!(
+            classify(facts(&Method::POST, path, None, &headers, service, None)),
+            expected
+        );
+    }
+
+    #[test]
+    fn an_invoke_whose_function_cannot_be_read_is_refused() {
+        let headers = HeaderMap::new();
+        let op = classify(facts(
+            &Method::POST,
+            "/2015-03-31/functions/a%3Ab%3Ac%3Ad%3Ae%3Af/invocations",
+            None,
+            &headers,
+            Some("lambda"),
+            None,
+        ));
+        let refusal = refused(&op);
+        assert_eq!(
+            (refusal.shape, refusal.status, refusal.code),
+            (ErrorShape::Lambda, 403, "AccessDeniedException")
+        );
+    }
+
+    #[test]
+    fn two_credentials_are_refused() {
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            "authorization",
+            HeaderValue::from_static(
+                "AWS4-HMAC-SHA256 Credential=222222222222/20250101/us-east-1/lambda/aws4_request, Credential=111111111111/20250101/us-east-1/lambda/aws4_request, SignedHeaders=host, Signature=0",
+            ),
+        );
+        let op = classify(facts(
+            &Method::POST,
+            "/2015-03-31/functions/f/invocations",
+            None,
+            &headers,
+            Some("lambda"),
+            None,
+        ));
+        let refusal = refused(&op);
+        assert_eq!(refusal.code, "IncompleteSignature");
+        assert_eq!(refusal.shape, ErrorShape::Lambda);
     }
 
     fn function(
@@ -496,13 +849,6 @@ mod tests {
         Some("lambda"),
         "lambda:unknown",
         false
-    )]
-    #[case::bad_function_name(
-        Method::POST,
-        "/2015-03-31/functions/a%3Ab%3Ac%3Ad%3Ae/invocations",
-        Some("lambda"),
-        "lambda:unknown",
-        true
     )]
     #[case::s3_object(Method::PUT, "/bucket/key", Some("s3"), "s3:unknown", false)]
     #[case::unsigned(Method::GET, "/_localstack/health", None, "unknown", false)]

@@ -30,7 +30,7 @@ use tokio::sync::watch;
 use super::{
     GatewayConfig, GatewayHandle, Mode,
     aws_error::{ProxyBody, full_body, lambda_error, sts_error},
-    classify::{self, Operation, RequestFacts},
+    classify::{self, ErrorShape, Operation, Refusal, RequestFacts},
     decide::{self, ASSUME_ROLE, INVOKE_FUNCTION, Outcome},
     log::{DecisionLog, DecisionRecord, Ruling, now_ms},
     policies::{Caller, PolicySource},
@@ -452,7 +452,8 @@ async fn handle(
     let scope = sigv4::credential(&parts.headers, parts.uri.query());
     let trace = sigv4::trace(&parts.headers);
     // awsQuery requests carry their action in the body; everything else streams.
-    let (body, buffered) = if classify::is_form_encoded(&parts.headers) {
+    let (body, buffered) = if classify::needs_body(&parts.method, parts.uri.path(), &parts.headers)
+    {
         match body.collect().await {
             Ok(collected) => {
                 let bytes = collected.to_bytes();
@@ -504,6 +505,13 @@ async fn handle(
             };
             state.finish(record, started, forwarded.upstream, &forwarded.response);
             return Ok(forwarded.response);
+        }
+        Operation::Refused(refusal) => {
+            let principal = scope
+                .as_ref()
+                .and_then(|s| state.source.known_identity(&s.access_key_id))
+                .map(|c| c.principal.arn().to_owned());
+            return Ok(refuse(&state, request, refusal, principal, trace, started).await);
         }
         Operation::AssumeRole(call) => (ASSUME_ROLE, Call::AssumeRole(call)),
         Operation::Invoke(function) => (INVOKE_FUNCTION, Call::Invoke(function)),
@@ -619,6 +627,56 @@ async fn evaluate(
 }
 
 /// AWS refuses unsigned `AssumeRole` and `Invoke` calls; LocalStack would serve them as its default account.
+/// Answers a refused request in its service's error shape (audit mode:
+/// forwards it and records that AWS's answer would differ).
+async fn refuse(
+    state: &State,
+    request: Request<ProxyBody>,
+    refusal: Refusal,
+    principal: Option<String>,
+    trace: Option<TraceId>,
+    started: Instant,
+) -> Response<ProxyBody> {
+    let audit = state.mode == Mode::Audit;
+    let record = DecisionRecord {
+        time_ms: now_ms(),
+        trace,
+        principal,
+        action: refusal.action.clone(),
+        resource: None,
+        decision: if audit {
+            Ruling::WouldDeny
+        } else {
+            Ruling::Deny
+        },
+        reason: "refused_unreadable".to_owned(),
+        explanation: format!("DENY: {}", refusal.message),
+        deciding: Vec::new(),
+        status: None,
+        overhead_us: None,
+    };
+    let (response, upstream) = if audit {
+        let forwarded = state.forward(request).await;
+        (forwarded.response, forwarded.upstream)
+    } else {
+        let status = StatusCode::from_u16(refusal.status).unwrap_or(StatusCode::FORBIDDEN);
+        let request_id = uuid::Uuid::new_v4().to_string();
+        let response = match refusal.shape {
+            ErrorShape::Query => sts_error(status, refusal.code, &refusal.message, &request_id),
+            ErrorShape::Lambda => {
+                let code = match refusal.code {
+                    "IncompleteSignature" => "IncompleteSignatureException",
+                    other => other,
+                };
+                lambda_error(status, code, &refusal.message, &request_id)
+            }
+        };
+        (response, Duration::ZERO)
+    };
+    state.finish(record, started, upstream, &response);
+    response
+}
+
 async fn unsigned(
     state: &State,
     request: Request<ProxyBody>,

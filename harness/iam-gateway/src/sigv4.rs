@@ -88,6 +88,25 @@ pub fn from_query(query: &str) -> Option<CredentialScope> {
     parse_scope(&credential?, with_region)
 }
 
+/// How many credentials a request carries: `Credential=` fields of its
+/// `Authorization` header plus a presigned query's `X-Amz-Credential`. AWS
+/// accepts exactly one; with more, the gateway and the emulator could each
+/// act on a different one.
+pub fn credential_count(headers: &HeaderMap, query: Option<&str>) -> usize {
+    let in_header: usize = headers
+        .get_all(hyper::header::AUTHORIZATION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .map(|v| v.matches("Credential=").count().max(1))
+        .sum();
+    let in_query = query.map_or(0, |q| {
+        form_urlencoded::parse(q.as_bytes())
+            .filter(|(k, _)| k.eq_ignore_ascii_case("X-Amz-Credential"))
+            .count()
+    });
+    in_header + in_query
+}
+
 /// The scope from the `Authorization` header, else from a presigned query.
 pub fn credential(headers: &HeaderMap, query: Option<&str>) -> Option<CredentialScope> {
     headers

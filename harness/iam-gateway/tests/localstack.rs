@@ -1058,3 +1058,131 @@ fn other_requests_pass_through_with_large_bodies_intact() {
         );
     });
 }
+
+/// A raw request signed (in scope only: nobody checks the signature) by `account`'s root for `service`.
+async fn raw(
+    url: &str,
+    path: &str,
+    account: &str,
+    service: &str,
+    headers: &[(&str, &str)],
+    body: Vec<u8>,
+) -> (u16, hyper::HeaderMap, String) {
+    let mut request = reqwest::Client::new().post(format!("{url}{path}")).header(
+        "authorization",
+        format!(
+            "AWS4-HMAC-SHA256 Credential={account}/20250101/us-east-1/{service}/aws4_request, SignedHeaders=host, Signature=0"
+        ),
+    );
+    for (name, value) in headers {
+        request = request.header(*name, *value);
+    }
+    let response = request.body(body).send().await.expect("gateway answers");
+    let status = response.status().as_u16();
+    let mut out = hyper::HeaderMap::new();
+    for (name, value) in response.headers() {
+        out.insert(name.clone(), value.clone());
+    }
+    (status, out, response.text().await.expect("body"))
+}
+
+/// Each request form that once reached the emulator unchecked, sent by a
+/// principal no policy allows: every one is evaluated and denied, or refused,
+/// in the service's own error shape.
+#[test]
+fn request_forms_that_once_passed_unchecked_are_denied() {
+    let world = world();
+    RUNTIME.block_on(async {
+        let url = world.enforce.url();
+        let function = function(&url).await;
+        let name = function.rsplit(':').next().expect("a name").to_owned();
+        let not_authorized = format!(
+            "User: arn:aws:iam::{C}:root is not authorized to perform: lambda:InvokeFunction"
+        );
+        let lambda_denials = [
+            (
+                "signed for s3",
+                format!("/2015-03-31/functions/{name}/invocations"),
+                "s3",
+            ),
+            (
+                "doubled trailing slash",
+                format!("/2015-03-31/functions/{name}/invocations//"),
+                "lambda",
+            ),
+            (
+                "region:account:function:name",
+                format!("/2015-03-31/functions/us-east-1%3A{A}%3Afunction%3A{name}/invocations"),
+                "lambda",
+            ),
+        ];
+        for (form, path, service) in lambda_denials {
+            // A plain name resolves in the caller's own account, where no such
+            // function exists: the full forms name A.
+            let path = path.replace(
+                &format!("functions/{name}/"),
+                &format!("functions/arn%3Aaws%3Alambda%3Aus-east-1%3A{A}%3Afunction%3A{name}/"),
+            );
+            let (status, headers, body) = raw(&url, &path, C, service, &[], b"{}".to_vec()).await;
+            assert_eq!(status, 403, "{form}: {body}");
+            assert_eq!(headers["x-amzn-errortype"], "AccessDeniedException", "{form}");
+            let body: Value = serde_json::from_str(&body).expect("json");
+            assert!(
+                body["Message"].as_str().is_some_and(|m| m.starts_with(&not_authorized)),
+                "{form}: {body}"
+            );
+        }
+
+        let chain = chain(may_assume_target()).await;
+        let role = chain.target_role.replace(':', "%3A").replace('/', "%2F");
+        let form = "application/x-www-form-urlencoded";
+        let assume = format!("Action=AssumeRole&RoleSessionName=x&RoleArn={role}");
+        let gzip = {
+            use std::io::Write as _;
+            let mut encoder =
+                flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+            encoder.write_all(assume.as_bytes()).expect("gzip");
+            encoder.finish().expect("gzip")
+        };
+        let multipart = format!(
+            "--b\r\nContent-Disposition: form-data; name=\"Action\"\r\n\r\nAssumeRole\r\n--b\r\nContent-Disposition: form-data; name=\"RoleArn\"\r\n\r\n{}\r\n--b--\r\n",
+            chain.target_role
+        );
+        // (form, headers, body, signing service, status, code)
+        type StsDenial<'a> = (&'a str, Vec<(&'a str, &'a str)>, Vec<u8>, &'a str, u16, &'a str);
+        let sts_denials: [StsDenial<'_>; 4] = [
+            ("gzip body", vec![("content-type", form), ("content-encoding", "gzip")], gzip, "sts", 403, "AccessDenied"),
+            ("no Version, signed for iam", vec![("content-type", form)], assume.clone().into_bytes(), "iam", 403, "AccessDenied"),
+            ("multipart body", vec![("content-type", "multipart/form-data; boundary=b")], multipart.into_bytes(), "sts", 403, "AccessDenied"),
+            (
+                "AssumeRoleWithWebIdentity",
+                vec![("content-type", form)],
+                format!("Action=AssumeRoleWithWebIdentity&Version=2011-06-15&RoleSessionName=x&WebIdentityToken=t&RoleArn={role}").into_bytes(),
+                "sts",
+                403,
+                "AccessDenied",
+            ),
+        ];
+        for (what, headers, body, service, status, code) in sts_denials {
+            let (got, response_headers, text) = raw(&url, "/", C, service, &headers, body).await;
+            assert_eq!(got, status, "{what}: {text}");
+            assert_eq!(response_headers["content-type"], "text/xml", "{what}");
+            let texts = xml::element_texts(&text).expect("well-formed xml");
+            assert_eq!(xml::find(&texts, "ErrorResponse/Error/Code"), Some(code), "{what}: {text}");
+        }
+
+        // Two credentials: the gateway would evaluate one and the emulator act as another.
+        let (status, _, text) = raw(
+            &url,
+            &format!("/?X-Amz-Credential={A}%2F20250101%2Fus-east-1%2Fsts%2Faws4_request"),
+            C,
+            "sts",
+            &[("content-type", form)],
+            assume.clone().into_bytes(),
+        )
+        .await;
+        assert_eq!(status, 400, "{text}");
+        let texts = xml::element_texts(&text).expect("well-formed xml");
+        assert_eq!(xml::find(&texts, "ErrorResponse/Error/Code"), Some("IncompleteSignature"));
+    });
+}
