@@ -22,13 +22,16 @@
 
 mod allowlist;
 mod error;
+pub mod header_line;
 mod payload;
 mod render;
 
 pub use allowlist::RecipientAllowlist;
 pub use error::NotificationError;
 pub use payload::{
-    Alert, AlertPayload, HEADER_NUMBER, HEADER_PRIORITY, MAX_PAYLOAD_BYTES, MAX_RECIPIENTS,
-    MAX_SHORT_DESCRIPTION_CHARS, Recipients, TemplateKind,
+    Alert, AlertPayload, HEADER_NUMBER, HEADER_PRIORITY, MAX_ADDRESS_CHARS, MAX_ASSIGNED_TO_CHARS,
+    MAX_ASSIGNMENT_GROUP_CHARS, MAX_CATEGORY_CHARS, MAX_INSTANCE_URL_CHARS, MAX_NUMBER_CHARS,
+    MAX_PAYLOAD_BYTES, MAX_RECIPIENTS, MAX_SHORT_DESCRIPTION_CHARS, MAX_STATE_CHARS,
+    MAX_TIMESTAMP_CHARS, Recipients, TemplateKind,
 };
 pub use render::{RenderedEmail, Renderer};

@@ -5,7 +5,7 @@ use std::{fmt, io};
 use serde::Deserialize;
 use serde_json::Value;
 
-use crate::{NotificationError, RecipientAllowlist};
+use crate::{NotificationError, RecipientAllowlist, header_line};
 
 /// Largest accepted payload, in bytes of JSON (256 KiB).
 pub const MAX_PAYLOAD_BYTES: usize = 262_144;
@@ -13,8 +13,37 @@ pub const MAX_PAYLOAD_BYTES: usize = 262_144;
 /// Most recipients one alert may address, `to` and `cc` together.
 pub const MAX_RECIPIENTS: usize = 50;
 
+/// Longest accepted `alert.number`, in characters.
+///
+/// ServiceNow's number column holds 40; the number reaches the `Subject` and
+/// `X-ServiceNow-Number` headers, so it must stay far below RFC 5322's 998-octet line limit.
+pub const MAX_NUMBER_CHARS: usize = 40;
+
 /// Longest accepted `alert.short_description`, in characters.
 pub const MAX_SHORT_DESCRIPTION_CHARS: usize = 160;
+
+/// Longest accepted `alert.state`, in characters; ServiceNow state labels are a few words.
+pub const MAX_STATE_CHARS: usize = 80;
+
+/// Longest accepted `alert.category`, in characters (ServiceNow's column holds 40).
+pub const MAX_CATEGORY_CHARS: usize = 80;
+
+/// Longest accepted `alert.assignment_group`, in characters (ServiceNow's group name holds 80).
+pub const MAX_ASSIGNMENT_GROUP_CHARS: usize = 100;
+
+/// Longest accepted `alert.assigned_to`, in characters (ServiceNow's user name holds 151).
+pub const MAX_ASSIGNED_TO_CHARS: usize = 160;
+
+/// Longest accepted `alert.opened_at` or `alert.updated_at`, in characters; an RFC 3339
+/// timestamp with nanoseconds and an offset is 35.
+pub const MAX_TIMESTAMP_CHARS: usize = 64;
+
+/// Longest accepted `alert.instance_url`, in characters; a base URL needs no more.
+pub const MAX_INSTANCE_URL_CHARS: usize = 256;
+
+/// Longest accepted recipient address, in characters: RFC 5321's 256-octet path limit less
+/// the angle brackets.
+pub const MAX_ADDRESS_CHARS: usize = 254;
 
 /// Name of the header carrying the ServiceNow record number.
 pub const HEADER_NUMBER: &str = "X-ServiceNow-Number";
@@ -46,42 +75,61 @@ pub struct AlertPayload {
 }
 
 /// The ServiceNow record fields of a validated payload.
+///
+/// Single-line fields obey the [`header_line`](crate::header_line) rule: no control, line
+/// separator or bidirectional formatting characters, not blank, and at most the documented
+/// number of characters. An optional field sent as an empty, whitespace-only or
+/// zero-width-only string is treated as absent (`None`), so no empty row is rendered.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct Alert {
-    /// Record number, e.g. `INC0012345`.
+    /// Record number, e.g. `INC0012345`: a prefix (INC, CHG, PRB, RITM) and at least 7
+    /// digits, at most [`MAX_NUMBER_CHARS`] (40) characters. Reaches the subject, the
+    /// `X-ServiceNow-Number` header and the HTML title.
     pub number: String,
     /// 32-hex-digit ServiceNow sys_id.
     pub sys_id: String,
-    /// One-line summary, 1 to 160 characters.
+    /// One-line summary, 1 to [`MAX_SHORT_DESCRIPTION_CHARS`] (160) characters, not blank.
+    /// Reaches the subject and the HTML title.
     pub short_description: String,
-    /// Free text, may span lines.
+    /// Free text, may span lines; no NUL.
     pub description: Option<String>,
     /// Priority from 1 (critical) to 5 (planning).
     pub priority: u8,
-    /// Record state, e.g. `New` or `Resolved`.
+    /// Record state, e.g. `New` or `Resolved`, one line of at most [`MAX_STATE_CHARS`] (80)
+    /// characters, not blank.
     pub state: String,
-    /// Record category.
+    /// Record category, one line of at most [`MAX_CATEGORY_CHARS`] (80) characters.
     pub category: Option<String>,
-    /// Group the record is assigned to.
+    /// Group the record is assigned to, one line of at most [`MAX_ASSIGNMENT_GROUP_CHARS`]
+    /// (100) characters.
     pub assignment_group: Option<String>,
-    /// Person the record is assigned to.
+    /// Person the record is assigned to, one line of at most [`MAX_ASSIGNED_TO_CHARS`] (160)
+    /// characters.
     pub assigned_to: Option<String>,
-    /// RFC 3339 time the record was opened.
+    /// RFC 3339 time the record was opened, at most [`MAX_TIMESTAMP_CHARS`] (64) characters.
     pub opened_at: Option<String>,
-    /// RFC 3339 time the record was last updated.
+    /// RFC 3339 time the record was last updated, at most [`MAX_TIMESTAMP_CHARS`] (64)
+    /// characters.
     pub updated_at: Option<String>,
-    /// http(s) base URL of the ServiceNow instance, without a trailing slash.
+    /// http(s) base URL of the ServiceNow instance, without a trailing slash, at most
+    /// [`MAX_INSTANCE_URL_CHARS`] (256) characters.
     pub instance_url: Option<String>,
 }
 
 /// Validated recipients: allowlisted, well-formed, at most [`MAX_RECIPIENTS`] in all.
+///
+/// Each address is a bare `local@domain` of at most [`MAX_ADDRESS_CHARS`] (254) characters
+/// whose domain is in the [`RecipientAllowlist`]. The local part is 1 to 64 characters from
+/// exactly this set: ASCII letters `A`–`Z` and `a`–`z`, digits `0`–`9`, and `.` `_` `-` `+`
+/// `'`; it neither starts nor ends with `.` and has no `..`. Routing characters such as `%`,
+/// `!`, `/`, `|`, `:` and `,` are rejected.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct Recipients {
-    /// Primary recipients, at least one.
+    /// Primary recipients, at least one; they reach the `To` header.
     pub to: Vec<String>,
-    /// Copied recipients, possibly none.
+    /// Copied recipients, possibly none; they reach the `Cc` header.
     pub cc: Vec<String>,
 }
 
@@ -353,7 +401,7 @@ impl RawPayload {
 impl RawAlert {
     fn validate(self) -> Result<Alert, NotificationError> {
         let number = required("alert.number", self.number)?;
-        single_line("alert.number", &number)?;
+        header_line::check("alert.number", &number, MAX_NUMBER_CHARS)?;
         if !is_record_number(&number) {
             return Err(NotificationError::validation(
                 "alert.number",
@@ -361,8 +409,8 @@ impl RawAlert {
             ));
         }
 
+        // 32 hex digits admit nothing the header-line rule rejects, so the format is the check.
         let sys_id = required("alert.sys_id", self.sys_id)?;
-        single_line("alert.sys_id", &sys_id)?;
         if sys_id.len() != 32 || !sys_id.bytes().all(|b| b.is_ascii_hexdigit()) {
             return Err(NotificationError::validation(
                 "alert.sys_id",
@@ -371,16 +419,11 @@ impl RawAlert {
         }
 
         let short_description = required("alert.short_description", self.short_description)?;
-        single_line("alert.short_description", &short_description)?;
-        let chars = short_description.chars().count();
-        if short_description.trim().is_empty() || chars > MAX_SHORT_DESCRIPTION_CHARS {
-            return Err(NotificationError::validation(
-                "alert.short_description",
-                format!(
-                    "must be 1 to {MAX_SHORT_DESCRIPTION_CHARS} characters and not blank, got {chars}"
-                ),
-            ));
-        }
+        header_line::check(
+            "alert.short_description",
+            &short_description,
+            MAX_SHORT_DESCRIPTION_CHARS,
+        )?;
 
         let priority = self.priority.ok_or_else(|| missing("alert.priority"))?;
         let priority = u8::try_from(priority)
@@ -394,13 +437,7 @@ impl RawAlert {
             })?;
 
         let state = required("alert.state", self.state)?;
-        single_line("alert.state", &state)?;
-        if state.trim().is_empty() {
-            return Err(NotificationError::validation(
-                "alert.state",
-                "must not be blank",
-            ));
-        }
+        header_line::check("alert.state", &state, MAX_STATE_CHARS)?;
 
         let description = optional(self.description);
         if let Some(text) = &description
@@ -419,9 +456,17 @@ impl RawAlert {
             description,
             priority,
             state,
-            category: optional_line("alert.category", self.category)?,
-            assignment_group: optional_line("alert.assignment_group", self.assignment_group)?,
-            assigned_to: optional_line("alert.assigned_to", self.assigned_to)?,
+            category: optional_line("alert.category", self.category, MAX_CATEGORY_CHARS)?,
+            assignment_group: optional_line(
+                "alert.assignment_group",
+                self.assignment_group,
+                MAX_ASSIGNMENT_GROUP_CHARS,
+            )?,
+            assigned_to: optional_line(
+                "alert.assigned_to",
+                self.assigned_to,
+                MAX_ASSIGNED_TO_CHARS,
+            )?,
             opened_at: optional_timestamp("alert.opened_at", self.opened_at)?,
             updated_at: optional_timestamp("alert.updated_at", self.updated_at)?,
             instance_url: optional_instance_url(self.instance_url)?,
@@ -468,7 +513,7 @@ fn check_recipient(
     address: &str,
     allowlist: &RecipientAllowlist,
 ) -> Result<(), NotificationError> {
-    single_line(field, address)?;
+    header_line::check(field, address, MAX_ADDRESS_CHARS)?;
     let Some(domain) = mailbox_domain(address) else {
         return Err(NotificationError::validation(
             field,
@@ -484,10 +529,23 @@ fn check_recipient(
     Ok(())
 }
 
+/// Characters a recipient's local part may use besides ASCII letters and digits.
+///
+/// Deliberately a small subset of RFC 5322's `atext`: `%` (percent-hack relaying), `!`
+/// (UUCP bang paths), `/` (X.400 gateways), `|` (pipe-to-program aliases) and the other
+/// symbols can make a relay forward or deliver the mail somewhere the allowlisted domain
+/// does not decide.
+const LOCAL_PART_SYMBOLS: &[u8] = b"._-+'";
+
 /// The domain of a bare `local@domain` address, or `None` when the address is malformed.
 ///
-/// Deliberately narrower than RFC 5322: dot-atom local parts and ASCII host names only,
-/// no display names, comments or quoted strings, since these addresses end up in headers.
+/// Deliberately narrower than RFC 5322, since these addresses end up in headers and in
+/// the SMTP envelope: no display names, comments or quoted strings.
+/// - The local part is 1 to 64 characters from exactly this set: ASCII letters `A`–`Z`
+///   and `a`–`z`, digits `0`–`9`, and `.` `_` `-` `+` `'`. It neither starts nor ends
+///   with `.` and has no `..`. Routing characters such as `%`, `!`, `/`, `|`, `:`, `,`
+///   and a second `@` are rejected.
+/// - The domain is an ASCII host name (see [`is_domain_name`]).
 fn mailbox_domain(address: &str) -> Option<&str> {
     let (local, domain) = address.split_once('@')?;
     let local_ok = !local.is_empty()
@@ -497,7 +555,7 @@ fn mailbox_domain(address: &str) -> Option<&str> {
         && !local.contains("..")
         && local
             .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-/=?^_`{|}~.".contains(&b));
+            .all(|b| b.is_ascii_alphanumeric() || LOCAL_PART_SYMBOLS.contains(&b));
     (local_ok && is_domain_name(domain)).then_some(domain)
 }
 
@@ -532,26 +590,26 @@ fn required(field: &str, value: Option<String>) -> Result<String, NotificationEr
     value.ok_or_else(|| missing(field))
 }
 
-/// Rejects the characters that would let a value start a new header or end the message.
-fn single_line(field: &str, value: &str) -> Result<(), NotificationError> {
-    if value.contains(['\r', '\n', '\0']) {
-        return Err(NotificationError::validation(
-            field,
-            "must not contain CR, LF or NUL characters",
-        ));
-    }
-    Ok(())
-}
-
-/// ServiceNow sends empty strings for unset fields; treat them as absent.
+/// An optional field's value, or `None` when it is missing, empty, or only whitespace and
+/// zero-width characters ([`header_line::is_blank`]).
+///
+/// ServiceNow sends empty strings for unset fields; a blank value would render as an empty
+/// row, so it means "not given" too. Since nothing of a blank value is kept, its control
+/// characters (a lone TAB or CR/LF) cannot reach the email either.
 fn optional(value: Option<String>) -> Option<String> {
-    value.filter(|v| !v.is_empty())
+    value.filter(|v| !header_line::is_blank(v))
 }
 
-fn optional_line(field: &str, value: Option<String>) -> Result<Option<String>, NotificationError> {
+/// An optional single-line field: absent when blank, otherwise checked by the
+/// [`header_line`] rule with its maximum length.
+fn optional_line(
+    field: &str,
+    value: Option<String>,
+    max_chars: usize,
+) -> Result<Option<String>, NotificationError> {
     let value = optional(value);
     if let Some(v) = &value {
-        single_line(field, v)?;
+        header_line::check(field, v, max_chars)?;
     }
     Ok(value)
 }
@@ -560,7 +618,7 @@ fn optional_timestamp(
     field: &str,
     value: Option<String>,
 ) -> Result<Option<String>, NotificationError> {
-    let value = optional_line(field, value)?;
+    let value = optional_line(field, value, MAX_TIMESTAMP_CHARS)?;
     if let Some(v) = &value
         && time::OffsetDateTime::parse(v, &time::format_description::well_known::Rfc3339).is_err()
     {
@@ -574,7 +632,7 @@ fn optional_timestamp(
 
 fn optional_instance_url(value: Option<String>) -> Result<Option<String>, NotificationError> {
     const FIELD: &str = "alert.instance_url";
-    let Some(raw) = optional_line(FIELD, value)? else {
+    let Some(raw) = optional_line(FIELD, value, MAX_INSTANCE_URL_CHARS)? else {
         return Ok(None);
     };
     let invalid = |reason: &str| NotificationError::validation(FIELD, reason);
@@ -779,6 +837,28 @@ mod tests {
     #[case::address_with_space(|p: &mut Value| p["recipients"]["to"] = json!(["on call@example.com"]), "recipients.to[0]")]
     #[case::address_with_empty_local_part(|p: &mut Value| p["recipients"]["to"] = json!(["@example.com"]), "recipients.to[0]")]
     #[case::address_with_comma_list(|p: &mut Value| p["recipients"]["to"] = json!(["a@example.com,b@example.com"]), "recipients.to[0]")]
+    #[case::address_with_percent_hack(|p: &mut Value| p["recipients"]["to"] = json!(["victim%evil.test@example.com"]), "recipients.to[0]")]
+    #[case::address_with_bang_path(|p: &mut Value| p["recipients"]["to"] = json!(["evil.test!victim@example.com"]), "recipients.to[0]")]
+    #[case::address_with_slash(|p: &mut Value| p["recipients"]["to"] = json!(["/G=Ada/S=Lovelace/@example.com"]), "recipients.to[0]")]
+    #[case::address_with_pipe(|p: &mut Value| p["recipients"]["to"] = json!(["|mail@example.com"]), "recipients.to[0]")]
+    #[case::address_with_equals(|p: &mut Value| p["recipients"]["to"] = json!(["bounce=evil.test@example.com"]), "recipients.to[0]")]
+    #[case::address_with_source_route(|p: &mut Value| p["recipients"]["to"] = json!(["@evil.test:victim@example.com"]), "recipients.to[0]")]
+    #[case::address_with_quoted_local_part(|p: &mut Value| p["recipients"]["to"] = json!(["\"a b\"@example.com"]), "recipients.to[0]")]
+    #[case::cc_with_percent_hack(|p: &mut Value| p["recipients"]["cc"] = json!(["victim%evil.test@example.com"]), "recipients.cc[0]")]
+    #[case::number_over_40_chars(|p: &mut Value| p["alert"]["number"] = json!(format!("INC{}", "0".repeat(38))), "alert.number")]
+    #[case::number_blank(|p: &mut Value| p["alert"]["number"] = json!("\u{200b}"), "alert.number")]
+    #[case::state_over_80_chars(|p: &mut Value| p["alert"]["state"] = json!("é".repeat(81)), "alert.state")]
+    #[case::state_zero_width_only(|p: &mut Value| p["alert"]["state"] = json!("\u{feff}\u{2060}"), "alert.state")]
+    #[case::short_description_zero_width_only(|p: &mut Value| p["alert"]["short_description"] = json!("\u{200b}\u{200c}\u{200d}"), "alert.short_description")]
+    #[case::category_over_80_chars(|p: &mut Value| p["alert"]["category"] = json!("c".repeat(81)), "alert.category")]
+    #[case::category_with_tab(|p: &mut Value| p["alert"]["category"] = json!("Data\tbase"), "alert.category")]
+    #[case::assignment_group_over_100_chars(|p: &mut Value| p["alert"]["assignment_group"] = json!("g".repeat(101)), "alert.assignment_group")]
+    #[case::assignment_group_with_bidi_override(|p: &mut Value| p["alert"]["assignment_group"] = json!("DBA \u{202e}llaC-nO"), "alert.assignment_group")]
+    #[case::assigned_to_over_160_chars(|p: &mut Value| p["alert"]["assigned_to"] = json!("a".repeat(161)), "alert.assigned_to")]
+    #[case::opened_at_over_64_chars(|p: &mut Value| p["alert"]["opened_at"] = json!(format!("2026-11-22T08:00:00.{}Z", "0".repeat(45))), "alert.opened_at")]
+    // The url crate silently drops TAB and LF while parsing, so only the rule catches them.
+    #[case::instance_url_with_tab(|p: &mut Value| p["alert"]["instance_url"] = json!("https://example.\tservice-now.com"), "alert.instance_url")]
+    #[case::instance_url_over_256_chars(|p: &mut Value| p["alert"]["instance_url"] = json!(format!("https://example.service-now.com/{}", "p".repeat(240))), "alert.instance_url")]
     #[case::to_domain_not_allowed(|p: &mut Value| p["recipients"]["to"] = json!(["oncall@example.com", "x@evil.test"]), "recipients.to[1]")]
     #[case::cc_domain_not_allowed(|p: &mut Value| p["recipients"]["cc"] = json!(["x@evil.test"]), "recipients.cc[0]")]
     #[case::subdomain_not_allowed(|p: &mut Value| p["recipients"]["to"] = json!(["x@mail.example.com"]), "recipients.to[0]")]
@@ -836,6 +916,155 @@ mod tests {
             .replace('/', ".");
         assert_eq!(err.field(), Some(expected_field.as_str()), "{err}");
         assert!(err.to_string().contains("CR, LF or NUL"), "{err}");
+    }
+
+    /// Every field that reaches a header, the subject or the HTML title, with one character of
+    /// each rejected class: the error names the field, the code point and its position.
+    #[rstest]
+    fn header_line_rule_applies_to_every_header_bound_field(
+        #[values(
+            "/alert/number",
+            "/alert/short_description",
+            "/alert/state",
+            "/recipients/to/0",
+            "/recipients/cc/0"
+        )]
+        pointer: &str,
+        #[values(
+            '\t', '\u{1b}', '\u{b}', '\u{c}', '\u{1c}', '\u{7f}', '\u{85}', '\u{2028}', '\u{2029}',
+            '\u{202e}', '\u{2066}'
+        )]
+        bad: char,
+    ) {
+        let mut raw = example();
+        raw["recipients"]["cc"] = json!(["ops@example.com"]);
+        let target = raw.pointer_mut(pointer).expect("fixture has the field");
+        let original = target.as_str().expect("string field").to_owned();
+        // Insert after the second character, so the position is not simply 0 or the end.
+        let mut chars: Vec<char> = original.chars().collect();
+        chars.insert(2, bad);
+        *target = json!(chars.into_iter().collect::<String>());
+        let err = parse(&raw).expect_err("forbidden character in a header field");
+        let field = pointer
+            .trim_start_matches('/')
+            .replace("/to/0", ".to[0]")
+            .replace("/cc/0", ".cc[0]")
+            .replace('/', ".");
+        assert_eq!(err.field(), Some(field.as_str()), "{err}");
+        let expected = format!("invalid {field}: contains U+{:04X} (a ", u32::from(bad));
+        let message = err.to_string();
+        assert!(message.starts_with(&expected), "{message}");
+        assert!(message.contains(") at position 2; "), "{message}");
+    }
+
+    /// An optional field that shows nothing is treated as not given, whatever it is made of.
+    #[rstest]
+    fn blank_optional_field_is_absent(
+        #[values(
+            "category",
+            "assignment_group",
+            "assigned_to",
+            "opened_at",
+            "updated_at",
+            "instance_url",
+            "description"
+        )]
+        field: &str,
+        #[values(
+            "",
+            "   ",
+            "\u{a0}\u{3000}",
+            "\u{200b}",
+            "\u{feff}\u{2060}\u{200c}\u{200d}",
+            "\t",
+            "\r\n"
+        )]
+        blank: &str,
+    ) {
+        let mut raw = example();
+        raw["alert"][field] = json!(blank);
+        let payload = parse(&raw).expect("a blank optional field is not an error");
+        let alert = &payload.alert;
+        let value = match field {
+            "category" => &alert.category,
+            "assignment_group" => &alert.assignment_group,
+            "assigned_to" => &alert.assigned_to,
+            "opened_at" => &alert.opened_at,
+            "updated_at" => &alert.updated_at,
+            "instance_url" => &alert.instance_url,
+            _ => &alert.description,
+        };
+        assert_eq!(value, &None, "{field} = {blank:?}");
+    }
+
+    #[rstest]
+    #[case::letters_and_digits("Ada1815@example.com")]
+    #[case::dot("ada.lovelace@example.com")]
+    #[case::underscore("ada_lovelace@example.com")]
+    #[case::hyphen("dba-lead@example.com")]
+    #[case::plus_subaddress("oncall+p1@example.com")]
+    #[case::apostrophe("o'brien@example.com")]
+    #[case::local_part_of_64("a".repeat(64) + "@example.com")]
+    fn recipient_local_part_accepts_the_documented_set(#[case] address: String) {
+        let mut raw = example();
+        raw["recipients"]["to"] = json!([address]);
+        let payload = parse(&raw).expect("accepted local part");
+        assert_eq!(payload.recipients.to, [address]);
+    }
+
+    #[test]
+    fn recipient_local_part_rejects_every_other_ascii_character() {
+        for byte in 0x20_u8..0x7f {
+            let c = char::from(byte);
+            if c.is_ascii_alphanumeric() || "._-+'".contains(c) {
+                continue;
+            }
+            let mut raw = example();
+            raw["recipients"]["to"] = json!([format!("on{c}call@example.com")]);
+            let err = parse(&raw).expect_err("character outside the local-part set");
+            assert_eq!(err.field(), Some("recipients.to[0]"), "{c:?}: {err}");
+        }
+    }
+
+    #[rstest]
+    #[case::at_limit(59, 254, true)]
+    #[case::over_limit(60, 255, false)]
+    fn recipient_address_is_at_most_254_characters(
+        #[case] local: usize,
+        #[case] length: usize,
+        #[case] ok: bool,
+    ) {
+        // A long but allowed domain, so that only the address length can fail.
+        let domain = format!("{}.example.com", vec!["x".repeat(60); 3].join("."));
+        let allow = RecipientAllowlist::new([&domain]).expect("valid domain");
+        let mut raw = example();
+        let address = format!("{}@{domain}", "a".repeat(local));
+        raw["recipients"]["to"] = json!([address]);
+        let result = AlertPayload::from_value(&raw, &allow);
+        assert_eq!(address.len(), length, "fixture arithmetic");
+        match result {
+            Ok(_) => assert!(ok, "{} characters accepted", address.len()),
+            Err(err) => {
+                assert!(!ok, "{err}");
+                assert_eq!(err.field(), Some("recipients.to[0]"));
+                assert!(
+                    err.to_string().contains("over the 254 character limit"),
+                    "{err}"
+                );
+            }
+        }
+    }
+
+    #[rstest]
+    #[case::number_of_40_chars("number", format!("INC{}", "0".repeat(37)))]
+    #[case::state_of_80_chars("state", "é".repeat(80))]
+    #[case::category_of_80_chars("category", "c".repeat(80))]
+    #[case::assignment_group_of_100_chars("assignment_group", "g".repeat(100))]
+    #[case::assigned_to_of_160_chars("assigned_to", "a".repeat(160))]
+    fn single_line_field_at_its_maximum_is_accepted(#[case] field: &str, #[case] value: String) {
+        let mut raw = example();
+        raw["alert"][field] = json!(value);
+        parse(&raw).expect("at the limit, not over it");
     }
 
     #[test]

@@ -3,7 +3,7 @@
 use handlebars::Handlebars;
 use serde::Serialize;
 
-use crate::{AlertPayload, NotificationError, TemplateKind};
+use crate::{AlertPayload, NotificationError, TemplateKind, header_line};
 
 /// The three parts of an alert email, ready to send.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -102,11 +102,18 @@ impl Renderer {
         let context = TemplateContext::new(payload);
         let kind = payload.template;
         let subject = render(&self.plain, kind, Part::Subject, &context)?;
-        // Validation keeps CR/LF out of every subject field; this guards the template itself.
-        if subject.contains(['\r', '\n', '\0']) {
+        // Validation applies the header-line rule to every subject field; this guards the
+        // template itself, with the same rule.
+        if let Some(c) = subject
+            .chars()
+            .find(|&c| header_line::forbidden_char(c).is_some())
+        {
             return Err(NotificationError::Template {
                 template: template_name(kind, Part::Subject),
-                reason: "rendered subject spans more than one line".to_owned(),
+                reason: format!(
+                    "rendered subject contains U+{:04X}, which a one-line header must not",
+                    u32::from(c)
+                ),
             });
         }
         Ok(RenderedEmail {

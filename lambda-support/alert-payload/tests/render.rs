@@ -228,3 +228,25 @@ fn subject_is_one_line_even_though_template_files_end_in_newline() {
     let email = render(&example());
     assert!(!email.subject.contains(['\r', '\n']), "{:?}", email.subject);
 }
+
+#[test]
+fn blank_optional_fields_render_as_if_not_given() {
+    // Whitespace and zero-width characters show nothing, so they must not add empty rows.
+    let mut raw = minimal_resolved();
+    for (field, blank) in [
+        ("category", "   "),
+        ("assignment_group", "\u{200b}"),
+        ("assigned_to", "\u{a0}\u{feff}"),
+        ("opened_at", " "),
+        ("updated_at", "\u{2060}"),
+        ("instance_url", "\u{200c}\u{200d}"),
+        ("description", "\n \u{3000}\n"),
+    ] {
+        raw["alert"][field] = json!(blank);
+    }
+    let email = render(&raw);
+    let plain = render(&minimal_resolved());
+    assert_eq!(email, plain);
+    assert!(!email.text.contains("Category"), "{}", email.text);
+    assert!(!email.html.contains("Assignment group"), "{}", email.html);
+}
