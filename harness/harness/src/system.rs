@@ -29,6 +29,12 @@ use crate::{
     smtp::{CaptureConfig, MailCapture},
 };
 
+/// The callee's From address unless told otherwise.
+pub const DEFAULT_MAIL_FROM: &str = "alerts@example.com";
+
+/// The domains the callee may send to unless told otherwise.
+pub const DEFAULT_ALLOWED_DOMAINS: &str = "example.com";
+
 /// The SMTP TLS mode the harness deploys the callee with: the capture server
 /// speaks plain SMTP on loopback.
 pub const SMTP_TLS: &str = "none";
@@ -62,10 +68,10 @@ pub struct SystemConfig {
     #[arg(long, default_value = "222222222222", value_parser = account_id)]
     pub caller_account: String,
     /// The callee's From address.
-    #[arg(long, default_value = "alerts@example.com")]
+    #[arg(long, default_value = DEFAULT_MAIL_FROM)]
     pub mail_from: String,
     /// Domains the callee may send to, comma-separated.
-    #[arg(long, default_value = "example.com")]
+    #[arg(long, default_value = DEFAULT_ALLOWED_DOMAINS)]
     pub allowed_domains: String,
     /// The cargo profile the lambdas are built with.
     #[arg(long, default_value = "dev", env = "HARNESS_PROFILE")]

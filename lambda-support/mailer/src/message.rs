@@ -132,7 +132,21 @@ const RESERVED_HEADERS: [&str; 9] = [
     "content-type",
 ];
 
+/// Parses the sender mailbox (e.g. `Alerts <alerts@example.com>`), as `MAIL_FROM` gives it.
+pub(crate) fn parse_mail_from(mail_from: &str) -> Result<Mailbox, MailerError> {
+    mail_from.parse().map_err(|e| MailerError::Config {
+        name: "MAIL_FROM",
+        reason: format!("{mail_from:?} is not a mailbox: {e}"),
+    })
+}
+
 impl OutgoingEmail {
+    /// The message exactly as [`crate::Mailer`] sends it from `mail_from`: the
+    /// bytes after SMTP `DATA` (its `Date` is the time of the call).
+    pub fn to_mime(&self, mail_from: &str) -> Result<Vec<u8>, MailerError> {
+        Ok(self.to_message(&parse_mail_from(mail_from)?)?.formatted())
+    }
+
     /// Envelope recipients in order, `to` then `cc`, parsed.
     pub(crate) fn recipients(&self) -> Result<Vec<Address>, MailerError> {
         let to = self

@@ -72,10 +72,7 @@ enum Failure {
 impl Mailer {
     /// Validates `mail_from` (e.g. `Alerts <alerts@example.com>`) and prepares TLS.
     pub fn new(config: SmtpConfig, mail_from: &str) -> Result<Self, MailerError> {
-        let from: Mailbox = mail_from.parse().map_err(|e| MailerError::Config {
-            name: "MAIL_FROM",
-            reason: format!("{mail_from:?} is not a mailbox: {e}"),
-        })?;
+        let from = crate::message::parse_mail_from(mail_from)?;
         if config.host.trim().is_empty() {
             return Err(MailerError::Config {
                 name: "SMTP_HOST",

@@ -63,39 +63,17 @@ impl AlertCallee {
         let ready = self.ready.as_ref().map_err(Clone::clone)?;
         let (raw, context) = event.into_parts();
 
-        let payload = AlertPayload::from_value(&raw, &ready.allowlist).inspect_err(|e| {
-            warn!(field = e.field().unwrap_or_default(), error = %e, "payload rejected");
-        })?;
-        let rendered = ready.renderer.render(&payload)?;
-
-        let alert = &payload.alert;
-        let message_id = MessageId::derive([
-            alert.number.as_str(),
-            alert.sys_id.as_str(),
-            alert.state.as_str(),
-            alert.updated_at.as_deref().unwrap_or_default(),
-        ]);
-        let mut headers: Vec<(String, String)> = payload
-            .servicenow_headers()
-            .into_iter()
-            .map(|(name, value)| (name.to_owned(), value))
-            .collect();
-        if let Some(trace_id) = trace_id(&context) {
-            headers.push((HEADER_TRACE_ID.to_owned(), trace_id.to_owned()));
-        }
-        let email = OutgoingEmail {
-            to: payload.recipients.to.clone(),
-            cc: payload.recipients.cc.clone(),
-            subject: rendered.subject,
-            text: rendered.text,
-            html: rendered.html,
-            message_id,
-            headers,
-        };
+        let email = compose(&raw, &ready.allowlist, &ready.renderer, trace_id(&context))?;
+        let incident = email
+            .headers
+            .iter()
+            .find(|(name, _)| name == alert_payload::HEADER_NUMBER)
+            .map(|(_, number)| number.clone())
+            .unwrap_or_default();
 
         let delivery = ready.mailer.send(&email, deadline(&context)).await?;
         info!(
-            incident = %alert.number,
+            incident = %incident,
             recipients = delivery.accepted.len(),
             rejected = delivery.rejected.len(),
             message_id = %delivery.message_id,
@@ -107,6 +85,47 @@ impl AlertCallee {
             rejected: delivery.rejected.into_iter().map(|r| r.address).collect(),
         })
     }
+}
+
+/// Validates a raw payload and turns it into the email the callee sends:
+/// rendered subject, text and HTML, the deterministic Message-ID, the
+/// ServiceNow headers and, when given, the trace id header. Nothing is sent;
+/// `harness render` shows exactly this without any AWS.
+pub fn compose(
+    raw: &Value,
+    allowlist: &RecipientAllowlist,
+    renderer: &Renderer,
+    trace_id: Option<&str>,
+) -> Result<OutgoingEmail, CalleeError> {
+    let payload = AlertPayload::from_value(raw, allowlist).inspect_err(|e| {
+        warn!(field = e.field().unwrap_or_default(), error = %e, "payload rejected");
+    })?;
+    let rendered = renderer.render(&payload)?;
+
+    let alert = &payload.alert;
+    let message_id = MessageId::derive([
+        alert.number.as_str(),
+        alert.sys_id.as_str(),
+        alert.state.as_str(),
+        alert.updated_at.as_deref().unwrap_or_default(),
+    ]);
+    let mut headers: Vec<(String, String)> = payload
+        .servicenow_headers()
+        .into_iter()
+        .map(|(name, value)| (name.to_owned(), value))
+        .collect();
+    if let Some(trace_id) = trace_id {
+        headers.push((HEADER_TRACE_ID.to_owned(), trace_id.to_owned()));
+    }
+    Ok(OutgoingEmail {
+        to: payload.recipients.to.clone(),
+        cc: payload.recipients.cc.clone(),
+        subject: rendered.subject,
+        text: rendered.text,
+        html: rendered.html,
+        message_id,
+        headers,
+    })
 }
 
 /// The invocation deadline as an `Instant`; a deadline already past gives "now".

@@ -13,4 +13,4 @@ mod handler;
 
 pub use config::Config;
 pub use error::CalleeError;
-pub use handler::{AlertCallee, CalleeResponse};
+pub use handler::{AlertCallee, CalleeResponse, compose};

@@ -9,6 +9,7 @@ mod iam;
 mod invoke;
 pub mod output;
 mod package;
+mod render;
 mod run;
 mod up;
 
@@ -17,7 +18,9 @@ use std::{path::PathBuf, process::ExitCode};
 use anyhow::Result;
 use clap::{Parser, Subcommand};
 
-pub use self::{bench::BenchArgs, invoke::InvokeArgs, package::PackageArgs, run::RunArgs};
+pub use self::{
+    bench::BenchArgs, invoke::InvokeArgs, package::PackageArgs, render::RenderArgs, run::RunArgs,
+};
 use crate::system::SystemConfig;
 
 /// Runs the cross-account alerting lambdas on one machine: LocalStack, the
@@ -46,6 +49,8 @@ pub enum Command {
     Up(SystemConfig),
     /// Invoke the running system with a payload and show what happened.
     Invoke(InvokeArgs),
+    /// Validate a payload as the callee does and show the email it would send (no emulator).
+    Render(RenderArgs),
     /// Validate the templates and redeploy them into the running system.
     Deploy,
     /// Stop a running `harness up`.
@@ -90,6 +95,7 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
     Ok(match cli.command {
         Command::Up(config) => up::up(&config, &context).await?,
         Command::Invoke(args) => output::emit(&invoke::invoke(&args, &context).await?, json),
+        Command::Render(args) => output::emit(&render::render(&args, &context)?, json),
         Command::Deploy => output::emit(&deploy::deploy(&context).await?, json),
         Command::Down => output::emit(&down::down(&context)?, json),
         Command::Package(args) => output::emit(&package::package(&args, &context)?, json),
