@@ -13,7 +13,14 @@
 //!   pairing is tried when there are at most [`EXHAUSTIVE_LIMIT`] received emails, beyond that
 //!   each expected email takes the best remaining one. Addresses compare as sets, with the
 //!   domain case-insensitive and any `Name <addr>` display name ignored; header names are
-//!   case-insensitive and header values exact (surrounding whitespace ignored).
+//!   case-insensitive and header values exact (surrounding whitespace ignored); an expected
+//!   header that appears more than once must have that value every time.
+//! - an expected email that states `to`, `cc` or `bcc` also checks the SMTP envelope: its
+//!   recipients (`RCPT TO`), as a set and ignoring case, must be exactly the received `To` and
+//!   `Cc` addresses plus the expected `bcc` ones, so a recipient the headers hide is caught.
+//! - a received email paired with an expected one may carry each of the single-instance
+//!   headers of RFC 5322 §3.6 ([`SINGLE_INSTANCE_HEADERS`]) at most once: with two `Subject`
+//!   or `To` headers, readers disagree on which one counts.
 //! - every `iam` entry must match at least one recorded decision: same decision, action equal
 //!   ignoring case, and `principal`/`resource` substrings of the recorded ARNs.
 
@@ -26,6 +33,21 @@ use crate::{
     model::{ExpectedEmail, ExpectedIamDecision, Scenario, SubjectRule},
     outcome::{CapturedEmail, IamDecision, Outcome},
 };
+
+/// Headers that RFC 5322 §3.6 allows at most once per message (names case-insensitive).
+pub const SINGLE_INSTANCE_HEADERS: [&str; 11] = [
+    "Date",
+    "From",
+    "Sender",
+    "Reply-To",
+    "To",
+    "Cc",
+    "Bcc",
+    "Message-ID",
+    "In-Reply-To",
+    "References",
+    "Subject",
+];
 
 /// Above this many received emails, pairing is greedy instead of exhaustive.
 pub const EXHAUSTIVE_LIMIT: usize = 12;
@@ -254,6 +276,12 @@ fn check_emails(
                     received: *received_index,
                 });
                 out.extend(costs[index][*received_index].iter().cloned());
+                // Added after pairing, not to the pairing costs: the same for every expected
+                // email, they would only steer the pairing away from the faulty email.
+                out.extend(duplicate_header_mismatches(
+                    index,
+                    &received[*received_index],
+                ));
             }
             None => out.push(Mismatch {
                 path: format!("emails[{index}]"),
@@ -359,6 +387,9 @@ fn email_mismatches(
             });
         }
     }
+    if let Some(mismatch) = envelope_mismatch(index, expected, actual) {
+        out.push(mismatch);
+    }
     if let Some(from) = &expected.from
         && normalize_address(from) != normalize_address(&actual.from)
     {
@@ -422,23 +453,67 @@ fn email_mismatches(
     }
     for (name, value) in &expected.headers {
         let values: Vec<&str> = actual.header_values(name).collect();
-        if !values.iter().any(|actual| actual.trim() == value.trim()) {
+        // Every copy must match: a reader may take any one of them, not the one we checked.
+        if values.is_empty() || values.iter().any(|actual| actual.trim() != value.trim()) {
             out.push(Mismatch {
                 path: path(&format!("headers.{name}")),
                 expected: quote(value),
                 actual: if values.is_empty() {
                     "absent".to_owned()
                 } else {
-                    values
-                        .iter()
-                        .map(|v| quote(v))
-                        .collect::<Vec<_>>()
-                        .join(", ")
+                    show_values(&values)
                 },
             });
         }
     }
     out
+}
+
+/// The envelope mismatch of an expected email that states recipients, if the received
+/// envelope is not exactly its `To` and `Cc` header addresses plus the expected `bcc`.
+fn envelope_mismatch(
+    index: usize,
+    expected: &ExpectedEmail,
+    actual: &CapturedEmail,
+) -> Option<Mismatch> {
+    if expected.to.is_none() && expected.cc.is_none() && expected.bcc.is_none() {
+        return None;
+    }
+    // Built from the received headers, not the expected `to`/`cc`: a header difference is
+    // already reported on its own field, and should not be reported twice.
+    let bcc = expected.bcc.as_deref().unwrap_or_default();
+    let wanted: Vec<String> = actual
+        .to
+        .iter()
+        .chain(&actual.cc)
+        .chain(bcc)
+        .cloned()
+        .collect();
+    let wanted = envelope_set(&wanted);
+    if wanted == envelope_set(&actual.envelope_to) {
+        return None;
+    }
+    let wanted: Vec<String> = wanted.into_iter().collect();
+    Some(Mismatch {
+        path: format!("emails[{index}].envelope"),
+        expected: format!("To + Cc + bcc {}", show_list(&wanted)),
+        actual: show_list(&actual.envelope_to),
+    })
+}
+
+/// A mismatch for every single-instance header that `actual` carries more than once.
+fn duplicate_header_mismatches(index: usize, actual: &CapturedEmail) -> Vec<Mismatch> {
+    SINGLE_INSTANCE_HEADERS
+        .iter()
+        .filter_map(|name| {
+            let values: Vec<&str> = actual.header_values(name).collect();
+            (values.len() > 1).then(|| Mismatch {
+                path: format!("emails[{index}].headers.{name}"),
+                expected: "at most one".to_owned(),
+                actual: format!("{} headers: {}", values.len(), show_values(&values)),
+            })
+        })
+        .collect()
 }
 
 /// The address itself, without display name, with the domain lowercased (domains are
@@ -457,6 +532,15 @@ fn normalize_address(address: &str) -> String {
 
 fn address_set(addresses: &[String]) -> BTreeSet<String> {
     addresses.iter().map(|a| normalize_address(a)).collect()
+}
+
+/// Envelope addresses ignore case entirely: mail servers treat `RCPT TO` case-insensitively
+/// in practice, and a case variant is no smuggled recipient.
+fn envelope_set(addresses: &[String]) -> BTreeSet<String> {
+    addresses
+        .iter()
+        .map(|a| normalize_address(a).to_lowercase())
+        .collect()
 }
 
 fn iam_matches(expected: &ExpectedIamDecision, actual: &IamDecision) -> bool {
@@ -518,6 +602,15 @@ fn quote_option(text: Option<&str>) -> String {
     text.map_or_else(|| "absent".to_owned(), quote)
 }
 
+/// Header values, each quoted, separated by commas.
+fn show_values(values: &[&str]) -> String {
+    values
+        .iter()
+        .map(|v| quote(v))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 fn show_list(items: &[String]) -> String {
     serde_json::to_string(items).unwrap_or_else(|_| format!("{items:?}"))
 }
@@ -562,15 +655,23 @@ mod tests {
         }
     }
 
+    /// A received email as the callee sends it: the envelope is exactly its `To` header,
+    /// and each header appears once.
     fn email(to: &[&str], subject: &str) -> CapturedEmail {
+        let to: Vec<String> = to.iter().map(|s| (*s).to_owned()).collect();
         CapturedEmail {
+            envelope_from: "alerts@example.com".to_owned(),
+            envelope_to: to.clone(),
             from: "alerts@example.com".to_owned(),
-            to: to.iter().map(|s| (*s).to_owned()).collect(),
+            to,
             cc: vec![],
             subject: subject.to_owned(),
             text: Some(format!("{subject}\nbody text")),
             html: Some(format!("<p>{subject}</p>")),
-            headers: vec![("X-ServiceNow-Number".to_owned(), "INC0000001".to_owned())],
+            headers: vec![
+                ("Subject".to_owned(), subject.to_owned()),
+                ("X-ServiceNow-Number".to_owned(), "INC0000001".to_owned()),
+            ],
             ..CapturedEmail::default()
         }
     }
@@ -857,6 +958,7 @@ mod tests {
         let scenario = scenario("  status: success\n  emails:\n    - { cc: [] }\n");
         let mut received = email(&["a@example.com"], "s");
         received.cc = vec!["boss@example.com".to_owned()];
+        received.envelope_to.push("boss@example.com".to_owned());
         let outcome = Outcome {
             emails: vec![received],
             ..success()
@@ -872,6 +974,128 @@ mod tests {
                 actual: "[\"boss@example.com\"]".to_owned(),
             }]
         );
+    }
+
+    #[rstest]
+    #[case::envelope_is_to_and_cc("to: [a@example.com], cc: [boss@example.com]", &["a@example.com", "boss@example.com"], &[])]
+    #[case::extra_envelope_recipient_is_a_smuggled_bcc("to: [a@example.com], cc: [boss@example.com]", &["a@example.com", "boss@example.com", "spy@example.com"], &["emails[0].envelope"])]
+    #[case::bcc_lists_the_extra_envelope_recipient("to: [a@example.com], bcc: [spy@example.com]", &["a@example.com", "boss@example.com", "spy@example.com"], &[])]
+    #[case::bcc_alone_checks_the_envelope("bcc: []", &["a@example.com", "boss@example.com", "spy@example.com"], &["emails[0].envelope"])]
+    #[case::expected_bcc_missing_from_the_envelope("to: [a@example.com], bcc: [spy@example.com]", &["a@example.com", "boss@example.com"], &["emails[0].envelope"])]
+    #[case::header_recipient_missing_from_the_envelope("to: [a@example.com]", &["a@example.com"], &["emails[0].envelope"])]
+    #[case::empty_envelope_does_not_pass("to: [a@example.com]", &[], &["emails[0].envelope"])]
+    #[case::envelope_ignores_case_and_order("to: [a@example.com]", &["BOSS@Example.com", "A@EXAMPLE.COM"], &[])]
+    #[case::envelope_ignores_duplicates("to: [a@example.com]", &["a@example.com", "boss@example.com", "a@example.com"], &[])]
+    #[case::envelope_not_checked_without_recipients("subject: s", &["spy@example.com"], &[])]
+    fn envelope_rules(#[case] rule: &str, #[case] envelope: &[&str], #[case] mismatching: &[&str]) {
+        let scenario = scenario(&format!(
+            "  status: success\n  emails:\n    - {{ {rule} }}\n"
+        ));
+        let mut received = email(&["a@example.com"], "s");
+        received.cc = vec!["boss@example.com".to_owned()];
+        received.envelope_to = envelope.iter().map(|s| (*s).to_owned()).collect();
+        let outcome = Outcome {
+            emails: vec![received],
+            ..success()
+        };
+
+        assert_eq!(paths(&check(&scenario, &outcome)), mismatching);
+    }
+
+    #[test]
+    fn envelope_mismatch_lists_the_envelope() {
+        let scenario = scenario("  status: success\n  emails:\n    - { to: [a@example.com] }\n");
+        let mut received = email(&["a@example.com"], "s");
+        received.envelope_to.push("spy@example.com".to_owned());
+        let outcome = Outcome {
+            emails: vec![received],
+            ..success()
+        };
+
+        let verdict = check(&scenario, &outcome);
+
+        assert_eq!(
+            verdict.mismatches,
+            [Mismatch {
+                path: "emails[0].envelope".to_owned(),
+                expected: "To + Cc + bcc [\"a@example.com\"]".to_owned(),
+                actual: "[\"a@example.com\",\"spy@example.com\"]".to_owned(),
+            }]
+        );
+    }
+
+    #[rstest]
+    #[case::one_subject_passes(&[], &[])]
+    #[case::duplicated_subject(&[("Subject", "s")], &["emails[0].headers.Subject"])]
+    #[case::duplicate_names_ignore_case(&[("SUBJECT", "other")], &["emails[0].headers.Subject"])]
+    #[case::duplicated_to(&[("To", "a@example.com"), ("to", "spy@example.com")], &["emails[0].headers.To"])]
+    #[case::each_duplicated_header_is_reported(&[("Message-ID", "<1@x>"), ("Message-Id", "<2@x>"), ("Subject", "s")], &["emails[0].headers.Message-ID", "emails[0].headers.Subject"])]
+    #[case::repeatable_headers_may_repeat(&[("Received", "a"), ("Received", "b")], &[])]
+    fn single_instance_headers_appear_at_most_once(
+        #[case] extra_headers: &[(&str, &str)],
+        #[case] mismatching: &[&str],
+    ) {
+        let scenario = scenario("  status: success\n  emails:\n    - { subject: s }\n");
+        let mut received = email(&["a@example.com"], "s");
+        received.headers.extend(
+            extra_headers
+                .iter()
+                .map(|(name, value)| ((*name).to_owned(), (*value).to_owned())),
+        );
+        let outcome = Outcome {
+            emails: vec![received],
+            ..success()
+        };
+
+        assert_eq!(paths(&check(&scenario, &outcome)), mismatching);
+    }
+
+    #[test]
+    fn duplicate_header_mismatch_shows_every_value() {
+        let scenario = scenario("  status: success\n  emails:\n    - { subject: s }\n");
+        let mut received = email(&["a@example.com"], "s");
+        received
+            .headers
+            .push(("Subject".to_owned(), "urgent: wire money".to_owned()));
+        let outcome = Outcome {
+            emails: vec![received],
+            ..success()
+        };
+
+        let verdict = check(&scenario, &outcome);
+
+        assert_eq!(
+            verdict.mismatches,
+            [Mismatch {
+                path: "emails[0].headers.Subject".to_owned(),
+                expected: "at most one".to_owned(),
+                actual: "2 headers: \"s\", \"urgent: wire money\"".to_owned(),
+            }]
+        );
+    }
+
+    #[rstest]
+    #[case::repeated_with_the_expected_value(&["INC0000001"], &[])]
+    #[case::repeated_with_another_value(&["INC0000002"], &["emails[0].headers.X-ServiceNow-Number"])]
+    fn an_expected_header_must_match_every_copy(
+        #[case] extra_values: &[&str],
+        #[case] mismatching: &[&str],
+    ) {
+        let scenario = scenario(
+            "  status: success\n  emails:\n    - { headers: { X-ServiceNow-Number: INC0000001 } }\n",
+        );
+        let mut received = email(&["a@example.com"], "s");
+        received.headers.extend(
+            extra_values
+                .iter()
+                .map(|value| ("X-ServiceNow-Number".to_owned(), (*value).to_owned())),
+        );
+        let outcome = Outcome {
+            emails: vec![received],
+            ..success()
+        };
+
+        assert_eq!(paths(&check(&scenario, &outcome)), mismatching);
     }
 
     #[rstest]

@@ -95,6 +95,8 @@ struct RawEmail {
     #[serde(default)]
     cc: Option<Vec<String>>,
     #[serde(default)]
+    bcc: Option<Vec<String>>,
+    #[serde(default)]
     from: Option<String>,
     #[serde(default)]
     subject: Option<String>,
@@ -631,6 +633,7 @@ fn validate_email(
     Ok(ExpectedEmail {
         to: raw.to,
         cc: raw.cc,
+        bcc: raw.bcc,
         from: raw.from,
         subject,
         text_contains: raw.text_contains,
@@ -709,6 +712,18 @@ expect:
         7,
         "expect.emails[0].subjekt",
         "unknown key `subjekt` in expect.emails[0]"
+    )]
+    #[case::bcc_misspelt_in_an_email(
+        "name: p1\ninvoke: { payload: {} }\nexpect:\n  status: success\n  emails:\n    - to: [a@example.com]\n      bbc: [spy@example.com]\n",
+        7,
+        "expect.emails[0].bbc",
+        "unknown key `bbc` in expect.emails[0], expected one of to, cc, bcc, from"
+    )]
+    #[case::bcc_not_a_list(
+        "name: p1\ninvoke: { payload: {} }\nexpect:\n  status: success\n  emails:\n    - to: [a@example.com]\n      bcc: spy@example.com\n",
+        7,
+        "expect.emails[0].bcc",
+        "expected sequence"
     )]
     #[case::unknown_key_in_an_iam_entry(
         "name: p1\ninvoke: { payload: {} }\nexpect:\n  status: denied\n  iam:\n    - { action: \"sts:AssumeRole\", decison: deny }\n",
@@ -893,6 +908,29 @@ expect:
         );
         assert!(scenario.deploy.is_empty());
         assert!(scenario.file.ends_with("p1.yaml"));
+    }
+
+    #[rstest]
+    #[case::to("to", |email: &ExpectedEmail| email.to.clone())]
+    #[case::cc("cc", |email: &ExpectedEmail| email.cc.clone())]
+    #[case::bcc("bcc", |email: &ExpectedEmail| email.bcc.clone())]
+    fn email_address_lists_load(
+        #[case] key: &str,
+        #[case] field: fn(&ExpectedEmail) -> Option<Vec<String>>,
+    ) {
+        let (_dir, result) = load_one(&format!(
+            "name: p1\ninvoke: {{ payload: {{}} }}\nexpect:\n  status: success\n  emails:\n    - {key}: [a@example.com, b@example.com]\n"
+        ));
+
+        let emails = result
+            .unwrap_or_else(|e| panic!("{e}"))
+            .expect
+            .emails
+            .expect("emails are checked");
+        assert_eq!(
+            field(&emails[0]),
+            Some(vec!["a@example.com".to_owned(), "b@example.com".to_owned()])
+        );
     }
 
     #[test]

@@ -268,6 +268,11 @@ pub struct ExpectedEmail {
     pub to: Option<Vec<String>>,
     /// The `Cc` addresses, compared as a set (domain case-insensitive).
     pub cc: Option<Vec<String>>,
+    /// Addresses expected on the SMTP envelope only (blind copies), in no header.
+    ///
+    /// Whenever `to`, `cc` or `bcc` is stated, the envelope recipients must be exactly the
+    /// received `To` and `Cc` addresses plus these, so an unlisted recipient cannot hide there.
+    pub bcc: Option<Vec<String>>,
     /// The `From` address.
     pub from: Option<String>,
     /// The subject rule.
