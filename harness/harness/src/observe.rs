@@ -214,6 +214,7 @@ async fn invoke(clients: &Clients, deployment: &Deployment, call: &Call) -> Outc
         ),
     };
     let lambda = aws_sdk_lambda::Client::new(sdk);
+    let started_wall = SystemTime::now();
     let started = Instant::now();
     let mut request = lambda
         .invoke()
@@ -236,6 +237,10 @@ async fn invoke(clients: &Clients, deployment: &Deployment, call: &Call) -> Outc
         status: OutcomeStatus::Success,
         duration: started.elapsed(),
         trace_id: Some(call.trace.clone()),
+        started_at_ms: started_wall
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .ok()
+            .map(|d| d.as_millis() as u64),
         ..Outcome::default()
     };
     match result {

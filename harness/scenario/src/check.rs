@@ -158,6 +158,19 @@ pub fn check(scenario: &Scenario, outcome: &Outcome) -> Verdict {
     if let Some(expected) = &expect.emails {
         email_pairs = check_emails(expected, &outcome.emails, &mut mismatches);
     }
+    // `within_ms` bounds when emails arrive; the harness does not sleep it out.
+    if let (Some(within), Some(started)) = (expect.within_ms, outcome.started_at_ms) {
+        for (index, email) in outcome.emails.iter().enumerate() {
+            let after = email.received_at_ms.saturating_sub(started);
+            if after > within {
+                mismatches.push(Mismatch {
+                    path: format!("within_ms (received_emails[{index}])"),
+                    expected: format!("arrives within {within} ms of the call"),
+                    actual: format!("arrived after {after} ms"),
+                });
+            }
+        }
+    }
     for (index, expected) in expect.iam.iter().enumerate() {
         if !outcome
             .iam
@@ -1000,6 +1013,34 @@ mod tests {
         };
 
         assert_eq!(paths(&check(&scenario, &outcome)), mismatching);
+    }
+
+    #[rstest]
+    #[case::in_time(1_000, 1_400, true)]
+    #[case::exactly_at_the_bound(1_000, 1_500, true)]
+    #[case::late(1_000, 1_501, false)]
+    fn within_ms_bounds_when_emails_arrive(
+        #[case] started: u64,
+        #[case] received: u64,
+        #[case] passes: bool,
+    ) {
+        let scenario = scenario(
+            "  status: success\n  within_ms: 500\n  emails:\n    - { to: [a@example.com] }\n",
+        );
+        let mut email = email(&["a@example.com"], "s");
+        email.received_at_ms = received;
+        let outcome = Outcome {
+            emails: vec![email],
+            started_at_ms: Some(started),
+            ..success()
+        };
+
+        let verdict = check(&scenario, &outcome);
+
+        assert_eq!(verdict.passed(), passes, "{:?}", verdict.mismatches);
+        if !passes {
+            assert_eq!(verdict.mismatches[0].actual, "arrived after 501 ms");
+        }
     }
 
     #[test]

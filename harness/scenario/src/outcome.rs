@@ -36,6 +36,9 @@ pub struct Outcome {
     /// The trace id the call carried; `None` when no call was made.
     #[serde(default)]
     pub trace_id: Option<TraceId>,
+    /// When the call was made, in milliseconds since the Unix epoch; `None` when no call was made.
+    #[serde(default)]
+    pub started_at_ms: Option<u64>,
 }
 
 /// How an invocation ended, as classified by the harness.
