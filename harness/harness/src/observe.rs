@@ -199,7 +199,7 @@ pub async fn observe(
     Ok(Observation { outcome, requests })
 }
 
-/// Invokes the entry lambda and classifies the answer; `duration` is the Invoke's own.
+/// Invokes the entry lambda and classifies the answer; [`observe`] fills in the rest.
 async fn invoke(clients: &Clients, deployment: &Deployment, call: &Call) -> Outcome {
     let (sdk, function, entry_name) = match call.via {
         Via::Caller => (
@@ -215,7 +215,6 @@ async fn invoke(clients: &Clients, deployment: &Deployment, call: &Call) -> Outc
     };
     let lambda = aws_sdk_lambda::Client::new(sdk);
     let started_wall = SystemTime::now();
-    let started = Instant::now();
     let mut request = lambda
         .invoke()
         .function_name(function)
@@ -235,7 +234,6 @@ async fn invoke(clients: &Clients, deployment: &Deployment, call: &Call) -> Outc
 
     let mut outcome = Outcome {
         status: OutcomeStatus::Success,
-        duration: started.elapsed(),
         trace_id: Some(call.trace.clone()),
         started_at_ms: started_wall
             .duration_since(SystemTime::UNIX_EPOCH)

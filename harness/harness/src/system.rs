@@ -440,17 +440,6 @@ impl System {
     pub async fn call(&self, call: Call, wait: EmailWait) -> Result<Observation, HarnessError> {
         Ok(observe::observe(&self.target(), &self.running.deployment, &call, wait).await?)
     }
-
-    /// Deploys a variant of the stacks with parameter overrides, next to the defaults.
-    pub async fn deploy_variant(
-        &self,
-        overrides: &DeployOverrides,
-    ) -> Result<Deployment, HarnessError> {
-        let mut config = self.running.deploy_config(true);
-        config.suffix = Some(overrides.key());
-        config.overrides = overrides.clone();
-        deploy::deploy(&self.running.endpoint, &self.artifacts, &config).await
-    }
 }
 
 /// A free loopback port (closed again before its user binds it).
