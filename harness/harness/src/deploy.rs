@@ -16,6 +16,7 @@ use aws_sdk_cloudformation::{
 use aws_sdk_s3::{primitives::ByteStream, types::ServerSideEncryption};
 use scenario::{DeployOverrides, Stack};
 use sdk_config as aws;
+use sdk_config::RootKeys;
 use serde::{Deserialize, Serialize};
 
 use crate::{
@@ -63,6 +64,8 @@ pub struct DeployConfig {
     pub suffix: Option<String>,
     /// Parameter overrides per stack.
     pub overrides: DeployOverrides,
+    /// The account roots' keys this run signs with.
+    pub root_keys: RootKeys,
     /// Suppress progress output.
     pub quiet: bool,
 }
@@ -112,7 +115,7 @@ fn template_body(dir: &Path, stack: Stack) -> Result<String, HarnessError> {
 
 /// Validates all four templates with the emulator's CloudFormation.
 pub async fn validate(endpoint: &str, config: &DeployConfig) -> Result<(), HarnessError> {
-    let sdk = aws::account_config(endpoint, &config.accounts.callee).await;
+    let sdk = aws::root_config(endpoint, &config.root_keys, &config.accounts.callee).await;
     let cfn = CfnClient::new(&sdk);
     for stack in Stack::ALL {
         let body = template_body(&config.templates_dir, stack)?;
@@ -158,8 +161,8 @@ async fn deploy_inner(
     config: &DeployConfig,
     step: &Step,
 ) -> Result<Deployment, HarnessError> {
-    let sdk_a = aws::account_config(endpoint, &config.accounts.callee).await;
-    let sdk_b = aws::account_config(endpoint, &config.accounts.caller).await;
+    let sdk_a = aws::root_config(endpoint, &config.root_keys, &config.accounts.callee).await;
+    let sdk_b = aws::root_config(endpoint, &config.root_keys, &config.accounts.caller).await;
     let suffix = config.suffix.as_deref();
     let overrides = |stack: Stack| {
         config

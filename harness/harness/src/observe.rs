@@ -72,11 +72,15 @@ pub struct Clients {
 }
 
 impl Clients {
-    /// Acts as the root of each account against `endpoint`.
-    pub async fn new(endpoint: &str, accounts: &crate::deploy::Accounts) -> Self {
+    /// Acts as the root of each account against `endpoint`, with `keys`.
+    pub async fn new(
+        endpoint: &str,
+        accounts: &crate::deploy::Accounts,
+        keys: &sdk_config::RootKeys,
+    ) -> Self {
         Self {
-            callee_account: sdk_config::account_config(endpoint, &accounts.callee).await,
-            caller_account: sdk_config::account_config(endpoint, &accounts.caller).await,
+            callee_account: sdk_config::root_config(endpoint, keys, &accounts.callee).await,
+            caller_account: sdk_config::root_config(endpoint, keys, &accounts.caller).await,
         }
     }
 }

@@ -18,6 +18,7 @@ use clap::Parser;
 use iam_gateway::{Gateway, GatewayConfig, GatewayHandle, Mode};
 use nix::{sys::signal::kill, unistd::Pid};
 use scenario::{DeployOverrides, InvocationType, OutcomeStatus, Via};
+use sdk_config::RootKeys;
 use serde::{Deserialize, Serialize};
 
 use crate::{
@@ -107,7 +108,7 @@ impl SystemConfig {
     }
 
     /// How the stacks are deployed for this system, with the callee sending to `smtp_port`.
-    pub fn deploy_config(&self, smtp_port: u16, quiet: bool) -> DeployConfig {
+    pub fn deploy_config(&self, smtp_port: u16, root_keys: &RootKeys, quiet: bool) -> DeployConfig {
         DeployConfig {
             accounts: self.accounts(),
             templates_dir: crate::workspace::templates_dir(),
@@ -118,6 +119,7 @@ impl SystemConfig {
             allowed_domains: self.allowed_domains.clone(),
             suffix: None,
             overrides: DeployOverrides::default(),
+            root_keys: root_keys.clone(),
             quiet,
         }
     }
@@ -181,6 +183,8 @@ pub struct RunningSystem {
     pub endpoint: String,
     /// The emulator's own endpoint, behind the gateway.
     pub emulator_endpoint: String,
+    /// The account roots' secret keys for this run; the file is private to its owner.
+    pub root_keys: RootKeys,
     /// The gateway's decision log; `None` without a gateway.
     pub iam_log: Option<PathBuf>,
     /// The SMTP capture server's address.
@@ -207,7 +211,17 @@ impl RunningSystem {
             path: file.clone(),
             reason: e.to_string(),
         })?;
-        std::fs::write(&tmp, json)?;
+        // Owner-only: the file holds this run's root keys.
+        {
+            use std::{io::Write as _, os::unix::fs::OpenOptionsExt as _};
+            let mut file = std::fs::OpenOptions::new()
+                .write(true)
+                .create(true)
+                .truncate(true)
+                .mode(0o600)
+                .open(&tmp)?;
+            file.write_all(&json)?;
+        }
         std::fs::rename(tmp, file)?;
         Ok(())
     }
@@ -235,7 +249,8 @@ impl RunningSystem {
 
     /// How the default stacks were deployed; variants start from it.
     pub fn deploy_config(&self, quiet: bool) -> DeployConfig {
-        self.config.deploy_config(self.smtp.port(), quiet)
+        self.config
+            .deploy_config(self.smtp.port(), &self.root_keys, quiet)
     }
 
     /// Reaches this system from another process: SDK clients for its endpoint,
@@ -248,7 +263,7 @@ impl RunningSystem {
             ))
         })?;
         Ok(Target {
-            clients: Clients::new(&self.endpoint, &self.config.accounts()).await,
+            clients: Clients::new(&self.endpoint, &self.config.accounts(), &self.root_keys).await,
             mailbox: Mailbox::Spool(spool),
             iam_log: self.iam_log.clone(),
         })
@@ -334,6 +349,18 @@ impl System {
                 }
             })?);
         }
+        // Fresh root keys per run; the gateway verifies every signature against
+        // them and issues the functions' execution-role keys to the executor,
+        // which proves itself with `issuer_token`.
+        let accounts = config.accounts();
+        let root_keys = RootKeys::generate([accounts.callee.as_str(), accounts.caller.as_str()]);
+        let issuer_token = sdk_config::random_secret();
+        let issuer = (with_gateway && host).then(|| {
+            (
+                format!("http://{public}{}", iam_gateway::ISSUE_PATH),
+                issuer_token.clone(),
+            )
+        });
         let emulator = Emulator::start(&EmulatorOptions {
             backend: config.backend,
             gateway: emulator_gateway,
@@ -342,6 +369,7 @@ impl System {
             runtime_shim: artifacts.runtime_shim.clone().unwrap_or_default(),
             work_dir: launch.work_dir.clone(),
             lambda_endpoint: (with_gateway && host).then(|| format!("http://{public}")),
+            credentials_issuer: issuer.clone(),
             quiet: launch.quiet,
         })
         .await?;
@@ -352,6 +380,8 @@ impl System {
                 let mut gateway = GatewayConfig::new(public, emulator.endpoint());
                 gateway.mode = config.iam;
                 gateway.log_file = Some(log.clone());
+                gateway.root_keys = root_keys.clone();
+                gateway.issuer_token = issuer.as_ref().map(|(_, token)| token.clone());
                 Some(Gateway::start(gateway).await?)
             }
             None => None,
@@ -366,12 +396,12 @@ impl System {
         let deployment = deploy::deploy(
             &endpoint,
             &artifacts,
-            &config.deploy_config(capture.addr().port(), launch.quiet),
+            &config.deploy_config(capture.addr().port(), &root_keys, launch.quiet),
         )
         .await?;
         let deploy_ms = ms(deploy_started.elapsed());
 
-        let clients = Clients::new(&endpoint, &config.accounts()).await;
+        let clients = Clients::new(&endpoint, &accounts, &root_keys).await;
         let mut system = Self {
             running: RunningSystem {
                 pid: std::process::id(),
@@ -379,6 +409,7 @@ impl System {
                 config: config.clone(),
                 endpoint,
                 emulator_endpoint: emulator.endpoint().to_owned(),
+                root_keys,
                 iam_log,
                 smtp: capture.addr(),
                 mail_spool,
@@ -484,6 +515,7 @@ mod tests {
             config: SystemConfig::defaults().expect("defaults"),
             endpoint: "http://127.0.0.1:4566".into(),
             emulator_endpoint: "http://127.0.0.1:4567".into(),
+            root_keys: RootKeys::generate(["111111111111"]),
             iam_log: None,
             smtp: "127.0.0.1:2525".parse().expect("address"),
             mail_spool: None,
@@ -523,6 +555,18 @@ mod tests {
     }
 
     #[test]
+    fn the_state_file_holding_root_keys_is_private() {
+        use std::os::unix::fs::PermissionsExt as _;
+        let dir = tempfile::tempdir().unwrap();
+        running(std::process::id()).write(dir.path()).unwrap();
+        let mode = std::fs::metadata(state_file(dir.path()))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600);
+    }
+
+    #[test]
     fn no_state_file_is_not_running() {
         let dir = tempfile::tempdir().unwrap();
         let err = RunningSystem::read(dir.path()).unwrap_err();
@@ -533,11 +577,13 @@ mod tests {
     fn the_default_deploy_sends_to_the_capture_port_over_plain_smtp() {
         let config = SystemConfig::defaults().expect("defaults");
 
-        let deploy = config.deploy_config(40125, true);
+        let keys = RootKeys::generate(["111111111111", "222222222222"]);
+        let deploy = config.deploy_config(40125, &keys, true);
 
         assert_eq!(deploy.smtp_port, 40125);
         assert_eq!(deploy.smtp_tls, "none");
         assert_eq!(deploy.accounts, Accounts::default());
+        assert_eq!(deploy.root_keys, keys);
         assert!(deploy.overrides.is_empty() && deploy.suffix.is_none());
     }
 

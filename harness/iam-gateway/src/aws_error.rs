@@ -1,5 +1,7 @@
-//! Error responses in the exact shapes AWS's STS (awsQuery XML) and Lambda
-//! (REST-JSON) return, so SDKs parse the gateway's denials like AWS's own.
+//! Error responses in the exact shapes AWS's services return, so SDKs parse
+//! the gateway's denials like AWS's own: awsQuery XML (STS, IAM,
+//! CloudFormation), EC2's XML, REST-JSON (Lambda), awsJson (KMS, Logs) and
+//! S3's XML.
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full, combinators::BoxBody};
@@ -82,6 +84,178 @@ pub fn lambda_error(
         request_id,
         body,
     )
+}
+
+/// Whose error shape an answer takes: the protocol of the service the request is routed to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorShape {
+    /// awsQuery XML, as STS, IAM and CloudFormation answer.
+    Query,
+    /// EC2's own XML, `<Response><Errors><Error>`.
+    Ec2,
+    /// REST-JSON, as Lambda answers.
+    Lambda,
+    /// awsJson 1.1, as KMS and CloudWatch Logs answer.
+    Json,
+    /// S3's XML, `<Error><Code/><Message/></Error>`.
+    S3,
+}
+
+impl ErrorShape {
+    /// The shape of the service a request is signed for (`None`: unsigned, awsQuery).
+    pub fn of_service(service: Option<&str>) -> Self {
+        match service {
+            Some("lambda") => Self::Lambda,
+            Some("kms" | "logs") => Self::Json,
+            Some("s3") => Self::S3,
+            Some("ec2") => Self::Ec2,
+            _ => Self::Query,
+        }
+    }
+
+    /// An access denial's code in this shape.
+    pub fn access_denied_code(self) -> &'static str {
+        match self {
+            Self::Lambda | Self::Json => "AccessDeniedException",
+            Self::Query | Self::S3 => "AccessDenied",
+            Self::Ec2 => "UnauthorizedOperation",
+        }
+    }
+}
+
+/// Why a request's authentication failed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AuthFailure {
+    /// No signature at all.
+    Missing,
+    /// A malformed or partial signature; the text says what.
+    Incomplete(String),
+    /// An access key the gateway never issued, or a session key with the wrong token.
+    UnknownKey,
+    /// The signature does not match.
+    Mismatch,
+    /// `X-Amz-Date` beyond 15 minutes of now.
+    Skewed {
+        /// The request's date.
+        amz_date: String,
+        /// Now.
+        now: String,
+        /// Whether the request claims a future time.
+        future: bool,
+    },
+    /// A presigned URL past its expiry.
+    PresignExpired,
+    /// Temporary credentials past their expiry.
+    ExpiredToken,
+    /// `x-amz-content-sha256` that is not the body's hash.
+    ContentHashMismatch,
+}
+
+const BAD_TOKEN: &str = "The security token included in the request is invalid.";
+const MISMATCH: &str = "The request signature we calculated does not match the signature you provided. Check your AWS Secret Access Key and signing method. Consult the service documentation for details.";
+const EXPIRED_TOKEN: &str = "The security token included in the request is expired";
+
+/// AWS's status, code and message for an authentication failure, in `shape`.
+///
+/// From the services' "Common Errors" references: awsQuery services answer
+/// `IncompleteSignature` with 400 and the rest with 403; Lambda answers all of
+/// them with 403 and awsJson services with 400, in their `...Exception`
+/// spellings; S3 and EC2 have their own codes (`InvalidAccessKeyId`,
+/// `RequestTimeTooSkewed`, `AuthFailure`, `RequestExpired`).
+pub fn auth_failure(
+    shape: ErrorShape,
+    failure: &AuthFailure,
+) -> (StatusCode, &'static str, String) {
+    use AuthFailure as F;
+    use ErrorShape as S;
+    let skew_message = |amz_date: &str, now: &str, future: bool| {
+        if future {
+            format!("Signature not yet current: {amz_date} is still later than {now} + 15 min.")
+        } else {
+            format!("Signature expired: {amz_date} is now earlier than {now} - 15 min.")
+        }
+    };
+    let (status, code, message): (u16, &'static str, String) = match (shape, failure) {
+        (S::S3, F::Missing) => (403, "AccessDenied", "Access Denied".into()),
+        (S::S3, F::Incomplete(what)) => (400, "AuthorizationHeaderMalformed", what.clone()),
+        (S::S3, F::UnknownKey) => (403, "InvalidAccessKeyId", "The AWS Access Key Id you provided does not exist in our records.".into()),
+        (S::S3, F::Mismatch) => (403, "SignatureDoesNotMatch", "The request signature we calculated does not match the signature you provided. Check your key and signing method.".into()),
+        (S::S3, F::Skewed { .. }) => (403, "RequestTimeTooSkewed", "The difference between the request time and the current time is too large.".into()),
+        (S::S3, F::PresignExpired) => (403, "AccessDenied", "Request has expired".into()),
+        (S::S3, F::ExpiredToken) => (400, "ExpiredToken", "The provided token has expired.".into()),
+        (S::S3, F::ContentHashMismatch) => (400, "XAmzContentSHA256Mismatch", "The provided 'x-amz-content-sha256' header does not match what was computed.".into()),
+        (S::Ec2, F::Missing) => (401, "MissingAuthenticationToken", "Request is missing Authentication Token".into()),
+        (S::Ec2, F::Incomplete(what)) => (400, "IncompleteSignature", what.clone()),
+        (S::Ec2, F::UnknownKey | F::Mismatch | F::ContentHashMismatch) => (401, "AuthFailure", "AWS was not able to validate the provided access credentials".into()),
+        (S::Ec2, F::Skewed { .. } | F::PresignExpired) => (400, "RequestExpired", "Request has expired.".into()),
+        (S::Ec2, F::ExpiredToken) => (400, "RequestExpired", "Request has expired.".into()),
+        (shape, failure) => {
+            let json = matches!(shape, S::Lambda | S::Json);
+            let status = match shape {
+                S::Json => 400,
+                S::Lambda => 403,
+                _ if matches!(failure, F::Incomplete(_)) => 400,
+                _ => 403,
+            };
+            let (code, json_code, message) = match failure {
+                F::Missing => ("MissingAuthenticationToken", "MissingAuthenticationTokenException", "Request is missing Authentication Token".to_owned()),
+                F::Incomplete(what) => ("IncompleteSignature", "IncompleteSignatureException", what.clone()),
+                F::UnknownKey => ("InvalidClientTokenId", "UnrecognizedClientException", BAD_TOKEN.to_owned()),
+                F::Mismatch | F::ContentHashMismatch => ("SignatureDoesNotMatch", "InvalidSignatureException", MISMATCH.to_owned()),
+                F::Skewed { amz_date, now, future } => ("SignatureDoesNotMatch", "InvalidSignatureException", skew_message(amz_date, now, *future)),
+                F::PresignExpired => ("SignatureDoesNotMatch", "InvalidSignatureException", "Signature expired: the presigned URL is past its X-Amz-Expires.".to_owned()),
+                F::ExpiredToken => ("ExpiredToken", "ExpiredTokenException", EXPIRED_TOKEN.to_owned()),
+            };
+            (status, if json { json_code } else { code }, message)
+        }
+    };
+    (
+        StatusCode::from_u16(status).unwrap_or(StatusCode::FORBIDDEN),
+        code,
+        message,
+    )
+}
+
+/// An error answer in `shape`.
+pub fn error_response(
+    shape: ErrorShape,
+    status: StatusCode,
+    code: &str,
+    message: &str,
+    request_id: &str,
+) -> Response<ProxyBody> {
+    match shape {
+        ErrorShape::Query => sts_error(status, code, message, request_id),
+        ErrorShape::Lambda => lambda_error(status, code, message, request_id),
+        ErrorShape::Json => {
+            let body = serde_json::json!({"__type": code, "message": message}).to_string();
+            respond(
+                status,
+                "application/x-amz-json-1.1",
+                Some(code),
+                request_id,
+                body,
+            )
+        }
+        ErrorShape::S3 => {
+            let body = format!(
+                "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Error><Code>{}</Code><Message>{}</Message><RequestId>{}</RequestId></Error>",
+                xml_escape(code),
+                xml_escape(message),
+                xml_escape(request_id)
+            );
+            respond(status, "application/xml", None, request_id, body)
+        }
+        ErrorShape::Ec2 => {
+            let body = format!(
+                "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Response><Errors><Error><Code>{}</Code><Message>{}</Message></Error></Errors><RequestID>{}</RequestID></Response>",
+                xml_escape(code),
+                xml_escape(message),
+                xml_escape(request_id)
+            );
+            respond(status, "text/xml", None, request_id, body)
+        }
+    }
 }
 
 fn respond(

@@ -13,6 +13,7 @@ use std::io::Read as _;
 use hyper::{HeaderMap, Method};
 
 use super::{
+    aws_error::ErrorShape,
     decide::{ASSUME_ROLE, INVOKE_FUNCTION},
     sigv4::{self, is_account_id},
 };
@@ -106,15 +107,6 @@ pub struct OtherCall {
     pub action: String,
     /// Whether it may change a policy the gateway caches (see [`Operation::Other`]).
     pub may_change_policies: bool,
-}
-
-/// Whose error shape a refusal answers in.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ErrorShape {
-    /// awsQuery XML, as STS answers.
-    Query,
-    /// REST-JSON, as Lambda answers.
-    Lambda,
 }
 
 /// A request the gateway refuses without forwarding it.
@@ -299,15 +291,21 @@ fn lambda_operation(method: &Method, path: &str) -> &'static str {
     }
 }
 
+/// The error shape a request's refusal takes: Lambda's for an invoke path
+/// (whatever it was signed for), else the signing service's.
+pub fn shape(facts: RequestFacts<'_>) -> ErrorShape {
+    if invoke_name(facts.method, &normalize_path(facts.path)).is_some() {
+        ErrorShape::Lambda
+    } else {
+        ErrorShape::of_service(facts.service.map(str::to_ascii_lowercase).as_deref())
+    }
+}
+
 /// Classifies a request. Cheap: no I/O, no parsing beyond the query and a buffered body.
 pub fn classify(facts: RequestFacts<'_>) -> Operation {
     let service = facts.service.map(str::to_ascii_lowercase);
     let path = normalize_path(facts.path);
-    let shape = if invoke_name(facts.method, &path).is_some() {
-        ErrorShape::Lambda
-    } else {
-        ErrorShape::Query
-    };
+    let shape = shape(facts);
     let refuse = |action: &str, status: u16, code: &'static str, message: String| {
         Operation::Refused(Refusal {
             action: action.to_owned(),
@@ -358,7 +356,7 @@ pub fn classify(facts: RequestFacts<'_>) -> Operation {
             return refuse(
                 "unknown",
                 403,
-                "AccessDenied",
+                shape.access_denied_code(),
                 format!("iam gateway: a {kind} body cannot be evaluated, so it is refused"),
             );
         }
@@ -372,7 +370,7 @@ pub fn classify(facts: RequestFacts<'_>) -> Operation {
                 return refuse(
                     "unknown",
                     403,
-                    "AccessDenied",
+                    shape.access_denied_code(),
                     format!("iam gateway: {what} cannot be evaluated, so it is refused"),
                 );
             }

@@ -145,11 +145,26 @@ pub async fn assume_role(
     call: &AssumeRoleCall,
     region: &str,
 ) -> Result<Outcome, GatewayError> {
+    assume_role_in_context(source, caller, call, region, &[]).await
+}
+
+/// [`assume_role`] with context keys a service adds when it acts for a
+/// resource, e.g. `aws:SourceArn` and `aws:SourceAccount`.
+pub async fn assume_role_in_context(
+    source: &PolicySource,
+    caller: &Caller,
+    call: &AssumeRoleCall,
+    region: &str,
+    context: &[(&str, &str)],
+) -> Result<Outcome, GatewayError> {
     let (role, identity) = tokio::join!(
         source.role(&call.role_arn),
         source.identity_policies(&caller.principal)
     );
-    let request = assume_role_request(caller, call, region);
+    let mut request = assume_role_request(caller, call, region);
+    for (key, value) in context {
+        request = request.with_context(key, *value);
+    }
     let Some(role) = role? else {
         // STS answers a missing role exactly like a refusing trust policy.
         let decision = Decision {

@@ -41,9 +41,12 @@ mod classify;
 mod decide;
 mod error;
 mod explain;
+mod issue;
+mod keys;
 mod log;
 mod policies;
 mod proxy;
+mod signature;
 mod sigv4;
 pub mod xml;
 
@@ -56,11 +59,13 @@ use std::{
 };
 use xray_trace::TraceId;
 
+use sdk_config::RootKeys;
 use serde::{Deserialize, Serialize};
 
 pub use self::{
     error::GatewayError,
     explain::{HopExplanation, explain, format_explanation},
+    issue::{ISSUE_PATH, ISSUER_TOKEN_HEADER},
     log::{DecidingStatement, DecisionRecord, Ruling, abbreviate_arn, format_chain, read_log},
     proxy::OverheadStats,
 };
@@ -106,6 +111,12 @@ pub struct GatewayConfig {
     pub log_file: Option<PathBuf>,
     /// How long fetched roles and policies are reused.
     pub policy_ttl: Duration,
+    /// The account roots' secrets; every signature is verified against the
+    /// secret of its key (these, or a session the gateway issued or saw issued).
+    pub root_keys: RootKeys,
+    /// The token the emulator's executor presents at [`ISSUE_PATH`] to get a
+    /// function's execution-role credentials; `None` issues none.
+    pub issuer_token: Option<String>,
 }
 
 impl GatewayConfig {
@@ -117,6 +128,8 @@ impl GatewayConfig {
             mode: Mode::default(),
             log_file: None,
             policy_ttl: DEFAULT_POLICY_TTL,
+            root_keys: RootKeys::default(),
+            issuer_token: None,
         }
     }
 }

@@ -202,7 +202,8 @@ impl PolicySource {
         {
             return config;
         }
-        let config = sdk_config::account_config(&self.upstream, account).await;
+        let config =
+            sdk_config::account_config(&self.upstream, account, sdk_config::EMULATOR_SECRET).await;
         if let Ok(mut configs) = self.configs.lock() {
             configs.insert(account.to_owned(), config.clone());
         }
@@ -211,6 +212,11 @@ impl PolicySource {
 
     async fn iam(&self, account: &str) -> aws_sdk_iam::Client {
         aws_sdk_iam::Client::new(&self.config(account).await)
+    }
+
+    /// STS client acting as `account`'s root.
+    pub async fn sts(&self, account: &str) -> aws_sdk_sts::Client {
+        aws_sdk_sts::Client::new(&self.config(account).await)
     }
 
     /// Lambda client acting as `account`'s root in `region`.
@@ -230,10 +236,10 @@ impl PolicySource {
         if let Some(caller) = self.known_identity(access_key_id) {
             return Ok(caller);
         }
-        // Any secret will do: LocalStack maps the key id, it does not verify signatures.
+        // The upstream maps the key id and verifies no signature; the gateway verified it.
         let credentials = Credentials::new(
             access_key_id,
-            "gateway",
+            sdk_config::EMULATOR_SECRET,
             session_token.map(str::to_owned),
             None,
             "iam-gateway",

@@ -9,7 +9,6 @@ use std::{
 };
 use xray_trace::TraceId;
 
-use bytes::Bytes;
 use http_body_util::BodyExt;
 use hyper::{
     HeaderMap, Request, Response, StatusCode, Uri,
@@ -29,11 +28,17 @@ use tokio::sync::watch;
 
 use super::{
     GatewayConfig, GatewayHandle, Mode,
-    aws_error::{ProxyBody, full_body, lambda_error, sts_error},
-    classify::{self, ErrorShape, Operation, Refusal, RequestFacts},
+    aws_error::{
+        AuthFailure, ErrorShape, ProxyBody, auth_failure, error_response, full_body, lambda_error,
+        sts_error,
+    },
+    classify::{self, Operation, Refusal, RequestFacts},
     decide::{self, ASSUME_ROLE, INVOKE_FUNCTION, Outcome},
+    issue,
+    keys::{KeyError, KeyStore},
     log::{DecisionLog, DecisionRecord, Ruling, now_ms},
     policies::{Caller, PolicySource},
+    signature::{self, SignatureError, Signed},
     sigv4::{self, CredentialScope},
     xml,
 };
@@ -98,6 +103,10 @@ pub(super) struct State {
     pub(super) source: PolicySource,
     pub(super) log: DecisionLog,
     overhead: Mutex<VecDeque<u64>>,
+    /// Every secret the gateway knows, for verifying signatures.
+    pub(super) keys: KeyStore,
+    /// The shared secret the emulator's executor presents to get execution-role credentials.
+    pub(super) issuer_token: Option<String>,
 }
 
 /// Parses `http://host:port` into what each forwarded URI needs.
@@ -149,6 +158,8 @@ pub(super) async fn start(config: GatewayConfig) -> Result<GatewayHandle, Gatewa
         source: PolicySource::new(&config.upstream, config.policy_ttl),
         log,
         overhead: Mutex::new(VecDeque::new()),
+        keys: KeyStore::new(&config.root_keys),
+        issuer_token: config.issuer_token.clone(),
     });
     let (shutdown, stopped) = watch::channel(());
     let task = tokio::spawn(accept_loop(listener, state.clone(), stopped));
@@ -339,10 +350,13 @@ impl State {
     }
 }
 
-/// Learns the new session's identity from a successful `AssumeRole` answer, so
-/// its first call needs no `GetCallerIdentity` round trip.
-async fn harvest_assumed_identity(
+/// Learns the keys a successful answer hands out, so their signatures can be
+/// verified: a session's from `AssumeRole` (with its identity, so its first
+/// call needs no `GetCallerIdentity` round trip) and a user's from
+/// `CreateAccessKey`.
+async fn harvest_credentials(
     source: &PolicySource,
+    keys: &KeyStore,
     response: Response<ProxyBody>,
 ) -> Response<ProxyBody> {
     let (parts, body) = response.into_parts();
@@ -351,21 +365,36 @@ async fn harvest_assumed_identity(
         Err(err) => {
             return text_response(
                 StatusCode::BAD_GATEWAY,
-                format!("iam gateway: the upstream's AssumeRole answer broke off: {err}"),
+                format!("iam gateway: the upstream's answer broke off: {err}"),
             );
         }
     };
-    if let Some(texts) = std::str::from_utf8(&bytes)
+    let Some(texts) = std::str::from_utf8(&bytes)
         .ok()
         .and_then(xml::element_texts)
-        && let (Some(key), Some(arn)) = (
-            xml::find(&texts, "Credentials/AccessKeyId"),
-            xml::find(&texts, "AssumedRoleUser/Arn"),
-        )
-        && let Ok(principal) = Principal::from_arn(arn)
-    {
-        let user_id = xml::find(&texts, "AssumedRoleUser/AssumedRoleId").map(str::to_owned);
-        source.remember_identity(key, Caller { principal, user_id });
+    else {
+        return Response::from_parts(parts, full_body(bytes));
+    };
+    if let (Some(key), Some(secret)) = (
+        xml::find(&texts, "AccessKey/AccessKeyId"),
+        xml::find(&texts, "AccessKey/SecretAccessKey"),
+    ) {
+        keys.insert_long_term(key, secret);
+    }
+    if let Some(key) = xml::find(&texts, "Credentials/AccessKeyId") {
+        if let Some(arn) = xml::find(&texts, "AssumedRoleUser/Arn")
+            && let Ok(principal) = Principal::from_arn(arn)
+        {
+            let user_id = xml::find(&texts, "AssumedRoleUser/AssumedRoleId").map(str::to_owned);
+            source.remember_identity(key, Caller { principal, user_id });
+        }
+        if let (Some(secret), Some(token), Some(expires)) = (
+            xml::find(&texts, "Credentials/SecretAccessKey"),
+            xml::find(&texts, "Credentials/SessionToken"),
+            xml::find(&texts, "Credentials/Expiration").and_then(issue::parse_expiration),
+        ) {
+            keys.insert_session(key, secret, token, expires);
+        }
     }
     Response::from_parts(parts, full_body(bytes))
 }
@@ -442,6 +471,9 @@ async fn handle(
     request: Request<Incoming>,
 ) -> Result<Response<ProxyBody>, Infallible> {
     let started = Instant::now();
+    if request.uri().path() == issue::ISSUE_PATH {
+        return Ok(issue::serve(&state, request).await);
+    }
     if state.mode == Mode::Off {
         let forwarded = state.forward(request.map(BodyExt::boxed)).await;
         state.record_overhead(started.elapsed().saturating_sub(forwarded.upstream));
@@ -449,36 +481,42 @@ async fn handle(
     }
 
     let (parts, body) = request.into_parts();
-    let scope = sigv4::credential(&parts.headers, parts.uri.query());
-    let trace = sigv4::trace(&parts.headers);
-    // awsQuery requests carry their action in the body; everything else streams.
-    let (body, buffered) = if classify::needs_body(&parts.method, parts.uri.path(), &parts.headers)
-    {
-        match body.collect().await {
-            Ok(collected) => {
-                let bytes = collected.to_bytes();
-                (full_body(bytes.clone()), Some(bytes))
-            }
-            Err(err) => {
-                return Ok(text_response(
-                    StatusCode::BAD_REQUEST,
-                    format!("iam gateway: the request body broke off: {err}"),
-                ));
-            }
+    // Every body is read: its hash is part of the signature, and awsQuery
+    // requests carry their action in it.
+    let bytes = match body.collect().await {
+        Ok(collected) => collected.to_bytes(),
+        Err(err) => {
+            return Ok(text_response(
+                StatusCode::BAD_REQUEST,
+                format!("iam gateway: the request body broke off: {err}"),
+            ));
         }
-    } else {
-        (body.boxed(), None::<Bytes>)
     };
-    let operation = classify::classify(RequestFacts {
+    let claimed = sigv4::credential(&parts.headers, parts.uri.query());
+    let trace = sigv4::trace(&parts.headers);
+    let facts = RequestFacts {
         method: &parts.method,
         path: parts.uri.path(),
         query: parts.uri.query(),
         headers: &parts.headers,
-        service: scope.as_ref().map(|s| s.service.as_str()),
-        body: buffered.as_deref(),
-    });
+        service: claimed.as_ref().map(|s| s.service.as_str()),
+        body: classify::needs_body(&parts.method, parts.uri.path(), &parts.headers)
+            .then_some(&bytes[..]),
+    };
+    let operation = classify::classify(facts);
+    let shape = classify::shape(facts);
     let session_token = sigv4::session_token(&parts.headers, parts.uri.query());
-    let request = Request::from_parts(parts, body);
+    let authenticated = authenticate(&state.keys, &parts, &bytes, session_token.as_deref());
+    let request = Request::from_parts(parts, full_body(bytes));
+    let scope = match authenticated {
+        Ok(scope) => scope,
+        Err(failure) => {
+            return Ok(refuse_authentication(
+                &state, request, &operation, shape, failure, trace, started,
+            )
+            .await);
+        }
+    };
 
     let (action, call) = match operation {
         Operation::Other(other) => {
@@ -486,9 +524,15 @@ async fn handle(
                 state.source.invalidate();
             }
             let forwarded = state.forward(request).await;
-            let principal = scope
-                .as_ref()
-                .and_then(|s| state.source.known_identity(&s.access_key_id))
+            let (mut response, mut upstream) = (forwarded.response, forwarded.upstream);
+            if other.action == "iam:CreateAccessKey" && response.status() == StatusCode::OK {
+                let reading = Instant::now();
+                response = harvest_credentials(&state.source, &state.keys, response).await;
+                upstream += reading.elapsed();
+            }
+            let principal = state
+                .source
+                .known_identity(&scope.access_key_id)
                 .map(|c| c.principal.arn().to_owned());
             let record = DecisionRecord {
                 time_ms: now_ms(),
@@ -498,18 +542,18 @@ async fn handle(
                 resource: None,
                 decision: Ruling::NotEvaluated,
                 reason: "not_evaluated".to_owned(),
-                explanation: "forwarded unchecked: the gateway evaluates only sts:AssumeRole and lambda:InvokeFunction".to_owned(),
+                explanation: "signature verified; policies not evaluated: the gateway evaluates policies for sts:AssumeRole and lambda:InvokeFunction only".to_owned(),
                 deciding: Vec::new(),
                 status: None,
                 overhead_us: None,
             };
-            state.finish(record, started, forwarded.upstream, &forwarded.response);
-            return Ok(forwarded.response);
+            state.finish(record, started, upstream, &response);
+            return Ok(response);
         }
         Operation::Refused(refusal) => {
-            let principal = scope
-                .as_ref()
-                .and_then(|s| state.source.known_identity(&s.access_key_id))
+            let principal = state
+                .source
+                .known_identity(&scope.access_key_id)
                 .map(|c| c.principal.arn().to_owned());
             return Ok(refuse(&state, request, refusal, principal, trace, started).await);
         }
@@ -518,9 +562,6 @@ async fn handle(
     };
     let request_id = uuid::Uuid::new_v4().to_string();
 
-    let Some(scope) = scope else {
-        return Ok(unsigned(&state, request, action, &call, trace, started, &request_id).await);
-    };
     let region = scope.region.clone().unwrap_or_else(|| REGION.to_owned());
     let evaluated = evaluate(
         &state.source,
@@ -579,7 +620,7 @@ async fn handle(
     let mut response = forwarded.response;
     if action == ASSUME_ROLE && response.status() == StatusCode::OK {
         let reading = Instant::now();
-        response = harvest_assumed_identity(&state.source, response).await;
+        response = harvest_credentials(&state.source, &state.keys, response).await;
         // Reading the body is mostly waiting for the upstream to finish sending it.
         upstream += reading.elapsed();
     }
@@ -661,57 +702,117 @@ async fn refuse(
     } else {
         let status = StatusCode::from_u16(refusal.status).unwrap_or(StatusCode::FORBIDDEN);
         let request_id = uuid::Uuid::new_v4().to_string();
-        let response = match refusal.shape {
-            ErrorShape::Query => sts_error(status, refusal.code, &refusal.message, &request_id),
-            ErrorShape::Lambda => {
-                let code = match refusal.code {
-                    "IncompleteSignature" => "IncompleteSignatureException",
-                    other => other,
-                };
-                lambda_error(status, code, &refusal.message, &request_id)
+        let code = match (refusal.shape, refusal.code) {
+            (ErrorShape::Lambda | ErrorShape::Json, "IncompleteSignature") => {
+                "IncompleteSignatureException"
             }
+            (_, code) => code,
         };
+        let response = error_response(refusal.shape, status, code, &refusal.message, &request_id);
         (response, Duration::ZERO)
     };
     state.finish(record, started, upstream, &response);
     response
 }
 
-async fn unsigned(
+/// Checks who signed a request: the signature against the secret the gateway
+/// knows for its key, the date, and a session key's token and expiry.
+fn authenticate(
+    keys: &KeyStore,
+    parts: &hyper::http::request::Parts,
+    body: &[u8],
+    session_token: Option<&str>,
+) -> Result<CredentialScope, AuthFailure> {
+    let query = parts.uri.query();
+    let signature = match signature::parts(&parts.headers, query) {
+        Ok(Some(signature)) => signature,
+        Ok(None) => return Err(AuthFailure::Missing),
+        Err(err) => return Err(signature_failure(err)),
+    };
+    let now = time::OffsetDateTime::now_utc();
+    let secret = keys
+        .secret(&signature.scope.access_key_id, session_token, now)
+        .map_err(|err| match err {
+            KeyError::Unknown => AuthFailure::UnknownKey,
+            KeyError::Expired => AuthFailure::ExpiredToken,
+        })?;
+    let request = Signed {
+        method: &parts.method,
+        path: parts.uri.path(),
+        query,
+        headers: &parts.headers,
+        body,
+    };
+    signature::verify(&signature, request, &secret, now).map_err(signature_failure)?;
+    Ok(signature.scope)
+}
+
+fn signature_failure(err: SignatureError) -> AuthFailure {
+    match err {
+        SignatureError::Incomplete(what) => AuthFailure::Incomplete(what),
+        SignatureError::Mismatch => AuthFailure::Mismatch,
+        SignatureError::Skewed {
+            amz_date,
+            now,
+            future,
+        } => AuthFailure::Skewed {
+            amz_date,
+            now,
+            future,
+        },
+        SignatureError::PresignExpired => AuthFailure::PresignExpired,
+        SignatureError::ContentHashMismatch => AuthFailure::ContentHashMismatch,
+    }
+}
+
+/// Answers a request whose signature does not hold (audit mode: forwards it
+/// and records that AWS would refuse it).
+async fn refuse_authentication(
     state: &State,
     request: Request<ProxyBody>,
-    action: &str,
-    call: &Call,
+    operation: &Operation,
+    shape: ErrorShape,
+    failure: AuthFailure,
     trace: Option<TraceId>,
     started: Instant,
-    request_id: &str,
 ) -> Response<ProxyBody> {
     let audit = state.mode == Mode::Audit;
-    let record = evaluated_record(
+    let action = match operation {
+        Operation::AssumeRole(_) => ASSUME_ROLE.to_owned(),
+        Operation::Invoke(_) => INVOKE_FUNCTION.to_owned(),
+        Operation::Other(other) => other.action.clone(),
+        Operation::Refused(refusal) => refusal.action.clone(),
+    };
+    let (status, code, message) = auth_failure(shape, &failure);
+    let reason = if failure == AuthFailure::Missing {
+        "unsigned_request"
+    } else {
+        "authentication_failed"
+    };
+    let record = DecisionRecord {
+        time_ms: now_ms(),
         trace,
-        None,
+        principal: None,
         action,
-        call.resource(None, REGION),
-        if audit {
+        resource: None,
+        decision: if audit {
             Ruling::WouldDeny
         } else {
             Ruling::Deny
         },
-        "unsigned_request",
-        "DENY: the request is not signed with SigV4, so it has no caller".to_owned(),
-    );
+        reason: reason.to_owned(),
+        explanation: format!("DENY: {code}: {message}"),
+        deciding: Vec::new(),
+        status: None,
+        overhead_us: None,
+    };
     let (response, upstream) = if audit {
         let forwarded = state.forward(request).await;
         (forwarded.response, forwarded.upstream)
     } else {
+        let request_id = uuid::Uuid::new_v4().to_string();
         (
-            service_error(
-                action,
-                StatusCode::FORBIDDEN,
-                "MissingAuthenticationToken",
-                "Request is missing Authentication Token",
-                request_id,
-            ),
+            error_response(shape, status, code, &message, &request_id),
             Duration::ZERO,
         )
     };
@@ -791,12 +892,10 @@ mod tests {
             .and_then(|l| l.local_addr())
             .expect("a port");
         let upstream = format!("http://{closed}");
-        let gateway = start(GatewayConfig::new(
-            "127.0.0.1:0".parse().expect("addr"),
-            upstream.clone(),
-        ))
-        .await
-        .expect("gateway");
+        // Audit mode forwards even the unsigned request it would refuse.
+        let mut config = GatewayConfig::new("127.0.0.1:0".parse().expect("addr"), upstream.clone());
+        config.mode = Mode::Audit;
+        let gateway = start(config).await.expect("gateway");
 
         let response = reqwest::get(format!("{}/_localstack/health", gateway.url()))
             .await
@@ -807,7 +906,8 @@ mod tests {
         assert!(body.contains(&upstream), "{body}");
         let records = gateway.decisions();
         assert_eq!(records.len(), 1);
-        assert_eq!(records[0].decision, Ruling::NotEvaluated);
+        assert_eq!(records[0].decision, Ruling::WouldDeny);
+        assert_eq!(records[0].reason, "unsigned_request");
         assert_eq!(records[0].action, "unknown");
         assert_eq!(records[0].status, Some(502));
     }

@@ -33,6 +33,9 @@ const A: &str = "111111111111";
 const B: &str = "222222222222";
 const C: &str = "333333333333";
 
+/// The account roots' keys the gateways know, fresh per test process.
+static ROOT_KEYS: LazyLock<aws::RootKeys> = LazyLock::new(|| aws::RootKeys::generate([A, B, C]));
+
 static RUNTIME: LazyLock<tokio::runtime::Runtime> = LazyLock::new(|| {
     tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -77,6 +80,7 @@ fn world() -> &'static World {
                 runtime_shim: PathBuf::from("/bin/true"),
                 work_dir: work_dir.clone(),
                 lambda_endpoint: None,
+                credentials_issuer: None,
                 quiet: true,
             })
             .await
@@ -86,6 +90,7 @@ fn world() -> &'static World {
                 let mut config = GatewayConfig::new(any_port(), upstream.clone());
                 config.mode = mode;
                 config.log_file = log_file;
+                config.root_keys = ROOT_KEYS.clone();
                 Gateway::start(config)
             };
             let enforce = start(Mode::Enforce, Some(log_file.clone()))
@@ -113,7 +118,7 @@ fn unique(prefix: &str) -> String {
 }
 
 async fn root(endpoint: &str, account: &str) -> SdkConfig {
-    aws::account_config(endpoint, account).await
+    aws::root_config(endpoint, &ROOT_KEYS, account).await
 }
 
 async fn as_credentials(endpoint: &str, credentials: &Credentials) -> SdkConfig {
@@ -253,7 +258,12 @@ struct Chain {
 const EXTERNAL_ID: &str = "ext-ok-1";
 
 async fn chain(exec_policy: Value) -> Chain {
-    let url = world().enforce.url();
+    chain_through(&world().enforce.url(), exec_policy).await
+}
+
+/// A chain made through the gateway at `url`, which thereby learns its keys.
+async fn chain_through(url: &str, exec_policy: Value) -> Chain {
+    let url = url.to_owned();
     let target_name = unique("target");
     let exec_name = unique("exec");
     let target_role = create_role(
@@ -408,27 +418,23 @@ fn a_trust_policy_naming_another_account_denies_with_aws_shape() {
         let answer = assume(&url, &credentials, &chain.target_role, "x", Some(EXTERNAL_ID)).await;
         assert_eq!(answer, denied(&expected));
 
-        // The raw answer, as any client sees it (LocalStack checks no signature, nor does the gateway).
-        let response = reqwest::Client::new()
-            .post(&url)
-            .header(
-                "authorization",
-                format!(
-                    "AWS4-HMAC-SHA256 Credential={}/20250101/us-east-1/sts/aws4_request, SignedHeaders=host, Signature=0",
-                    credentials.access_key_id()
-                ),
-            )
-            .header("content-type", "application/x-www-form-urlencoded")
-            .body(format!(
+        // The raw answer, as any client sees it.
+        let (status, headers, body) = send_signed(
+            &url,
+            "/",
+            &credentials,
+            "sts",
+            &[("content-type", "application/x-www-form-urlencoded")],
+            format!(
                 "Action=AssumeRole&Version=2011-06-15&RoleSessionName=x&ExternalId={EXTERNAL_ID}&RoleArn={}",
                 chain.target_role
-            ))
-            .send()
-            .await
-            .expect("gateway answers");
-        assert_eq!(response.status().as_u16(), 403);
-        assert_eq!(response.headers()["content-type"], "text/xml");
-        let body = response.text().await.expect("body");
+            )
+            .into_bytes(),
+            std::time::SystemTime::now(),
+        )
+        .await;
+        assert_eq!(status, 403, "{body}");
+        assert_eq!(headers["content-type"], "text/xml");
         let texts = xml::element_texts(&body).expect("well-formed xml");
         assert_eq!(xml::find(&texts, "ErrorResponse/Error/Code"), Some("AccessDenied"));
         assert_eq!(xml::find(&texts, "ErrorResponse/Error/Type"), Some("Sender"));
@@ -678,21 +684,20 @@ fn a_function_policy_naming_another_account_denies_a_direct_invoke() {
             Err((Some("AccessDeniedException".into()), Some(expected.clone())))
         );
 
-        let response = reqwest::Client::new()
-            .post(format!("{url}/2015-03-31/functions/{}/invocations", function.replace(':', "%3A")))
-            .header(
-                "authorization",
-                format!("AWS4-HMAC-SHA256 Credential={C}/20250101/us-east-1/lambda/aws4_request, SignedHeaders=host, Signature=0"),
-            )
-            .body("{}")
-            .send()
-            .await
-            .expect("gateway answers");
-        assert_eq!(response.status().as_u16(), 403);
-        assert_eq!(response.headers()["x-amzn-errortype"], "AccessDeniedException");
-        assert_eq!(response.headers()["content-type"], "application/json");
-        assert!(response.headers().contains_key("x-amzn-requestid"));
-        let body: Value = response.json().await.expect("json body");
+        let (status, headers, body) = raw(
+            &url,
+            &format!("/2015-03-31/functions/{}/invocations", function.replace(':', "%3A")),
+            C,
+            "lambda",
+            &[],
+            b"{}".to_vec(),
+        )
+        .await;
+        assert_eq!(status, 403, "{body}");
+        assert_eq!(headers["x-amzn-errortype"], "AccessDeniedException");
+        assert_eq!(headers["content-type"], "application/json");
+        assert!(headers.contains_key("x-amzn-requestid"));
+        let body: Value = serde_json::from_str(&body).expect("json body");
         assert_eq!(body, json!({"Type": "User", "Message": expected}));
     });
 }
@@ -708,7 +713,7 @@ fn audit_mode_forwards_what_it_would_deny() {
         assert_eq!(record.decision, Ruling::WouldDeny);
         assert_eq!(record.reason, "no_resource_based_policy_allows");
 
-        let chain = chain(may_assume_target()).await;
+        let chain = chain_through(&world.audit.url(), may_assume_target()).await;
         let session = assume(
             &world.audit.url(),
             &chain.exec_session,
@@ -944,9 +949,9 @@ fn the_gateway_adds_little_latency_to_a_warm_invoke() {
     let world = world();
     RUNTIME.block_on(async {
         let function = function(&world.enforce.url()).await;
-        let bench = Gateway::start(GatewayConfig::new(any_port(), world.upstream.clone()))
-            .await
-            .expect("benchmark gateway");
+        let mut config = GatewayConfig::new(any_port(), world.upstream.clone());
+        config.root_keys = ROOT_KEYS.clone();
+        let bench = Gateway::start(config).await.expect("benchmark gateway");
         let direct = aws_sdk_lambda::Client::new(&root(&world.upstream, B).await);
         let proxied = aws_sdk_lambda::Client::new(&root(&bench.url(), B).await);
         let mut timings = [Vec::new(), Vec::new()];
@@ -1060,6 +1065,53 @@ fn other_requests_pass_through_with_large_bodies_intact() {
 }
 
 /// A raw request signed (in scope only: nobody checks the signature) by `account`'s root for `service`.
+/// SigV4 headers for a request, made by the AWS SDK's own signer.
+fn sigv4_headers(
+    method: &str,
+    url: &str,
+    key: &Credentials,
+    service: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+    at: std::time::SystemTime,
+) -> Vec<(String, String)> {
+    use aws_sigv4::http_request::{
+        PayloadChecksumKind, PercentEncodingMode, SignableBody, SignableRequest, SigningSettings,
+        sign,
+    };
+    let identity = key.clone().into();
+    let mut settings = SigningSettings::default();
+    if service == "s3" {
+        settings.percent_encoding_mode = PercentEncodingMode::Single;
+        settings.payload_checksum_kind = PayloadChecksumKind::XAmzSha256;
+    }
+    let params = aws_sigv4::sign::v4::SigningParams::builder()
+        .identity(&identity)
+        .region("us-east-1")
+        .name(service)
+        .time(at)
+        .settings(settings)
+        .build()
+        .expect("signing params")
+        .into();
+    let host = url
+        .split("://")
+        .nth(1)
+        .and_then(|r| r.split('/').next())
+        .expect("a host");
+    let mut all: Vec<(&str, &str)> = vec![("host", host)];
+    all.extend_from_slice(headers);
+    let signable =
+        SignableRequest::new(method, url, all.iter().copied(), SignableBody::Bytes(body))
+            .expect("signable");
+    let (instructions, _) = sign(signable, &params).expect("signed").into_parts();
+    instructions
+        .headers()
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect()
+}
+
+/// Sends a POST signed with `account`'s root key, as a hand-made client would.
 async fn raw(
     url: &str,
     path: &str,
@@ -1068,14 +1120,41 @@ async fn raw(
     headers: &[(&str, &str)],
     body: Vec<u8>,
 ) -> (u16, hyper::HeaderMap, String) {
-    let mut request = reqwest::Client::new().post(format!("{url}{path}")).header(
-        "authorization",
-        format!(
-            "AWS4-HMAC-SHA256 Credential={account}/20250101/us-east-1/{service}/aws4_request, SignedHeaders=host, Signature=0"
-        ),
+    let key = Credentials::new(
+        account,
+        ROOT_KEYS.secret(account).expect("a root key"),
+        None,
+        None,
+        "root",
     );
+    send_signed(
+        url,
+        path,
+        &key,
+        service,
+        headers,
+        body,
+        std::time::SystemTime::now(),
+    )
+    .await
+}
+
+async fn send_signed(
+    url: &str,
+    path: &str,
+    key: &Credentials,
+    service: &str,
+    headers: &[(&str, &str)],
+    body: Vec<u8>,
+    at: std::time::SystemTime,
+) -> (u16, hyper::HeaderMap, String) {
+    let full = format!("{url}{path}");
+    let mut request = reqwest::Client::new().post(&full);
     for (name, value) in headers {
         request = request.header(*name, *value);
+    }
+    for (name, value) in sigv4_headers("POST", &full, key, service, headers, &body, at) {
+        request = request.header(name, value);
     }
     let response = request.body(body).send().await.expect("gateway answers");
     let status = response.status().as_u16();
@@ -1084,6 +1163,79 @@ async fn raw(
         out.insert(name.clone(), value.clone());
     }
     (status, out, response.text().await.expect("body"))
+}
+
+/// A wrong secret, a key nobody issued, a stale date and an incomplete
+/// signature are refused with AWS's codes before anything is evaluated,
+/// while the same request signed right goes through.
+#[test]
+fn signatures_are_verified_against_the_keys_the_gateway_knows() {
+    let world = world();
+    RUNTIME.block_on(async {
+        let url = world.enforce.url();
+        let form = [("content-type", "application/x-www-form-urlencoded")];
+        let body = b"Action=GetCallerIdentity&Version=2011-06-15".to_vec();
+        let now = std::time::SystemTime::now();
+        let secret = ROOT_KEYS.secret(B).expect("B's key");
+        let code = |text: &str| {
+            let texts = xml::element_texts(text).expect("well-formed xml");
+            xml::find(&texts, "ErrorResponse/Error/Code").map(str::to_owned)
+        };
+
+        let key = |id: &str, secret: &str| Credentials::new(id, secret, None, None, "test");
+        let (status, _, text) = send_signed(&url, "/", &key(B, secret), "sts", &form, body.clone(), now).await;
+        assert_eq!(status, 200, "{text}");
+        assert!(text.contains(&format!("arn:aws:iam::{B}:root")), "{text}");
+
+        // (what, (key id, secret), signing time, status, code)
+        type Case<'a> = (&'a str, (&'a str, &'a str), std::time::SystemTime, u16, &'a str);
+        let cases: [Case<'_>; 4] = [
+            ("wrong secret", (B, "not-the-secret"), now, 403, "SignatureDoesNotMatch"),
+            ("forged key", ("AKIAFORGEDFORGED0000", secret), now, 403, "InvalidClientTokenId"),
+            ("unknown account", ("444444444444", secret), now, 403, "InvalidClientTokenId"),
+            ("stale date", (B, secret), now - Duration::from_secs(16 * 60), 403, "SignatureDoesNotMatch"),
+        ];
+        for (what, key_id_secret, at, status, expected) in cases {
+            let (got, headers, text) = send_signed(&url, "/", &key(key_id_secret.0, key_id_secret.1), "sts", &form, body.clone(), at).await;
+            assert_eq!(got, status, "{what}: {text}");
+            assert_eq!(headers["content-type"], "text/xml", "{what}");
+            assert_eq!(code(&text).as_deref(), Some(expected), "{what}: {text}");
+        }
+
+        // A signature that lacks its Signature part, as AWS words it.
+        let response = reqwest::Client::new()
+            .post(format!("{url}/"))
+            .header("content-type", form[0].1)
+            .header("x-amz-date", "20260101T000000Z")
+            .header(
+                "authorization",
+                format!("AWS4-HMAC-SHA256 Credential={B}/20260101/us-east-1/sts/aws4_request, SignedHeaders=host"),
+            )
+            .body(body.clone())
+            .send()
+            .await
+            .expect("answers");
+        assert_eq!(response.status().as_u16(), 400);
+        let text = response.text().await.expect("body");
+        assert_eq!(code(&text).as_deref(), Some("IncompleteSignature"), "{text}");
+
+        // Lambda spells the same refusals its own way.
+        let function = function(&url).await;
+        let path = format!("/2015-03-31/functions/{}/invocations", function.replace(':', "%3A"));
+        let (status, headers, text) =
+            send_signed(&url, &path, &key(A, "not-the-secret"), "lambda", &[], b"{}".to_vec(), now).await;
+        assert_eq!(status, 403, "{text}");
+        assert_eq!(headers["x-amzn-errortype"], "InvalidSignatureException");
+
+        let refused: Vec<_> = world
+            .enforce
+            .decisions()
+            .into_iter()
+            .filter(|r| r.reason == "authentication_failed")
+            .collect();
+        assert!(refused.len() >= 6, "{refused:?}");
+        assert!(refused.iter().all(|r| r.decision == Ruling::Deny && r.principal.is_none()));
+    });
 }
 
 /// Each request form that once reached the emulator unchecked, sent by a

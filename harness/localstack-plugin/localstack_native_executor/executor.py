@@ -11,6 +11,11 @@ Environment read in the LocalStack process:
 - ``HARNESS_RUNTIME_SHIM`` (required): absolute path of the ``runtime-shim`` binary.
 - ``HARNESS_LAMBDA_ENDPOINT_URL`` (optional): replaces ``AWS_ENDPOINT_URL`` in every
   function's environment (the harness points functions at its IAM gateway).
+- ``HARNESS_CREDENTIALS_URL`` and ``HARNESS_CREDENTIALS_TOKEN`` (optional): where
+  the harness's IAM gateway issues each function's execution-role credentials.
+  They replace the ones LocalStack minted, which the gateway would not know:
+  the gateway verifies every signature, and Lambda in AWS runs a function with
+  credentials of a session of its execution role, which must trust Lambda.
 - ``SHIM_DEBUG`` / ``SHIM_LOG`` (optional): passed to the shim; ``SHIM_DEBUG=1``
   echoes function output and shim diagnostics into LocalStack's debug log.
 """
@@ -51,6 +56,10 @@ LOG = logging.getLogger(__name__)
 
 SHIM_ENV = "HARNESS_RUNTIME_SHIM"
 ENDPOINT_OVERRIDE_ENV = "HARNESS_LAMBDA_ENDPOINT_URL"
+CREDENTIALS_URL_ENV = "HARNESS_CREDENTIALS_URL"
+CREDENTIALS_TOKEN_ENV = "HARNESS_CREDENTIALS_TOKEN"
+ISSUER_TOKEN_HEADER = "x-harness-issuer-token"
+ISSUE_TIMEOUT_SECONDS = 10.0
 # Shim settings forwarded from LocalStack's environment; the shim keeps them from the function.
 SHIM_PASSTHROUGH = ("SHIM_DEBUG", "SHIM_LOG")
 ANNOUNCE_PREFIX = "listening "
@@ -93,6 +102,50 @@ def function_env(
         if environ.get(name):
             env[name] = environ[name]
     return env
+
+
+def issued_credentials(
+    role_arn: str, function_arn: str, function_name: str, environ: Mapping[str, str]
+) -> dict[str, str] | None:
+    """Execution-role credentials from the harness's gateway, as environment
+    variables; ``None`` when no issuer is configured. A refusal (the role does
+    not trust Lambda) is a LambdaRuntimeException with the gateway's words."""
+    url = environ.get(CREDENTIALS_URL_ENV)
+    token = environ.get(CREDENTIALS_TOKEN_ENV)
+    if not url or not token:
+        return None
+    import urllib.error
+    import urllib.request
+
+    request = urllib.request.Request(
+        url,
+        data=json.dumps(
+            {"RoleArn": role_arn, "FunctionArn": function_arn, "FunctionName": function_name}
+        ).encode(),
+        headers={"content-type": "application/json", ISSUER_TOKEN_HEADER: token},
+        method="POST",
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=ISSUE_TIMEOUT_SECONDS) as answer:
+            issued = json.loads(answer.read())
+    except urllib.error.HTTPError as e:
+        detail = e.read().decode("utf-8", errors="replace")
+        try:
+            detail = json.loads(detail).get("message", detail)
+        except ValueError:
+            pass
+        raise LambdaRuntimeException(
+            f"no execution-role credentials for {function_name} ({role_arn}): {detail}"
+        ) from e
+    except (OSError, ValueError) as e:
+        raise LambdaRuntimeException(
+            f"the IAM gateway at {url} did not issue credentials for {function_name}: {e}"
+        ) from e
+    return {
+        "AWS_ACCESS_KEY_ID": issued["AccessKeyId"],
+        "AWS_SECRET_ACCESS_KEY": issued["SecretAccessKey"],
+        "AWS_SESSION_TOKEN": issued["SessionToken"],
+    }
 
 
 def parse_announcement(line: bytes) -> tuple[str, int]:
@@ -164,6 +217,16 @@ class NativeRuntimeExecutor(RuntimeExecutor):
     def start(self, env_vars: dict[str, str]) -> None:
         shim = shim_path()
         code_dir = self._code_dir()
+        env = function_env(env_vars, code_dir, os.environ)
+        config = self.function_version.config
+        issued = issued_credentials(
+            config.role,
+            self.function_version.id.unqualified_arn(),
+            self.function_version.id.function_name,
+            os.environ,
+        )
+        if issued is not None:
+            env.update(issued)
         self.executor_endpoint.start()
         # No new session or process group: LocalStack's group is killed as a
         # whole by whoever started it, and the shim must go with it. The stdin
@@ -174,7 +237,7 @@ class NativeRuntimeExecutor(RuntimeExecutor):
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
-            env=function_env(env_vars, code_dir, os.environ),
+            env=env,
             cwd=str(code_dir),
             close_fds=True,
         )

@@ -4,7 +4,7 @@
 //! fetches) gets its configuration here.
 #![warn(missing_docs)]
 
-use std::time::Duration;
+use std::{collections::BTreeMap, fmt, time::Duration};
 
 use aws_config::{BehaviorVersion, Region, SdkConfig, retry::RetryConfig, timeout::TimeoutConfig};
 use aws_credential_types::Credentials;
@@ -12,16 +12,70 @@ use aws_credential_types::Credentials;
 /// The region every emulated account lives in.
 pub const REGION: &str = "us-east-1";
 
-/// SDK configuration acting as the root of `account` against `endpoint`.
+/// The secret used for the emulator's own API, which checks none (LocalStack
+/// selects the account from the 12-digit key id alone). Only the IAM gateway's
+/// policy fetches, which go straight to the emulator, use it.
+pub const EMULATOR_SECRET: &str = "the-emulator-checks-no-secret";
+
+/// Each account root's secret access key, generated afresh for every run of
+/// the harness. The access key id stays the 12-digit account id, which is how
+/// the emulator tells accounts apart; the IAM gateway verifies every signature
+/// against these secrets.
 ///
-/// LocalStack selects the account from a 12-digit access key id; the secret is
-/// not checked, so a fixed placeholder is used (it is no secret).
-pub async fn account_config(endpoint: &str, account: &str) -> SdkConfig {
+/// `Debug` names the accounts only: secrets are never logged or printed.
+#[derive(Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(transparent)]
+pub struct RootKeys(BTreeMap<String, String>);
+
+/// 40 characters from the OS's randomness (two v4 UUIDs, 160 random bits in all),
+/// the length of an AWS secret access key.
+pub fn random_secret() -> String {
+    let mut secret = format!(
+        "{}{}",
+        uuid::Uuid::new_v4().simple(),
+        uuid::Uuid::new_v4().simple()
+    );
+    secret.truncate(40);
+    secret
+}
+
+impl RootKeys {
+    /// A fresh [`random_secret`] for each account.
+    pub fn generate<'a>(accounts: impl IntoIterator<Item = &'a str>) -> Self {
+        Self(
+            accounts
+                .into_iter()
+                .map(|account| (account.to_owned(), random_secret()))
+                .collect(),
+        )
+    }
+
+    /// The root secret of `account`, if it is one of these accounts.
+    pub fn secret(&self, account: &str) -> Option<&str> {
+        self.0.get(account).map(String::as_str)
+    }
+
+    /// `(account, secret)` pairs.
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.0.iter().map(|(a, s)| (a.as_str(), s.as_str()))
+    }
+}
+
+impl fmt::Debug for RootKeys {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RootKeys")
+            .field("accounts", &self.0.keys().collect::<Vec<_>>())
+            .finish_non_exhaustive()
+    }
+}
+
+/// SDK configuration acting as the root of `account`, with `secret`, against `endpoint`.
+pub async fn account_config(endpoint: &str, account: &str, secret: &str) -> SdkConfig {
     aws_config::defaults(BehaviorVersion::latest())
         .region(Region::new(REGION))
         .endpoint_url(endpoint)
         // Explicit credentials: never a developer's real profile or IMDS.
-        .credentials_provider(Credentials::new(account, "harness", None, None, "harness"))
+        .credentials_provider(Credentials::new(account, secret, None, None, "harness"))
         .retry_config(RetryConfig::standard().with_max_attempts(3))
         .timeout_config(
             TimeoutConfig::builder()
@@ -33,6 +87,17 @@ pub async fn account_config(endpoint: &str, account: &str) -> SdkConfig {
         .await
 }
 
+/// SDK configuration acting as the root of `account` with its key from `keys`
+/// (a key the gateway does not know, if `account` has none there).
+pub async fn root_config(endpoint: &str, keys: &RootKeys, account: &str) -> SdkConfig {
+    account_config(
+        endpoint,
+        account,
+        keys.secret(account).unwrap_or(EMULATOR_SECRET),
+    )
+    .await
+}
+
 /// An S3 client for the emulator: path-style addressing, since bucket
 /// subdomains of 127.0.0.1 do not resolve.
 pub fn s3_client(config: &SdkConfig) -> aws_sdk_s3::Client {
@@ -40,4 +105,30 @@ pub fn s3_client(config: &SdkConfig) -> aws_sdk_s3::Client {
         .force_path_style(true)
         .build();
     aws_sdk_s3::Client::from_conf(s3)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn root_keys_are_fresh_per_generation_and_never_shown() {
+        let keys = RootKeys::generate(["111111111111", "222222222222"]);
+        let again = RootKeys::generate(["111111111111", "222222222222"]);
+        let secret = keys.secret("111111111111").expect("a secret for A");
+        assert_eq!(secret.len(), 40);
+        assert_ne!(keys.secret("111111111111"), keys.secret("222222222222"));
+        assert_ne!(keys, again);
+        assert_eq!(keys.secret("333333333333"), None);
+        let shown = format!("{keys:?}");
+        assert!(
+            shown.contains("111111111111") && !shown.contains(secret),
+            "{shown}"
+        );
+        let json = serde_json::to_string(&keys).expect("json");
+        assert_eq!(
+            serde_json::from_str::<RootKeys>(&json).expect("parse"),
+            keys
+        );
+    }
 }

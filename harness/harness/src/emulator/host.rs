@@ -32,6 +32,8 @@ pub struct HostOptions {
     pub work_dir: PathBuf,
     /// When set, lambdas get this as `AWS_ENDPOINT_URL` instead of LocalStack's own.
     pub lambda_endpoint: Option<String>,
+    /// Where the executor gets execution-role keys, and its token.
+    pub credentials_issuer: Option<(String, String)>,
     /// Suppress progress output.
     pub quiet: bool,
 }
@@ -154,6 +156,10 @@ fn spawn(python: &Path, options: &HostOptions) -> Result<HostEmulator, HarnessEr
         .process_group(0);
     if let Some(endpoint) = &options.lambda_endpoint {
         cmd.env("HARNESS_LAMBDA_ENDPOINT_URL", endpoint);
+    }
+    if let Some((url, token)) = &options.credentials_issuer {
+        cmd.env("HARNESS_CREDENTIALS_URL", url)
+            .env("HARNESS_CREDENTIALS_TOKEN", token);
     }
     // SAFETY: prctl is async-signal-safe; nothing else runs between fork and exec.
     unsafe {
@@ -289,6 +295,7 @@ mod tests {
             runtime_shim: PathBuf::from("/bin/true"),
             work_dir: std::env::temp_dir(),
             lambda_endpoint: None,
+            credentials_issuer: None,
             quiet: true,
         };
 

@@ -41,6 +41,9 @@ pub struct EmulatorOptions {
     pub work_dir: PathBuf,
     /// The endpoint lambdas should use for AWS, when not the emulator itself.
     pub lambda_endpoint: Option<String>,
+    /// Where the executor gets each function's execution-role keys, and its
+    /// token (the IAM gateway issues them; host backend).
+    pub credentials_issuer: Option<(String, String)>,
     /// Suppress progress output.
     pub quiet: bool,
 }
@@ -79,6 +82,7 @@ impl Emulator {
                     runtime_shim: options.runtime_shim.clone(),
                     work_dir: options.work_dir.clone(),
                     lambda_endpoint: options.lambda_endpoint.clone(),
+                    credentials_issuer: options.credentials_issuer.clone(),
                     quiet: options.quiet,
                 })
                 .await?;
