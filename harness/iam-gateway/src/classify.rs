@@ -140,6 +140,9 @@ pub enum Operation {
     AssumeRole(AssumeRoleCall),
     /// `lambda:InvokeFunction` (Invoke, InvokeAsync, InvokeWithResponseStream).
     Invoke(FunctionRef),
+    /// Another operation on one function (`lambda:GetFunction`, `lambda:AddPermission`, ...),
+    /// evaluated like an invoke against the function policy and the caller's policies.
+    Function(&'static str, FunctionRef),
     /// Anything else: forwarded unchanged.
     ///
     /// The policy cache is cleared when such a request may change policies:
@@ -269,6 +272,45 @@ fn invoke_name<'a>(method: &Method, path: &'a str) -> Option<&'a str> {
     })
 }
 
+/// Lambda's operations on one function, by method and path shape after
+/// `/<version>/functions/<name>`: the IAM action each needs, with the
+/// function as its resource (Service Authorization Reference, Lambda).
+const FUNCTION_ACTIONS: [(&str, &str, &str); 13] = [
+    ("GET", "", "lambda:GetFunction"),
+    ("DELETE", "", "lambda:DeleteFunction"),
+    ("GET", "configuration", "lambda:GetFunctionConfiguration"),
+    ("PUT", "configuration", "lambda:UpdateFunctionConfiguration"),
+    ("PUT", "code", "lambda:UpdateFunctionCode"),
+    ("GET", "policy", "lambda:GetPolicy"),
+    ("POST", "policy", "lambda:AddPermission"),
+    ("DELETE", "policy/*", "lambda:RemovePermission"),
+    ("POST", "versions", "lambda:PublishVersion"),
+    ("GET", "versions", "lambda:ListVersionsByFunction"),
+    ("POST", "aliases", "lambda:CreateAlias"),
+    ("PUT", "aliases/*", "lambda:UpdateAlias"),
+    ("DELETE", "aliases/*", "lambda:DeleteAlias"),
+];
+
+/// A function-scoped Lambda operation: its IAM action and the (encoded) function name.
+fn function_operation<'a>(method: &Method, path: &'a str) -> Option<(&'static str, &'a str)> {
+    let rest = path.strip_prefix("/2015-03-31/functions/")?;
+    let rest = rest.strip_suffix('/').unwrap_or(rest);
+    let (name, tail) = rest.split_once('/').unwrap_or((rest, ""));
+    if name.is_empty() {
+        return None;
+    }
+    FUNCTION_ACTIONS.iter().find_map(|(m, shape, action)| {
+        let fits = match shape.strip_suffix("/*") {
+            Some(prefix) => tail
+                .strip_prefix(prefix)
+                .and_then(|t| t.strip_prefix('/'))
+                .is_some_and(|id| !id.is_empty() && !id.contains('/')),
+            None => tail == *shape,
+        };
+        (method.as_str() == *m && fits).then_some((*action, name))
+    })
+}
+
 /// Lambda's REST operations by method and path shape, for the log only.
 fn lambda_operation(method: &Method, path: &str) -> &'static str {
     let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
@@ -339,6 +381,23 @@ pub fn classify(facts: RequestFacts<'_>) -> Operation {
                 "AccessDeniedException",
                 format!(
                     "iam gateway: the function name `{encoded}` in this invoke cannot be read, so the invoke cannot be evaluated"
+                ),
+            ),
+        };
+    }
+
+    // Any other operation on one function is evaluated like an invoke.
+    if let Some((action, encoded)) = function_operation(facts.method, &path) {
+        return match percent_decode(encoded).and_then(|name| {
+            FunctionRef::parse(&name, query_param(facts.query, "Qualifier").as_deref())
+        }) {
+            Some(function) => Operation::Function(action, function),
+            None => refuse(
+                action,
+                403,
+                "AccessDeniedException",
+                format!(
+                    "iam gateway: the function name `{encoded}` cannot be read, so {action} cannot be evaluated"
                 ),
             ),
         };
@@ -827,20 +886,6 @@ mod tests {
         "lambda:CreateFunction",
         true
     )]
-    #[case::add_permission(
-        Method::POST,
-        "/2015-03-31/functions/f/policy",
-        Some("lambda"),
-        "lambda:AddPermission",
-        true
-    )]
-    #[case::get_policy(
-        Method::GET,
-        "/2015-03-31/functions/f/policy",
-        Some("lambda"),
-        "lambda:GetPolicy",
-        false
-    )]
     #[case::get_invocations_is_not_invoke(
         Method::GET,
         "/2015-03-31/functions/f/invocations",
@@ -939,6 +984,62 @@ mod tests {
                 may_change_policies: false
             })
         );
+    }
+
+    #[rstest]
+    #[case::get(
+        Method::GET,
+        "/2015-03-31/functions/arn%3Aaws%3Alambda%3Aus-east-1%3A111111111111%3Afunction%3Aservicenow-alert",
+        Some("lambda:GetFunction")
+    )]
+    #[case::get_slash(
+        Method::GET,
+        "/2015-03-31/functions/arn%3Aaws%3Alambda%3Aus-east-1%3A111111111111%3Afunction%3Aservicenow-alert/",
+        Some("lambda:GetFunction")
+    )]
+    #[case::configuration(
+        Method::GET,
+        "/2015-03-31/functions/arn%3Aaws%3Alambda%3Aus-east-1%3A111111111111%3Afunction%3Aservicenow-alert/configuration",
+        Some("lambda:GetFunctionConfiguration")
+    )]
+    #[case::code(
+        Method::PUT,
+        "/2015-03-31/functions/arn%3Aaws%3Alambda%3Aus-east-1%3A111111111111%3Afunction%3Aservicenow-alert/code",
+        Some("lambda:UpdateFunctionCode")
+    )]
+    #[case::add_permission(
+        Method::POST,
+        "/2015-03-31/functions/arn%3Aaws%3Alambda%3Aus-east-1%3A111111111111%3Afunction%3Aservicenow-alert/policy",
+        Some("lambda:AddPermission")
+    )]
+    #[case::remove_permission(
+        Method::DELETE,
+        "/2015-03-31/functions/arn%3Aaws%3Alambda%3Aus-east-1%3A111111111111%3Afunction%3Aservicenow-alert/policy/sid-1",
+        Some("lambda:RemovePermission")
+    )]
+    #[case::delete(
+        Method::DELETE,
+        "/2015-03-31/functions/arn%3Aaws%3Alambda%3Aus-east-1%3A111111111111%3Afunction%3Aservicenow-alert",
+        Some("lambda:DeleteFunction")
+    )]
+    #[case::list(Method::GET, "/2015-03-31/functions/", None)]
+    #[case::create(Method::POST, "/2015-03-31/functions", None)]
+    fn function_scoped_operations_are_evaluated_on_their_function(
+        #[case] method: Method,
+        #[case] path: &str,
+        #[case] expected: Option<&str>,
+    ) {
+        let headers = HeaderMap::new();
+        let op = classify(facts(&method, path, None, &headers, Some("lambda"), None));
+        match (op, expected) {
+            (Operation::Function(action, function), Some(expected)) => {
+                assert_eq!(action, expected);
+                assert_eq!(function.name, "servicenow-alert");
+                assert_eq!(function.account.as_deref(), Some("111111111111"));
+            }
+            (Operation::Other(_), None) => {}
+            (other, _) => panic!("{path}: {other:?}"),
+        }
     }
 
     #[rstest]

@@ -89,9 +89,14 @@ pub fn assume_role_request(caller: &Caller, call: &AssumeRoleCall, region: &str)
     request
 }
 
-/// The evaluator's request for `lambda:InvokeFunction` on a resolved function ARN.
-pub fn invoke_request(caller: &Caller, function_arn: &str, region: &str) -> Request {
-    base_request(caller, INVOKE_FUNCTION, function_arn, region)
+/// The evaluator's request for a Lambda `action` on a resolved function ARN.
+pub fn function_request(
+    caller: &Caller,
+    action: &str,
+    function_arn: &str,
+    region: &str,
+) -> Request {
+    base_request(caller, action, function_arn, region)
         .with_context("lambda:FunctionArn", function_arn)
 }
 
@@ -209,13 +214,26 @@ pub async fn invoke(
     function: &FunctionRef,
     region: &str,
 ) -> Result<Outcome, GatewayError> {
+    on_function(source, caller, INVOKE_FUNCTION, function, region).await
+}
+
+/// Decides a Lambda `action` on one function (`lambda:GetFunction`,
+/// `lambda:AddPermission`, ...) the way Lambda would: the function policy and
+/// the caller's identity policies, with AWS's same- and cross-account rules.
+pub async fn on_function(
+    source: &PolicySource,
+    caller: &Caller,
+    action: &str,
+    function: &FunctionRef,
+    region: &str,
+) -> Result<Outcome, GatewayError> {
     let caller_account = caller.principal.account().unwrap_or_default();
     let function_arn = function.arn(caller_account, region);
     let (policy, identity) = tokio::join!(
         source.function_policy(&function_arn),
         source.identity_policies(&caller.principal)
     );
-    let request = invoke_request(caller, &function_arn, region);
+    let request = function_request(caller, action, &function_arn, region);
     let decision = authorize_invoke(&request, policy?.as_deref(), &identity?);
     let rejection = access_denied(&decision, "AccessDeniedException");
     Ok(Outcome::from_decision(decision, rejection))
@@ -309,7 +327,7 @@ mod tests {
     #[test]
     fn invoke_context_names_the_function() {
         let arn = "arn:aws:lambda:us-east-1:111111111111:function:servicenow-alert";
-        let request = invoke_request(&caller(SESSION), arn, "us-east-1");
+        let request = function_request(&caller(SESSION), INVOKE_FUNCTION, arn, "us-east-1");
         assert_eq!(request.resource, arn);
         assert_eq!(
             request

@@ -1,11 +1,15 @@
 //! The IAM gateway: a reverse proxy in front of LocalStack that enforces what
-//! LocalStack's free edition does not, `sts:AssumeRole` trust and identity
-//! policies and `lambda:InvokeFunction` resource and identity policies.
+//! LocalStack's free edition does not: SigV4 signatures, `sts:AssumeRole`
+//! trust and identity policies, and Lambda function policies and identity
+//! policies for invokes and every other operation on a function.
 //!
 //! Every AWS client (the lambdas, the harness, a user's SDK or CLI) uses the
-//! gateway's URL as its endpoint. The gateway reads the caller from the SigV4
-//! credential scope, asks [`iam_policy`] what AWS would decide, and either
-//! forwards the request unchanged or answers with AWS's own error. Every
+//! gateway's URL as its endpoint. The gateway verifies each signature against
+//! the secret it knows for the key (the run's root keys, sessions it saw
+//! minted, the functions' execution-role keys it issued), asks [`iam_policy`]
+//! what AWS would decide, and either forwards the request unchanged or
+//! answers with AWS's own error. Requests of other services are
+//! authenticated but their policies are not evaluated yet; the log says so. Every
 //! request is recorded in a decision log (memory, and JSON lines in a file
 //! when configured), so nobody mistakes an unchecked request for a checked one.
 //!

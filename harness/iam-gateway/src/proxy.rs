@@ -504,6 +504,8 @@ async fn handle(
             .then_some(&bytes[..]),
     };
     let operation = classify::classify(facts);
+    let changes_policies = matches!(operation, Operation::Function(..))
+        && !matches!(parts.method, hyper::Method::GET | hyper::Method::HEAD);
     let shape = classify::shape(facts);
     let session_token = sigv4::session_token(&parts.headers, parts.uri.query());
     let authenticated = authenticate(&state.keys, &parts, &bytes, session_token.as_deref());
@@ -558,7 +560,8 @@ async fn handle(
             return Ok(refuse(&state, request, refusal, principal, trace, started).await);
         }
         Operation::AssumeRole(call) => (ASSUME_ROLE, Call::AssumeRole(call)),
-        Operation::Invoke(function) => (INVOKE_FUNCTION, Call::Invoke(function)),
+        Operation::Invoke(function) => (INVOKE_FUNCTION, Call::Function(function)),
+        Operation::Function(action, function) => (action, Call::Function(function)),
     };
     let request_id = uuid::Uuid::new_v4().to_string();
 
@@ -567,6 +570,7 @@ async fn handle(
         &state.source,
         &scope,
         session_token.as_deref(),
+        action,
         &call,
         &region,
     )
@@ -618,6 +622,10 @@ async fn handle(
     let forwarded = state.forward(request).await;
     let mut upstream = forwarded.upstream;
     let mut response = forwarded.response;
+    // AddPermission, RemovePermission and the like change what the next decision reads.
+    if changes_policies {
+        state.source.invalidate();
+    }
     if action == ASSUME_ROLE && response.status() == StatusCode::OK {
         let reading = Instant::now();
         response = harvest_credentials(&state.source, &state.keys, response).await;
@@ -631,7 +639,8 @@ async fn handle(
 /// What an evaluated request asks for.
 enum Call {
     AssumeRole(classify::AssumeRoleCall),
-    Invoke(classify::FunctionRef),
+    /// An invoke or another operation on one function.
+    Function(classify::FunctionRef),
 }
 
 impl Call {
@@ -639,7 +648,7 @@ impl Call {
     fn resource(&self, caller_account: Option<&str>, region: &str) -> String {
         match self {
             Self::AssumeRole(call) => call.role_arn.clone(),
-            Self::Invoke(function) => function.arn(caller_account.unwrap_or(""), region),
+            Self::Function(function) => function.arn(caller_account.unwrap_or(""), region),
         }
     }
 }
@@ -650,6 +659,7 @@ async fn evaluate(
     source: &PolicySource,
     scope: &CredentialScope,
     session_token: Option<&str>,
+    action: &str,
     call: &Call,
     region: &str,
 ) -> Result<(Caller, Outcome), EvaluationError> {
@@ -659,7 +669,9 @@ async fn evaluate(
         .map_err(|err| (None, err))?;
     let outcome = match call {
         Call::AssumeRole(call) => decide::assume_role(source, &caller, call, region).await,
-        Call::Invoke(function) => decide::invoke(source, &caller, function, region).await,
+        Call::Function(function) => {
+            decide::on_function(source, &caller, action, function, region).await
+        }
     };
     match outcome {
         Ok(outcome) => Ok((caller, outcome)),
@@ -667,7 +679,6 @@ async fn evaluate(
     }
 }
 
-/// AWS refuses unsigned `AssumeRole` and `Invoke` calls; LocalStack would serve them as its default account.
 /// Answers a refused request in its service's error shape (audit mode:
 /// forwards it and records that AWS's answer would differ).
 async fn refuse(
@@ -780,6 +791,7 @@ async fn refuse_authentication(
     let action = match operation {
         Operation::AssumeRole(_) => ASSUME_ROLE.to_owned(),
         Operation::Invoke(_) => INVOKE_FUNCTION.to_owned(),
+        Operation::Function(action, _) => (*action).to_owned(),
         Operation::Other(other) => other.action.clone(),
         Operation::Refused(refusal) => refusal.action.clone(),
     };

@@ -1,8 +1,8 @@
 //! Who signed a request: the SigV4 credential scope, from the `Authorization`
 //! header or a presigned URL's `X-Amz-Credential`, plus the trace root.
 //!
-//! Only the scope is read. Signatures are not verified (LocalStack does not
-//! either), and no header value is ever logged.
+//! This module only reads the scope; [`super::signature`] verifies the
+//! signature. No header value is ever logged.
 
 use hyper::HeaderMap;
 use xray_trace::TraceId;

@@ -1338,3 +1338,73 @@ fn request_forms_that_once_passed_unchecked_are_denied() {
         assert_eq!(xml::find(&texts, "ErrorResponse/Error/Code"), Some("IncompleteSignature"));
     });
 }
+
+/// `GetFunction` shows a function's environment (the callee's SMTP password):
+/// a function policy that lets another account invoke does not let it read,
+/// while the owner's root reads it and the same account may still invoke.
+#[test]
+fn cross_account_get_function_is_denied_while_the_owner_reads_it() {
+    let world = world();
+    RUNTIME.block_on(async {
+        let url = world.enforce.url();
+        let function = function(&url).await;
+        for (action, answer) in [
+            (
+                "lambda:GetFunction",
+                aws_sdk_lambda::Client::new(&root(&url, B).await)
+                    .get_function()
+                    .function_name(&function)
+                    .send()
+                    .await
+                    .map(|_| ())
+                    .map_err(|e| (e.code().map(str::to_owned), e.message().map(str::to_owned))),
+            ),
+            (
+                "lambda:GetFunctionConfiguration",
+                aws_sdk_lambda::Client::new(&root(&url, B).await)
+                    .get_function_configuration()
+                    .function_name(&function)
+                    .send()
+                    .await
+                    .map(|_| ())
+                    .map_err(|e| (e.code().map(str::to_owned), e.message().map(str::to_owned))),
+            ),
+            (
+                "lambda:AddPermission",
+                aws_sdk_lambda::Client::new(&root(&url, C).await)
+                    .add_permission()
+                    .function_name(&function)
+                    .statement_id("grab")
+                    .action("lambda:*")
+                    .principal(C)
+                    .send()
+                    .await
+                    .map(|_| ())
+                    .map_err(|e| (e.code().map(str::to_owned), e.message().map(str::to_owned))),
+            ),
+        ] {
+            let (code, message) = answer.expect_err(action);
+            assert_eq!(code.as_deref(), Some("AccessDeniedException"), "{action}");
+            let message = message.unwrap_or_default();
+            assert!(
+                message.contains(&format!(
+                    "is not authorized to perform: {action} on resource: {function}"
+                )),
+                "{action}: {message}"
+            );
+        }
+        let owner = aws_sdk_lambda::Client::new(&root(&url, A).await);
+        let read = owner
+            .get_function()
+            .function_name(&function)
+            .send()
+            .await
+            .expect("the owner reads");
+        assert_eq!(
+            read.configuration().and_then(|c| c.function_arn()),
+            Some(function.as_str())
+        );
+        let record = record_for(&world.enforce, &format!("{B}:root"), &function);
+        assert_eq!(record.decision, Ruling::Deny);
+    });
+}
