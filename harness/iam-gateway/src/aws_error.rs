@@ -130,8 +130,10 @@ pub enum AuthFailure {
     Missing,
     /// A malformed or partial signature; the text says what.
     Incomplete(String),
-    /// An access key the gateway never issued, or a session key with the wrong token.
+    /// An access key the gateway never issued.
     UnknownKey,
+    /// A known key whose session token is missing or another's.
+    WrongToken,
     /// The signature does not match.
     Mismatch,
     /// `X-Amz-Date` beyond 15 minutes of now.
@@ -179,6 +181,7 @@ pub fn auth_failure(
         (S::S3, F::Missing) => (403, "AccessDenied", "Access Denied".into()),
         (S::S3, F::Incomplete(what)) => (400, "AuthorizationHeaderMalformed", what.clone()),
         (S::S3, F::UnknownKey) => (403, "InvalidAccessKeyId", "The AWS Access Key Id you provided does not exist in our records.".into()),
+        (S::S3, F::WrongToken) => (400, "InvalidToken", "The provided token is malformed or otherwise invalid.".into()),
         (S::S3, F::Mismatch) => (403, "SignatureDoesNotMatch", "The request signature we calculated does not match the signature you provided. Check your key and signing method.".into()),
         (S::S3, F::Skewed { .. }) => (403, "RequestTimeTooSkewed", "The difference between the request time and the current time is too large.".into()),
         (S::S3, F::PresignExpired) => (403, "AccessDenied", "Request has expired".into()),
@@ -186,7 +189,7 @@ pub fn auth_failure(
         (S::S3, F::ContentHashMismatch) => (400, "XAmzContentSHA256Mismatch", "The provided 'x-amz-content-sha256' header does not match what was computed.".into()),
         (S::Ec2, F::Missing) => (401, "MissingAuthenticationToken", "Request is missing Authentication Token".into()),
         (S::Ec2, F::Incomplete(what)) => (400, "IncompleteSignature", what.clone()),
-        (S::Ec2, F::UnknownKey | F::Mismatch | F::ContentHashMismatch) => (401, "AuthFailure", "AWS was not able to validate the provided access credentials".into()),
+        (S::Ec2, F::UnknownKey | F::WrongToken | F::Mismatch | F::ContentHashMismatch) => (401, "AuthFailure", "AWS was not able to validate the provided access credentials".into()),
         (S::Ec2, F::Skewed { .. } | F::PresignExpired) => (400, "RequestExpired", "Request has expired.".into()),
         (S::Ec2, F::ExpiredToken) => (400, "RequestExpired", "Request has expired.".into()),
         (shape, failure) => {
@@ -200,7 +203,7 @@ pub fn auth_failure(
             let (code, json_code, message) = match failure {
                 F::Missing => ("MissingAuthenticationToken", "MissingAuthenticationTokenException", "Request is missing Authentication Token".to_owned()),
                 F::Incomplete(what) => ("IncompleteSignature", "IncompleteSignatureException", what.clone()),
-                F::UnknownKey => ("InvalidClientTokenId", "UnrecognizedClientException", BAD_TOKEN.to_owned()),
+                F::UnknownKey | F::WrongToken => ("InvalidClientTokenId", "UnrecognizedClientException", BAD_TOKEN.to_owned()),
                 F::Mismatch | F::ContentHashMismatch => ("SignatureDoesNotMatch", "InvalidSignatureException", MISMATCH.to_owned()),
                 F::Skewed { amz_date, now, future } => ("SignatureDoesNotMatch", "InvalidSignatureException", skew_message(amz_date, now, *future)),
                 F::PresignExpired => ("SignatureDoesNotMatch", "InvalidSignatureException", "Signature expired: the presigned URL is past its X-Amz-Expires.".to_owned()),

@@ -153,8 +153,9 @@ pub async fn assume_role(
     assume_role_in_context(source, caller, call, region, &[]).await
 }
 
-/// [`assume_role`] with context keys a service adds when it acts for a
-/// resource, e.g. `aws:SourceArn` and `aws:SourceAccount`.
+/// [`assume_role`] with context keys from the request (`aws:UserAgent`) or
+/// that a service adds when it acts for a resource (`aws:SourceArn`,
+/// `aws:SourceAccount`).
 pub async fn assume_role_in_context(
     source: &PolicySource,
     caller: &Caller,
@@ -214,7 +215,7 @@ pub async fn invoke(
     function: &FunctionRef,
     region: &str,
 ) -> Result<Outcome, GatewayError> {
-    on_function(source, caller, INVOKE_FUNCTION, function, region).await
+    on_function(source, caller, INVOKE_FUNCTION, function, region, &[]).await
 }
 
 /// Decides a Lambda `action` on one function (`lambda:GetFunction`,
@@ -226,6 +227,7 @@ pub async fn on_function(
     action: &str,
     function: &FunctionRef,
     region: &str,
+    context: &[(&str, &str)],
 ) -> Result<Outcome, GatewayError> {
     let caller_account = caller.principal.account().unwrap_or_default();
     let function_arn = function.arn(caller_account, region);
@@ -233,7 +235,10 @@ pub async fn on_function(
         source.function_policy(&function_arn),
         source.identity_policies(&caller.principal)
     );
-    let request = function_request(caller, action, &function_arn, region);
+    let mut request = function_request(caller, action, &function_arn, region);
+    for (key, value) in context {
+        request = request.with_context(key, *value);
+    }
     let decision = authorize_invoke(&request, policy?.as_deref(), &identity?);
     let rejection = access_denied(&decision, "AccessDeniedException");
     Ok(Outcome::from_decision(decision, rejection))

@@ -21,16 +21,19 @@ struct Secret {
 /// Why a key cannot sign, in AWS's categories.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum KeyError {
-    /// No such key, or a session key without its token or with another's
-    /// (`InvalidClientTokenId`).
+    /// No such key (`InvalidClientTokenId`).
     Unknown,
+    /// A known key with a missing or different session token (`InvalidClientTokenId` too).
+    WrongToken,
     /// A session key past its expiry (`ExpiredToken`).
     Expired,
 }
 
 /// The gateway's keys.
 pub struct KeyStore {
-    keys: RwLock<HashMap<String, Secret>>,
+    // A key id with several secrets is tolerated: the emulator draws session
+    // key ids at random and could repeat one; the token tells them apart.
+    keys: RwLock<HashMap<String, Vec<Secret>>>,
 }
 
 impl KeyStore {
@@ -41,11 +44,11 @@ impl KeyStore {
             .map(|(account, secret)| {
                 (
                     account.to_owned(),
-                    Secret {
+                    vec![Secret {
                         secret: secret.to_owned(),
                         session_token: None,
                         expires: None,
-                    },
+                    }],
                 )
             })
             .collect();
@@ -59,11 +62,11 @@ impl KeyStore {
         if let Ok(mut keys) = self.keys.write() {
             keys.insert(
                 access_key_id.to_owned(),
-                Secret {
+                vec![Secret {
                     secret: secret.to_owned(),
                     session_token: None,
                     expires: None,
-                },
+                }],
             );
         }
     }
@@ -81,16 +84,18 @@ impl KeyStore {
         };
         if keys.len() >= MAX_SESSIONS {
             let now = OffsetDateTime::now_utc();
-            keys.retain(|_, s| s.expires.is_none_or(|e| e > now));
+            keys.retain(|_, secrets| {
+                secrets.retain(|s| s.expires.is_none_or(|e| e > now));
+                !secrets.is_empty()
+            });
         }
-        keys.insert(
-            access_key_id.to_owned(),
-            Secret {
-                secret: secret.to_owned(),
-                session_token: Some(session_token.to_owned()),
-                expires: Some(expires),
-            },
-        );
+        let secrets = keys.entry(access_key_id.to_owned()).or_default();
+        secrets.retain(|s| s.session_token.as_deref() != Some(session_token));
+        secrets.push(Secret {
+            secret: secret.to_owned(),
+            session_token: Some(session_token.to_owned()),
+            expires: Some(expires),
+        });
     }
 
     /// The secret that must have signed a request with this key and token, at `now`.
@@ -101,11 +106,12 @@ impl KeyStore {
         now: OffsetDateTime,
     ) -> Result<String, KeyError> {
         let keys = self.keys.read().map_err(|_| KeyError::Unknown)?;
-        let found = keys.get(access_key_id).ok_or(KeyError::Unknown)?;
+        let secrets = keys.get(access_key_id).ok_or(KeyError::Unknown)?;
         // A root key takes no token; a session key needs its own.
-        if found.session_token.as_deref() != session_token {
-            return Err(KeyError::Unknown);
-        }
+        let found = secrets
+            .iter()
+            .find(|s| s.session_token.as_deref() == session_token)
+            .ok_or(KeyError::WrongToken)?;
         if found.expires.is_some_and(|e| e <= now) {
             return Err(KeyError::Expired);
         }
@@ -130,7 +136,7 @@ mod tests {
         );
         assert_eq!(
             store.secret("111111111111", Some("token"), now),
-            Err(KeyError::Unknown)
+            Err(KeyError::WrongToken)
         );
         assert_eq!(
             store.secret("222222222222", None, now),
@@ -149,15 +155,25 @@ mod tests {
         );
         assert_eq!(
             store.secret("LSIAEXAMPLE", None, now),
-            Err(KeyError::Unknown)
+            Err(KeyError::WrongToken)
         );
         assert_eq!(
             store.secret("LSIAEXAMPLE", Some("token-2"), now),
-            Err(KeyError::Unknown)
+            Err(KeyError::WrongToken)
         );
         assert_eq!(
             store.secret("LSIAEXAMPLE", Some("token-1"), now + Duration::hours(2)),
             Err(KeyError::Expired)
+        );
+        // The same key id drawn again for another session keeps both.
+        store.insert_session("LSIAEXAMPLE", "second", "token-2", now + Duration::hours(1));
+        assert_eq!(
+            store.secret("LSIAEXAMPLE", Some("token-1"), now).as_deref(),
+            Ok("session-secret")
+        );
+        assert_eq!(
+            store.secret("LSIAEXAMPLE", Some("token-2"), now).as_deref(),
+            Ok("second")
         );
     }
 }

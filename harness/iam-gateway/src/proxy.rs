@@ -508,6 +508,11 @@ async fn handle(
         && !matches!(parts.method, hyper::Method::GET | hyper::Method::HEAD);
     let shape = classify::shape(facts);
     let session_token = sigv4::session_token(&parts.headers, parts.uri.query());
+    let user_agent = parts
+        .headers
+        .get(hyper::header::USER_AGENT)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
     let authenticated = authenticate(&state.keys, &parts, &bytes, session_token.as_deref());
     let request = Request::from_parts(parts, full_body(bytes));
     let scope = match authenticated {
@@ -573,6 +578,7 @@ async fn handle(
         action,
         &call,
         &region,
+        user_agent.as_deref(),
     )
     .await;
     let (caller, outcome) = match evaluated {
@@ -662,15 +668,22 @@ async fn evaluate(
     action: &str,
     call: &Call,
     region: &str,
+    user_agent: Option<&str>,
 ) -> Result<(Caller, Outcome), EvaluationError> {
     let caller = source
         .caller(&scope.access_key_id, session_token)
         .await
         .map_err(|err| (None, err))?;
+    let context: Vec<(&str, &str)> = user_agent
+        .map(|agent| ("aws:UserAgent", agent))
+        .into_iter()
+        .collect();
     let outcome = match call {
-        Call::AssumeRole(call) => decide::assume_role(source, &caller, call, region).await,
+        Call::AssumeRole(call) => {
+            decide::assume_role_in_context(source, &caller, call, region, &context).await
+        }
         Call::Function(function) => {
-            decide::on_function(source, &caller, action, function, region).await
+            decide::on_function(source, &caller, action, function, region, &context).await
         }
     };
     match outcome {
@@ -745,6 +758,7 @@ fn authenticate(
         .secret(&signature.scope.access_key_id, session_token, now)
         .map_err(|err| match err {
             KeyError::Unknown => AuthFailure::UnknownKey,
+            KeyError::WrongToken => AuthFailure::WrongToken,
             KeyError::Expired => AuthFailure::ExpiredToken,
         })?;
     let request = Signed {
@@ -813,7 +827,16 @@ async fn refuse_authentication(
             Ruling::Deny
         },
         reason: reason.to_owned(),
-        explanation: format!("DENY: {code}: {message}"),
+        explanation: match failure {
+            // The answer is the same for both; the log tells them apart.
+            AuthFailure::UnknownKey => format!("DENY: {code}: {message} (no such access key)"),
+            AuthFailure::WrongToken => {
+                format!(
+                    "DENY: {code}: {message} (a known key with a missing or other session token)"
+                )
+            }
+            _ => format!("DENY: {code}: {message}"),
+        },
         deciding: Vec::new(),
         status: None,
         overhead_us: None,

@@ -1408,3 +1408,56 @@ fn cross_account_get_function_is_denied_while_the_owner_reads_it() {
         assert_eq!(record.decision, Ruling::Deny);
     });
 }
+
+/// Seed 002's lab conditions a trust policy on `aws:UserAgent`: the caller's
+/// own agent is allowed, any other denied.
+#[test]
+fn a_trust_policy_on_the_user_agent_allows_only_that_agent() {
+    let world = world();
+    RUNTIME.block_on(async {
+        let url = world.enforce.url();
+        let (_, user) = create_user(
+            &url,
+            B,
+            &unique("ua-user"),
+            json!([{"Effect": "Allow", "Action": "sts:AssumeRole", "Resource": "*"}]),
+        )
+        .await;
+        let role = create_role(
+            &url,
+            A,
+            &unique("ua-gated"),
+            json!([{
+                "Effect": "Allow",
+                "Principal": {"AWS": format!("arn:aws:iam::{B}:root")},
+                "Action": "sts:AssumeRole",
+                "Condition": {"StringLike": {"aws:UserAgent": "alert-caller/*"}}
+            }]),
+            None,
+        )
+        .await;
+        let body = format!(
+            "Action=AssumeRole&Version=2011-06-15&RoleSessionName=ua&RoleArn={}",
+            role.replace(':', "%3A").replace('/', "%2F")
+        );
+        for (agent, status) in [("alert-caller/1.0 lambda", 200), ("curl/8.5.0", 403)] {
+            let headers = [
+                ("content-type", "application/x-www-form-urlencoded"),
+                ("user-agent", agent),
+            ];
+            let (got, _, text) = send_signed(
+                &url,
+                "/",
+                &user,
+                "sts",
+                &headers,
+                body.clone().into_bytes(),
+                std::time::SystemTime::now(),
+            )
+            .await;
+            assert_eq!(got, status, "{agent}: {text}");
+        }
+        let record = record_for(&world.enforce, &format!("{B}:user/"), &role);
+        assert_eq!(record.decision, Ruling::Deny);
+    });
+}

@@ -96,12 +96,18 @@ impl Request {
     /// Builds a request and fills the global keys AWS derives from the principal.
     ///
     /// Set: `aws:PrincipalArn` (the role ARN for a role session),
-    /// `aws:PrincipalAccount`, `aws:PrincipalType`, `aws:username` for users and
-    /// `aws:PrincipalServiceName` for services. Time keys are left to the
+    /// `aws:PrincipalAccount`, `aws:PrincipalType`, `aws:PrincipalIsAWSService`,
+    /// `aws:ResourceAccount` when the resource's ARN names an account,
+    /// `aws:username` for users and `aws:PrincipalServiceName` for services. Time keys are left to the
     /// caller ([`Context::set_current_time`]) so decisions stay reproducible.
     pub fn new(principal: Principal, action: &str, resource: &str) -> Self {
         let mut context = Context::default();
-        if principal.kind() == PrincipalKind::Service {
+        let service = principal.kind() == PrincipalKind::Service;
+        context.insert(
+            "aws:PrincipalIsAWSService",
+            if service { "true" } else { "false" },
+        );
+        if service {
             context.insert("aws:PrincipalServiceName", principal.arn());
         } else {
             context.insert("aws:PrincipalArn", principal.principal_arn());
@@ -113,8 +119,12 @@ impl Request {
         if let Some(name) = principal.user_name() {
             context.insert("aws:username", name);
         }
+        let resource_account = arn_account(resource).map(str::to_owned);
+        if let Some(account) = &resource_account {
+            context.insert("aws:ResourceAccount", account.clone());
+        }
         Self {
-            resource_account: arn_account(resource).map(str::to_owned),
+            resource_account,
             principal,
             action: action.to_owned(),
             resource: resource.to_owned(),
@@ -179,6 +189,43 @@ mod tests {
             context.get("sts:externalid"),
             Some(&["alerts".to_owned()][..])
         );
+    }
+
+    #[test]
+    fn global_keys_say_whether_a_service_calls_and_whose_resource_it_is() {
+        let key = |request: &Request, name: &str| request.context.get(name).map(<[String]>::to_vec);
+        let role = Principal::from_arn("arn:aws:sts::222222222222:assumed-role/r/s").expect("arn");
+        let request = Request::new(
+            role,
+            "lambda:InvokeFunction",
+            "arn:aws:lambda:us-east-1:111111111111:function:f",
+        );
+        assert_eq!(
+            key(&request, "aws:PrincipalIsAWSService"),
+            Some(vec!["false".to_owned()])
+        );
+        assert_eq!(
+            key(&request, "aws:ResourceAccount"),
+            Some(vec!["111111111111".to_owned()])
+        );
+        assert_eq!(key(&request, "aws:PrincipalServiceName"), None);
+
+        let lambda = Principal::service("lambda.amazonaws.com");
+        let request = Request::new(
+            lambda,
+            "sts:AssumeRole",
+            "arn:aws:iam::111111111111:role/exec",
+        );
+        assert_eq!(
+            key(&request, "aws:PrincipalIsAWSService"),
+            Some(vec!["true".to_owned()])
+        );
+        assert_eq!(key(&request, "aws:PrincipalArn"), None);
+
+        // S3 ARNs name no account.
+        let root = Principal::from_arn("arn:aws:iam::111111111111:root").expect("arn");
+        let request = Request::new(root, "s3:GetObject", "arn:aws:s3:::bucket/key");
+        assert_eq!(key(&request, "aws:ResourceAccount"), None);
     }
 
     #[test]
