@@ -138,9 +138,14 @@ pub struct CallView {
     pub logs_error: Option<String>,
 }
 
-/// The chain of the call tagged `trace`: the entry principal, each request
-/// the gateway evaluated (in arrival order), the callee when its invoke went
-/// through, and the SMTP delivery when emails arrived.
+/// The chain of one call: who made it, then each request the gateway
+/// evaluated (in arrival order), each lambda an allowed invoke started, and
+/// the SMTP delivery when emails arrived.
+///
+/// A lambda that made further requests is the caller; the last one invoked
+/// is the callee. A warm caller reuses the credentials it assumed earlier, so
+/// its call may have no `sts:AssumeRole` of its own: the hop is then shown as
+/// not requested, with the role the reused credentials belong to.
 pub fn chain(
     records: &[DecisionRecord],
     emails: &[&CapturedEmail],
@@ -154,14 +159,25 @@ pub fn chain(
     evaluated.sort_by_key(|r| r.time_ms);
     let mut hops = Vec::new();
     if let Some(first) = evaluated.first() {
-        let step = if first.action == "sts:AssumeRole" {
-            "caller"
-        } else {
-            "client"
-        };
-        hops.push(plain(step, short(first.principal.as_deref())));
+        hops.push(plain("client", short(first.principal.as_deref())));
     }
-    for record in &evaluated {
+    for (index, record) in evaluated.iter().enumerate() {
+        let follows_a_lambda = hops.last().is_some_and(|h| h.step == CALLER);
+        if follows_a_lambda
+            && record.action == INVOKE
+            && record
+                .principal
+                .as_deref()
+                .is_some_and(|p| p.contains(":assumed-role/"))
+        {
+            hops.push(Hop {
+                explanation: Some(
+                    "not requested in this call: the caller reused credentials it assumed earlier"
+                        .to_owned(),
+                ),
+                ..plain(ASSUME_ROLE, short(record.principal.as_deref()))
+            });
+        }
         hops.push(Hop {
             step: record.action.clone(),
             subject: short(record.resource.as_deref()),
@@ -170,13 +186,13 @@ pub fn chain(
             deciding: record.deciding.clone(),
             status: record.status,
         });
-    }
-    let invoked = evaluated.iter().rev().find(|r| {
-        r.action == "lambda:InvokeFunction"
-            && matches!(r.decision, Ruling::Allow | Ruling::WouldDeny)
-    });
-    if let Some(invoke) = invoked {
-        hops.push(plain("callee", short(invoke.resource.as_deref())));
+        let started =
+            record.action == INVOKE && matches!(record.decision, Ruling::Allow | Ruling::WouldDeny);
+        if started {
+            let made_requests = index + 1 < evaluated.len();
+            let step = if made_requests { CALLER } else { "callee" };
+            hops.push(plain(step, short(record.resource.as_deref())));
+        }
     }
     if !emails.is_empty() {
         let recipients: BTreeSet<&str> = emails
@@ -195,6 +211,10 @@ pub fn chain(
     }
     hops
 }
+
+const CALLER: &str = "caller";
+const INVOKE: &str = "lambda:InvokeFunction";
+const ASSUME_ROLE: &str = "sts:AssumeRole";
 
 fn plain(step: &str, subject: String) -> Hop {
     Hop {
@@ -330,25 +350,55 @@ mod tests {
         assert_eq!(rows[0].id.as_deref(), Some("2"));
     }
 
+    fn invoke(root: &str, time_ms: u64, by: &str, function: &str) -> DecisionRecord {
+        DecisionRecord {
+            principal: Some(by.into()),
+            resource: Some(format!("arn:aws:lambda:us-east-1:{function}")),
+            ..record(root, time_ms, "lambda:InvokeFunction", Ruling::Allow)
+        }
+    }
+
+    fn steps(hops: &[Hop]) -> Vec<(&str, &str, Option<&str>)> {
+        hops.iter()
+            .map(|h| (h.step.as_str(), h.subject.as_str(), h.decision))
+            .collect()
+    }
+
+    const ROOT_B: &str = "arn:aws:iam::222222222222:root";
+    const INVOKER: &str = "arn:aws:sts::111111111111:assumed-role/servicenow-invoke/s";
+
     #[test]
-    fn an_allowed_chain_runs_from_caller_to_smtp() {
+    fn a_cold_chain_runs_from_the_client_through_both_lambdas_to_smtp() {
         let records = [
-            record("1-a-1", 2, "lambda:InvokeFunction", Ruling::Allow),
-            record("1-a-1", 1, "sts:AssumeRole", Ruling::Allow),
-            record("1-a-1", 3, "logs:PutLogEvents", Ruling::NotEvaluated),
+            invoke(
+                "1-a-1",
+                3,
+                INVOKER,
+                "111111111111:function:servicenow-alert",
+            ),
+            record("1-a-1", 2, "sts:AssumeRole", Ruling::Allow),
+            invoke(
+                "1-a-1",
+                1,
+                ROOT_B,
+                "222222222222:function:servicenow-invoker",
+            ),
+            record("1-a-1", 4, "logs:PutLogEvents", Ruling::NotEvaluated),
         ];
         let sent = email("1-a-1", 1, 5);
 
         let hops = chain(&records, &[&sent], &accounts());
 
-        let steps: Vec<(&str, &str, Option<&str>)> = hops
-            .iter()
-            .map(|h| (h.step.as_str(), h.subject.as_str(), h.decision))
-            .collect();
         assert_eq!(
-            steps,
+            steps(&hops),
             [
-                ("caller", "B:role/servicenow-invoker-exec", None),
+                ("client", "B:root", None),
+                (
+                    "lambda:InvokeFunction",
+                    "B:function:servicenow-invoker",
+                    Some("allow")
+                ),
+                ("caller", "B:function:servicenow-invoker", None),
                 ("sts:AssumeRole", "A:role/servicenow-invoke", Some("allow")),
                 (
                     "lambda:InvokeFunction",
@@ -359,17 +409,90 @@ mod tests {
                 ("SMTP", "1 email to oncall@example.com", None),
             ]
         );
-        assert_eq!(hops[1].deciding[0].policy, "servicenow-invoke");
+        assert_eq!(hops[3].deciding[0].policy, "servicenow-invoke");
+    }
+
+    #[test]
+    fn a_warm_caller_reuses_its_role_and_the_chain_says_so() {
+        let records = [
+            invoke(
+                "1-a-1",
+                1,
+                ROOT_B,
+                "222222222222:function:servicenow-invoker",
+            ),
+            invoke(
+                "1-a-1",
+                2,
+                INVOKER,
+                "111111111111:function:servicenow-alert",
+            ),
+        ];
+
+        let hops = chain(&records, &[], &accounts());
+
+        assert_eq!(
+            steps(&hops)[2..4],
+            [
+                ("caller", "B:function:servicenow-invoker", None),
+                ("sts:AssumeRole", "A:role/servicenow-invoke", None),
+            ]
+        );
+        assert!(
+            hops[3]
+                .explanation
+                .as_deref()
+                .is_some_and(|e| e.contains("reused")),
+            "{hops:?}"
+        );
+    }
+
+    #[test]
+    fn a_direct_invoke_reaches_the_callee_alone() {
+        let records = [invoke(
+            "1-a-1",
+            1,
+            "arn:aws:iam::111111111111:root",
+            "111111111111:function:servicenow-alert",
+        )];
+
+        let hops = chain(&records, &[], &accounts());
+
+        assert_eq!(
+            steps(&hops),
+            [
+                ("client", "A:root", None),
+                (
+                    "lambda:InvokeFunction",
+                    "A:function:servicenow-alert",
+                    Some("allow")
+                ),
+                ("callee", "A:function:servicenow-alert", None),
+            ]
+        );
     }
 
     #[test]
     fn a_denied_chain_stops_at_the_denial() {
-        let records = [record("1-a-1", 1, "sts:AssumeRole", Ruling::Deny)];
+        let records = [
+            invoke(
+                "1-a-1",
+                1,
+                ROOT_B,
+                "222222222222:function:servicenow-invoker",
+            ),
+            record("1-a-1", 2, "sts:AssumeRole", Ruling::Deny),
+        ];
 
         let hops = chain(&records, &[], &accounts());
 
-        assert_eq!(hops.len(), 2, "{hops:?}");
-        assert_eq!(hops[1].decision, Some("deny"));
+        assert_eq!(
+            steps(&hops)[2..],
+            [
+                ("caller", "B:function:servicenow-invoker", None),
+                ("sts:AssumeRole", "A:role/servicenow-invoke", Some("deny")),
+            ]
+        );
     }
 
     #[test]

@@ -250,6 +250,8 @@ fn router(viewer: Shared) -> Router {
         .route("/", get(page))
         .route("/app.js", get(script))
         .route("/style.css", get(style))
+        // Browsers ask for it; an empty answer keeps their consoles clean.
+        .route("/favicon.ico", get(|| async { StatusCode::NO_CONTENT }))
         .route("/events", get(events))
         .route("/ui/rows", get(rows))
         .route("/ui/call/{trace}", get(call))
