@@ -18,9 +18,20 @@ invoke PAYLOAD *ARGS:
 down:
     cargo run -q -p harness -- down
 
-# Every Rust test: unit, mailer against a real SMTP server, caller against wiremock, end to end.
+# Every Rust test: unit, mailer against a real SMTP server, caller against wiremock, end to end, the viewer in Chromium.
 test:
     cargo test --workspace
+
+# The mail viewer in headless Chromium, and its Mailpit API read by mailpit-api (needs chromium, node, npm).
+test-viewer:
+    npm ci --silent --no-audit --no-fund --prefix harness/harness/tests/browser
+    npm ci --silent --no-audit --no-fund --prefix harness/harness/tests/mailpit-client
+    cargo test -p harness --test viewer_browser --test mailpit_client
+
+# Read a running `just up`'s viewer with mailpit-api: list, latest, headers, source, and these searches.
+mailpit-client URL="http://127.0.0.1:8025" *QUERIES:
+    npm ci --silent --no-audit --no-fund --prefix harness/harness/tests/mailpit-client
+    node harness/harness/tests/mailpit-client/client.mjs {{URL}} {{QUERIES}}
 
 # The scenario suite against the whole system, with a JUnit report.
 test-e2e *ARGS:

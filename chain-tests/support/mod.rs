@@ -51,6 +51,7 @@ pub fn system(name: &str) -> &'static System {
             work_dir,
             spool: false,
             warm_up: true,
+            viewer: None,
             quiet: false,
         };
         block_on(System::up(&config, &launch))

@@ -34,6 +34,18 @@ pub struct Accounts {
     pub caller: String,
 }
 
+impl Accounts {
+    /// Letters for the two accounts, as decision chains show them: A for the
+    /// callee's, B for the caller's.
+    pub fn letters(&self) -> std::collections::BTreeMap<String, String> {
+        [
+            (self.callee.clone(), "A".to_owned()),
+            (self.caller.clone(), "B".to_owned()),
+        ]
+        .into()
+    }
+}
+
 impl Default for Accounts {
     fn default() -> Self {
         Self {

@@ -14,12 +14,16 @@ pub mod progress;
 pub mod smtp;
 pub mod suite;
 pub mod system;
+pub mod viewer;
 pub mod workspace;
 
 pub use error::HarnessError;
 
 /// The SMTP port the callee sends to by default.
 pub const DEFAULT_SMTP_PORT: u16 = 2525;
+
+/// The mail viewer's port by default: Mailpit's, so its users find it where they look.
+pub const DEFAULT_UI_PORT: u16 = 8025;
 
 /// LocalStack's usual gateway port.
 pub const DEFAULT_GATEWAY_PORT: u16 = 4566;

@@ -7,6 +7,7 @@
 //! scenario runner, `harness bench` and the end-to-end tests all call it.
 
 use std::{
+    collections::BTreeMap,
     path::{Path, PathBuf},
     time::{Duration, Instant, SystemTime},
 };
@@ -169,13 +170,13 @@ pub async fn observe(
         ),
     };
     if call.via == Via::Caller && call.invocation != InvocationType::DryRun {
-        let logs = group_logs(
+        let logs = traced_logs(
             &target.clients.callee_account,
             &deployment.callee_log_group,
             started_wall,
+            &call.trace,
         )
         .await?;
-        let logs = invocations_of(&logs, &call.trace);
         if !logs.is_empty() {
             outcome
                 .logs
@@ -184,8 +185,7 @@ pub async fn observe(
     }
     // The tail of a synchronous call is the entry lambda's log; otherwise, read its group.
     if call.invocation == InvocationType::Event || !outcome.logs.contains_key(entry_name) {
-        let logs = group_logs(entry_sdk, entry_group, started_wall).await?;
-        let logs = invocations_of(&logs, &call.trace);
+        let logs = traced_logs(entry_sdk, entry_group, started_wall, &call.trace).await?;
         if !logs.is_empty() {
             outcome.logs.insert(entry_name.clone(), logs);
         }
@@ -333,6 +333,46 @@ pub fn invocations_of(logs: &str, trace: &TraceId) -> String {
     }
     flush(&mut block, &mut kept);
     kept.join("\n")
+}
+
+/// Both lambdas' invocations that belong to the call tagged `trace`, by
+/// function name, read from their log groups since `since`; a lambda that
+/// logged nothing for the call is left out.
+pub async fn logs_of(
+    clients: &Clients,
+    deployment: &Deployment,
+    trace: &TraceId,
+    since: SystemTime,
+) -> Result<BTreeMap<String, String>, ObserveError> {
+    let mut logs = BTreeMap::new();
+    for (sdk, name, group) in [
+        (
+            &clients.caller_account,
+            &deployment.caller_function_name,
+            &deployment.caller_log_group,
+        ),
+        (
+            &clients.callee_account,
+            &deployment.callee_function_name,
+            &deployment.callee_log_group,
+        ),
+    ] {
+        let text = traced_logs(sdk, group, since, trace).await?;
+        if !text.is_empty() {
+            logs.insert(name.clone(), text);
+        }
+    }
+    Ok(logs)
+}
+
+/// The invocations in a log group since `since` that belong to the call tagged `trace`.
+async fn traced_logs(
+    sdk: &SdkConfig,
+    group: &str,
+    since: SystemTime,
+    trace: &TraceId,
+) -> Result<String, ObserveError> {
+    Ok(invocations_of(&group_logs(sdk, group, since).await?, trace))
 }
 
 /// Log lines a function wrote to its group since `since` (a second of slack

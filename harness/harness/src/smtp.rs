@@ -18,7 +18,7 @@ use std::{
 
 use mailin_embedded::{Handler, Response, Server, SslConfig, response};
 use scenario::CapturedEmail;
-use tokio::sync::Notify;
+use tokio::sync::{Notify, watch};
 
 use crate::error::HarnessError;
 
@@ -26,6 +26,9 @@ use crate::error::HarnessError;
 struct Inbox {
     messages: Mutex<Vec<CapturedEmail>>,
     arrived: Notify,
+    // Bumped on every arrival and every clear, for watchers that must not
+    // miss a change between two looks (the mail viewer's live list).
+    version: watch::Sender<u64>,
     next_seq: AtomicU64,
     spool: Option<PathBuf>,
 }
@@ -45,18 +48,24 @@ impl Inbox {
             .unwrap_or_else(|p| p.into_inner())
             .push(email);
         self.arrived.notify_waiters();
+        self.version.send_modify(|v| *v += 1);
     }
 }
 
 /// Writes `<seq>.eml` and `<seq>.json` atomically (temp file, then rename),
 /// so a reader in another process never sees half a message.
 fn spool(dir: &Path, email: &CapturedEmail) -> io::Result<()> {
-    let stem = format!("{:06}", email.seq);
+    let stem = spool_stem(email.seq);
     let eml = dir.join(format!("{stem}.eml"));
     let json = dir.join(format!("{stem}.json"));
     write_atomic(&eml, &email.raw)?;
     let summary = serde_json::to_vec_pretty(email).map_err(io::Error::other)?;
     write_atomic(&json, &summary)
+}
+
+/// The file name, without extension, of the `seq`-th message in a spool.
+fn spool_stem(seq: u64) -> String {
+    format!("{seq:06}")
 }
 
 fn write_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
@@ -219,6 +228,45 @@ impl MailCapture {
             .clone()
     }
 
+    /// A receiver that sees a new value whenever a message arrives or the
+    /// inbox is cleared.
+    pub fn subscribe(&self) -> watch::Receiver<u64> {
+        self.inbox.version.subscribe()
+    }
+
+    /// Forgets every message received so far, in memory and in the spool.
+    /// Sequence numbers keep counting, so a message's number is never reused.
+    pub fn clear(&self) -> io::Result<usize> {
+        self.discard(|_| true)
+    }
+
+    /// Forgets the messages that `matches`, in memory and in the spool, and
+    /// returns how many there were.
+    pub fn discard(&self, matches: impl Fn(&CapturedEmail) -> bool) -> io::Result<usize> {
+        let mut messages = self
+            .inbox
+            .messages
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        if let Some(dir) = &self.inbox.spool {
+            for email in messages.iter().filter(|e| matches(e)) {
+                let stem = spool_stem(email.seq);
+                for extension in ["json", "eml"] {
+                    match std::fs::remove_file(dir.join(format!("{stem}.{extension}"))) {
+                        Err(err) if err.kind() != io::ErrorKind::NotFound => return Err(err),
+                        _ => {}
+                    }
+                }
+            }
+        }
+        let before = messages.len();
+        messages.retain(|e| !matches(e));
+        let discarded = before - messages.len();
+        drop(messages);
+        self.inbox.version.send_modify(|v| *v += 1);
+        Ok(discarded)
+    }
+
     /// Waits until at least `n` received messages satisfy `matches`, or until
     /// `timeout` passes; returns the matching messages either way, so a caller
     /// can report what did arrive.
@@ -346,6 +394,32 @@ mod tests {
             ["first", "second"]
         );
         assert!(dir.path().join("000001.eml").exists());
+    }
+
+    #[tokio::test]
+    async fn clearing_empties_memory_and_spool_and_tells_watchers() {
+        let dir = tempfile::tempdir().unwrap();
+        let capture = ephemeral(Some(dir.path().to_path_buf()));
+        let mut watcher = capture.subscribe();
+        send(capture.addr(), "first", "Root=1-1").await;
+        capture
+            .wait_for(1, Duration::from_secs(5), |_| true)
+            .await
+            .unwrap();
+        assert!(watcher.has_changed().unwrap(), "an arrival is a change");
+        watcher.borrow_and_update();
+
+        capture.clear().unwrap();
+
+        assert!(watcher.has_changed().unwrap(), "a clear is a change");
+        assert!(capture.messages().is_empty());
+        assert!(read_spool(dir.path()).unwrap().is_empty());
+        send(capture.addr(), "second", "Root=1-2").await;
+        let got = capture
+            .wait_for(1, Duration::from_secs(5), |_| true)
+            .await
+            .unwrap();
+        assert_eq!(got[0].seq, 2, "numbers are not reused after a clear");
     }
 
     #[test]

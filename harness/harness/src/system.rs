@@ -28,6 +28,7 @@ use crate::{
     observe::{self, Call, Clients, EmailWait, Mailbox, Observation, Target},
     package::{self, Artifacts, BuildOptions},
     smtp::{CaptureConfig, MailCapture},
+    viewer::{self, ViewerHandle, ViewerSources},
 };
 
 /// The callee's From address unless told otherwise.
@@ -153,6 +154,8 @@ pub struct Launch {
     pub spool: bool,
     /// Make one call through the chain once deployed, and fail if it delivers no email.
     pub warm_up: bool,
+    /// Serve the mail viewer here; `None` serves none.
+    pub viewer: Option<SocketAddr>,
     /// Suppress progress output.
     pub quiet: bool,
 }
@@ -191,6 +194,9 @@ pub struct RunningSystem {
     pub smtp: SocketAddr,
     /// Where captured emails are spooled; `None` when they stay in memory.
     pub mail_spool: Option<PathBuf>,
+    /// The mail viewer's URL; `None` when none is served.
+    #[serde(default)]
+    pub viewer: Option<String>,
     /// The default deployment.
     pub deployment: Deployment,
     /// Phase timings of the start.
@@ -289,6 +295,8 @@ pub struct System {
     pub clients: Clients,
     /// The built lambdas.
     pub artifacts: Artifacts,
+    /// The mail viewer, when one is served.
+    pub viewer: Option<ViewerHandle>,
 }
 
 impl std::fmt::Debug for System {
@@ -317,6 +325,7 @@ impl System {
             bind: SocketAddr::from(([127, 0, 0, 1], config.smtp_port)),
             spool_dir: mail_spool.clone(),
         })?;
+        let viewer_listener = launch.viewer.map(viewer::bind).transpose()?;
 
         let build_started = Instant::now();
         let build = config.build_options(&launch.work_dir, launch.quiet);
@@ -413,6 +422,7 @@ impl System {
                 iam_log,
                 smtp: capture.addr(),
                 mail_spool,
+                viewer: None,
                 deployment,
                 timings: Timings {
                     build_ms,
@@ -426,7 +436,22 @@ impl System {
             capture,
             clients,
             artifacts,
+            viewer: None,
         };
+        if let Some(listener) = viewer_listener {
+            let handle = viewer::start(
+                listener,
+                ViewerSources {
+                    capture: system.capture.clone(),
+                    iam_log: system.running.iam_log.clone(),
+                    clients: system.clients.clone(),
+                    deployment: system.running.deployment.clone(),
+                    reports_dir: crate::workspace::reports_dir(&launch.work_dir),
+                },
+            )?;
+            system.running.viewer = Some(handle.url());
+            system.viewer = Some(handle);
+        }
         if launch.warm_up {
             let started = Instant::now();
             let outcome = system
@@ -519,6 +544,7 @@ mod tests {
             iam_log: None,
             smtp: "127.0.0.1:2525".parse().expect("address"),
             mail_spool: None,
+            viewer: None,
             deployment: Deployment {
                 accounts: Accounts::default(),
                 stacks: Default::default(),

@@ -43,6 +43,11 @@ pub fn default_work_dir() -> PathBuf {
     target_dir().join("harness")
 }
 
+/// Where `harness run` writes scenario reports unless told otherwise.
+pub fn reports_dir(work_dir: &Path) -> PathBuf {
+    work_dir.join("reports")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

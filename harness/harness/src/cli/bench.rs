@@ -142,6 +142,7 @@ pub async fn bench(args: &BenchArgs, context: &Context) -> Result<Measured> {
         work_dir: context.work_dir.with_file_name("harness-bench"),
         spool: false,
         warm_up: true,
+        viewer: None,
         quiet,
     };
     let system = System::up(&config, &launch)

@@ -6,7 +6,7 @@ use anyhow::Result;
 use iam_gateway::{DecisionRecord, HopExplanation};
 use serde::Serialize;
 
-use super::{Context, account_letters, output::Output};
+use super::{Context, output::Output};
 use crate::{deploy::Accounts, system::RunningSystem};
 
 /// The chain's hops and whether all are allowed.
@@ -24,7 +24,7 @@ impl Output for Explanation {
     fn text(&self, out: &mut dyn fmt::Write) -> fmt::Result {
         out.write_str(&iam_gateway::format_explanation(
             &self.explained,
-            &account_letters(&self.accounts),
+            &self.accounts.letters(),
         ))?;
         writeln!(
             out,

@@ -12,7 +12,7 @@ use scenario::{CapturedEmail, InvocationType, Outcome, OutcomeStatus, Via};
 use serde::Serialize;
 use xray_trace::TraceId;
 
-use super::{Context, account_letters, output::Output};
+use super::{Context, output::Output};
 use crate::{
     deploy::Accounts,
     observe::{self, Call, EmailWait},
@@ -167,7 +167,7 @@ impl Output for Invoked {
             return writeln!(out, "--- iam: off (no gateway; LocalStack checked nothing)");
         };
         writeln!(out, "--- iam ({mode})")?;
-        let chain = iam_gateway::format_chain(&self.iam, &account_letters(&self.accounts));
+        let chain = iam_gateway::format_chain(&self.iam, &self.accounts.letters());
         if chain.trim().is_empty() {
             writeln!(out, "(no evaluated request carried this call's trace id)")?;
         } else {

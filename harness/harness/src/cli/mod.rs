@@ -20,8 +20,8 @@ use clap::{Parser, Subcommand};
 
 pub use self::{
     bench::BenchArgs, invoke::InvokeArgs, package::PackageArgs, render::RenderArgs, run::RunArgs,
+    up::UpArgs,
 };
-use crate::system::SystemConfig;
 
 /// Runs the cross-account alerting lambdas on one machine: LocalStack, the
 /// four stacks in two accounts, and an SMTP server that captures every email.
@@ -45,8 +45,8 @@ pub struct Cli {
 /// The commands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Start everything, deploy, and stay up until Ctrl-C.
-    Up(SystemConfig),
+    /// Start everything, deploy, serve the mail viewer, and stay up until Ctrl-C.
+    Up(UpArgs),
     /// Invoke the running system with a payload and show what happened.
     Invoke(InvokeArgs),
     /// Validate a payload as the callee does and show the email it would send (no emulator).
@@ -93,7 +93,7 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
     };
     let json = context.json;
     Ok(match cli.command {
-        Command::Up(config) => up::up(&config, &context).await?,
+        Command::Up(args) => up::up(&args, &context).await?,
         Command::Invoke(args) => output::emit(&invoke::invoke(&args, &context).await?, json),
         Command::Render(args) => output::emit(&render::render(&args, &context)?, json),
         Command::Deploy => output::emit(&deploy::deploy(&context).await?, json),
@@ -103,17 +103,6 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
         Command::Bench(args) => output::emit(&bench::bench(&args, &context).await?, json),
         Command::Iam(IamCommand::Explain) => output::emit(&iam::explain(&context).await?, json),
     })
-}
-
-/// Letters for the two accounts, as the decision chain shows them.
-fn account_letters(
-    accounts: &crate::deploy::Accounts,
-) -> std::collections::BTreeMap<String, String> {
-    [
-        (accounts.callee.clone(), "A".to_owned()),
-        (accounts.caller.clone(), "B".to_owned()),
-    ]
-    .into()
 }
 
 #[cfg(test)]

@@ -167,6 +167,7 @@ pub async fn run(args: &RunArgs, context: &Context) -> Result<ExitCode> {
                 work_dir: context.work_dir.clone(),
                 spool: false,
                 warm_up: false,
+                viewer: None,
                 quiet: context.json,
             };
             let system = System::up(&args.system, &launch)
@@ -189,7 +190,7 @@ pub async fn run(args: &RunArgs, context: &Context) -> Result<ExitCode> {
     let report_dir = args
         .report_dir
         .clone()
-        .unwrap_or_else(|| context.work_dir.join("reports"));
+        .unwrap_or_else(|| crate::workspace::reports_dir(&context.work_dir));
     run.write_reports(&scenarios, &report_dir, args.junit.as_deref())
         .context("writing the reports")?;
     let results = run.results(&scenarios);

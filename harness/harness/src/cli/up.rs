@@ -1,12 +1,23 @@
 //! `harness up`: bring the system up, publish its state file, and stay up until Ctrl-C.
 
-use std::{fmt, process::ExitCode};
+use std::{fmt, net::SocketAddr, process::ExitCode};
 
 use anyhow::{Context as _, Result, bail};
 use serde::Serialize;
 
-use super::{Context, account_letters, output::Output};
+use super::{Context, output::Output};
 use crate::system::{Launch, RunningSystem, System, SystemConfig};
+
+/// `harness up`'s options: the system, and where to serve the mail viewer.
+#[derive(Debug, Clone, clap::Args)]
+pub struct UpArgs {
+    /// What to bring up.
+    #[command(flatten)]
+    pub system: SystemConfig,
+    /// The mail viewer's port on 127.0.0.1 (Mailpit's by default); 0 serves no viewer.
+    #[arg(long, default_value_t = crate::DEFAULT_UI_PORT, env = "HARNESS_UI_PORT")]
+    pub ui_port: u16,
+}
 
 /// What `up` prints once the system is ready.
 #[derive(Debug, Serialize)]
@@ -20,7 +31,7 @@ impl Output for Ready<'_> {
         let state = self.state;
         let d = &state.deployment;
         let t = &state.timings;
-        let letters = account_letters(&state.config.accounts());
+        let letters = state.config.accounts().letters();
         let letter = |account: &str| letters.get(account).cloned().unwrap_or_default();
         writeln!(out, "harness is up ({:?} backend)", state.config.backend)?;
         writeln!(out, "  endpoint        {}", state.endpoint)?;
@@ -39,6 +50,13 @@ impl Output for Ready<'_> {
             |s| format!("spool {}", s.display()),
         );
         writeln!(out, "  smtp capture    {} ({spool})", state.smtp)?;
+        match &state.viewer {
+            Some(url) => writeln!(
+                out,
+                "  mail viewer     {url} (Mailpit API under {url}api/v1)"
+            )?,
+            None => writeln!(out, "  mail viewer     off (--ui-port 0)")?,
+        }
         let accounts = [
             (
                 &d.accounts.callee,
@@ -81,7 +99,8 @@ impl Output for Ready<'_> {
 
 /// Brings the system up, writes the state file, prints [`Ready`], and waits
 /// for Ctrl-C or SIGTERM; everything started stops on the way out.
-pub async fn up(config: &SystemConfig, context: &Context) -> Result<ExitCode> {
+pub async fn up(args: &UpArgs, context: &Context) -> Result<ExitCode> {
+    let config = &args.system;
     if let Ok(state) = RunningSystem::read(&context.work_dir) {
         bail!(
             "a harness is already up (pid {}, endpoint {}); stop it with `harness down`",
@@ -93,6 +112,7 @@ pub async fn up(config: &SystemConfig, context: &Context) -> Result<ExitCode> {
         work_dir: context.work_dir.clone(),
         spool: true,
         warm_up: true,
+        viewer: (args.ui_port != 0).then(|| SocketAddr::from(([127, 0, 0, 1], args.ui_port))),
         quiet: context.json,
     };
     // Signals are watched from the start, so Ctrl-C during a long build or
