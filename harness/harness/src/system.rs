@@ -37,6 +37,10 @@ pub const DEFAULT_MAIL_FROM: &str = "alerts@example.com";
 /// The domains the callee may send to unless told otherwise.
 pub const DEFAULT_ALLOWED_DOMAINS: &str = "example.com";
 
+/// Account C: outside the chain, no stack of its own. Its root key is known
+/// to the gateway, so users and tests can try what a stranger may do.
+pub const OUTSIDE_ACCOUNT: &str = "333333333333";
+
 /// The SMTP TLS mode the harness deploys the callee with: the capture server
 /// speaks plain SMTP on loopback.
 pub const SMTP_TLS: &str = "none";
@@ -362,7 +366,11 @@ impl System {
         // them and issues the functions' execution-role keys to the executor,
         // which proves itself with `issuer_token`.
         let accounts = config.accounts();
-        let root_keys = RootKeys::generate([accounts.callee.as_str(), accounts.caller.as_str()]);
+        let root_keys = RootKeys::generate([
+            accounts.callee.as_str(),
+            accounts.caller.as_str(),
+            OUTSIDE_ACCOUNT,
+        ]);
         let issuer_token = sdk_config::random_secret();
         let issuer = (with_gateway && host).then(|| {
             (
@@ -528,19 +536,16 @@ pub fn warm_up_payload(allowed_domains: &str) -> Vec<u8> {
 }
 
 #[cfg(test)]
-mod tests {
-    use rstest::rstest;
-
-    use super::*;
-
-    fn running(pid: u32) -> RunningSystem {
+impl RunningSystem {
+    /// A plausible state of process `pid`, for tests.
+    pub(crate) fn example(pid: u32) -> RunningSystem {
         RunningSystem {
             pid,
             emulator_pgid: None,
             config: SystemConfig::defaults().expect("defaults"),
             endpoint: "http://127.0.0.1:4566".into(),
             emulator_endpoint: "http://127.0.0.1:4567".into(),
-            root_keys: RootKeys::generate(["111111111111"]),
+            root_keys: RootKeys::generate(["111111111111", "222222222222", OUTSIDE_ACCOUNT]),
             iam_log: None,
             smtp: "127.0.0.1:2525".parse().expect("address"),
             mail_spool: None,
@@ -560,6 +565,17 @@ mod tests {
             },
             timings: Timings::default(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use rstest::rstest;
+
+    use super::*;
+
+    fn running(pid: u32) -> RunningSystem {
+        RunningSystem::example(pid)
     }
 
     #[test]

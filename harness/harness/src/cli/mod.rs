@@ -5,6 +5,7 @@
 mod bench;
 mod deploy;
 mod down;
+mod env;
 mod iam;
 mod invoke;
 pub mod output;
@@ -19,8 +20,8 @@ use anyhow::Result;
 use clap::{Parser, Subcommand};
 
 pub use self::{
-    bench::BenchArgs, invoke::InvokeArgs, package::PackageArgs, render::RenderArgs, run::RunArgs,
-    up::UpArgs,
+    bench::BenchArgs, env::EnvArgs, invoke::InvokeArgs, package::PackageArgs, render::RenderArgs,
+    run::RunArgs, up::UpArgs,
 };
 
 /// Runs the cross-account alerting lambdas on one machine: LocalStack, the
@@ -55,6 +56,9 @@ pub enum Command {
     Deploy,
     /// Stop a running `harness up`.
     Down,
+    /// Print shell exports that make your own AWS CLI or SDK act as one
+    /// account's root through the IAM gateway: `eval "$(harness env --account B)"`.
+    Env(EnvArgs),
     /// Build both lambdas as `bootstrap` zips (the provided.al2023 layout).
     Package(PackageArgs),
     /// IAM: explain the deployed chain's permissions without invoking anything.
@@ -98,6 +102,7 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
         Command::Render(args) => output::emit(&render::render(&args, &context)?, json),
         Command::Deploy => output::emit(&deploy::deploy(&context).await?, json),
         Command::Down => output::emit(&down::down(&context)?, json),
+        Command::Env(args) => output::emit(&env::env(&args, &context)?, json),
         Command::Package(args) => output::emit(&package::package(&args, &context)?, json),
         Command::Run(args) => run::run(&args, &context).await?,
         Command::Bench(args) => output::emit(&bench::bench(&args, &context).await?, json),
