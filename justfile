@@ -18,7 +18,7 @@ invoke PAYLOAD *ARGS:
 down:
     cargo run -q -p harness -- down
 
-# Every Rust test: unit, mailer against a real SMTP server, caller against wiremock, end to end, the viewer in Chromium.
+# Every test: unit, mailer against a real SMTP server, caller against wiremock, end to end, the viewer in Chromium, and the scenario suite once (as test-e2e runs it).
 test:
     cargo test --workspace
 
@@ -57,7 +57,7 @@ package-linux:
     cargo lambda build --release --target aarch64-unknown-linux-gnu --output-format zip -p alert-callee -p alert-caller --lambda-dir target/lambda/arm64
 
 # Everything CI runs.
-ci: lint lint-cfn test test-e2e
+ci: lint lint-cfn test
 
 # Measure emulator start, four-stack deploy and the warm chain invoke, without and with the IAM gateway.
 bench *ARGS:

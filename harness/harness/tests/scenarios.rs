@@ -1,0 +1,53 @@
+//! The scenario suite, run once, exactly as `just test-e2e` runs it: the
+//! `harness` binary's `run scenarios/ --junit target/harness/junit.xml`, which
+//! brings up its own system. Only the ports (free ones, so a developer's
+//! running `up` is left alone) and the work directory differ.
+//!
+//! CI gets every scenario from here, inside the README's `cargo test
+//! --workspace`, with the JUnit report where `just test-e2e` leaves it.
+
+use std::{net::TcpListener, process::Command};
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+#[test]
+fn every_scenario_passes_through_the_harness_cli() {
+    let root = harness::workspace::root();
+    let work_dir = harness::workspace::default_work_dir()
+        .with_file_name("harness-tests")
+        .join("suite");
+    let junit = harness::workspace::default_work_dir().join("junit.xml");
+    let output = Command::new(env!("CARGO_BIN_EXE_harness"))
+        .current_dir(&root)
+        .args(["run", "scenarios/", "--junit"])
+        .arg(&junit)
+        .arg("--work-dir")
+        .arg(&work_dir)
+        .args([
+            "--gateway-port",
+            &free_port().to_string(),
+            "--smtp-port",
+            "0",
+        ])
+        .output()
+        .expect("the harness binary runs");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    // Shown by cargo test on failure, and with --nocapture.
+    println!("{stdout}");
+    eprintln!("{stderr}");
+    assert!(
+        output.status.success(),
+        "harness run failed ({}); see the output above",
+        output.status
+    );
+    assert!(stdout.contains(" passed, 0 failed"), "{stdout}");
+    let report = std::fs::read_to_string(&junit).expect("the JUnit report");
+    assert!(report.contains("<testsuite"), "{report}");
+    assert!(!report.contains("<failure"), "{report}");
+}
