@@ -65,8 +65,9 @@
 //!   values for `Version` `2012-10-17`; an absent key makes the element not
 //!   match; the `${*}`-style escapes and defaults are not supported.
 //!
-//! Not modelled: SCPs, RCPs, permission boundaries, session policies, VPC
-//! endpoint policies, federated and anonymous callers.
+//! Not modelled: SCPs, RCPs, session policies, VPC endpoint policies,
+//! federated and anonymous callers. Permissions boundaries are applied by
+//! [`simulate`] only (the gateway does not read them yet).
 
 #![warn(missing_docs)]
 
@@ -78,6 +79,7 @@ mod pattern;
 mod policy;
 mod principal;
 mod request;
+mod simulate;
 
 pub use decision::{Decision, DecisionReason, authorize, authorize_assume_role, authorize_invoke};
 pub use error::PolicyError;
@@ -85,3 +87,7 @@ pub use evaluate::{Evaluation, NamedPolicy, Outcome, PolicyKind, StatementRef, e
 pub use policy::{Effect, PolicyDocument, PolicyVersion, Statement};
 pub use principal::{Principal, PrincipalKind, PrincipalMatch};
 pub use request::{Context, Request};
+pub use simulate::{
+    ContextEntry, EvaluationResult, MatchedStatement, SimulateError, SimulateInput, SimulateOutput,
+    simulate,
+};

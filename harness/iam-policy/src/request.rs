@@ -89,7 +89,7 @@ pub struct Request {
     pub resource: String,
     /// Condition keys visible to policies.
     pub context: Context,
-    resource_account: Option<String>,
+    pub(crate) resource_account: Option<String>,
 }
 
 impl Request {

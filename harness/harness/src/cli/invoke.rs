@@ -210,15 +210,20 @@ pub async fn invoke(args: &InvokeArgs, context: &Context) -> Result<Invoked> {
 
 /// The payload bytes from a file, or from stdin when the path is `-`.
 pub fn read_payload(path: &std::path::Path) -> Result<Vec<u8>> {
+    read_input(path, "payload")
+}
+
+/// The bytes of `what` from a file, or from stdin when the path is `-`.
+pub fn read_input(path: &std::path::Path, what: &str) -> Result<Vec<u8>> {
     if path.as_os_str() == "-" {
-        let mut payload = Vec::new();
+        let mut bytes = Vec::new();
         std::io::stdin()
-            .read_to_end(&mut payload)
-            .context("cannot read the payload from stdin")?;
-        Ok(payload)
+            .read_to_end(&mut bytes)
+            .with_context(|| format!("cannot read the {what} from stdin"))?;
+        Ok(bytes)
     } else {
         std::fs::read(path)
-            .with_context(|| format!("cannot read the payload file {}", path.display()))
+            .with_context(|| format!("cannot read the {what} file {}", path.display()))
     }
 }
 

@@ -76,6 +76,9 @@ pub enum Command {
 pub enum IamCommand {
     /// Print, hop by hop, whether the deployed chain would be allowed and why.
     Explain,
+    /// Evaluate policies offline as `aws iam simulate-custom-policy` does,
+    /// with the evaluator the gateway uses (`--cli-input-json file://input.json`).
+    Simulate(iam::SimulateArgs),
 }
 
 /// What every command knows: where the work directory is, and how to print.
@@ -107,6 +110,7 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
         Command::Run(args) => run::run(&args, &context).await?,
         Command::Bench(args) => output::emit(&bench::bench(&args, &context).await?, json),
         Command::Iam(IamCommand::Explain) => output::emit(&iam::explain(&context).await?, json),
+        Command::Iam(IamCommand::Simulate(args)) => output::emit(&iam::simulate(&args)?, json),
     })
 }
 
