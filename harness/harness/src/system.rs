@@ -129,6 +129,20 @@ impl SystemConfig {
         }
     }
 
+    /// Refuses `--iam enforce` where the gateway cannot stand in front of the
+    /// lambdas' own calls: a container or external emulator hands its
+    /// functions its own endpoint and credentials, so their STS and Invoke
+    /// calls would bypass the gateway while the run reported `enforce`.
+    pub fn check_enforceable(&self) -> Result<(), HarnessError> {
+        if self.iam == Mode::Enforce && self.backend != Backend::Host {
+            return Err(HarnessError::Config(format!(
+                "--iam enforce needs --backend host: with --backend {}, the lambdas call the emulator directly, so the IAM gateway would not see their sts:AssumeRole and lambda:InvokeFunction calls. Use --backend host, or --iam audit or --iam off to run unenforced knowingly",
+                self.backend
+            )));
+        }
+        Ok(())
+    }
+
     /// How the lambdas are built for this system.
     pub fn build_options(&self, work_dir: &Path, quiet: bool) -> BuildOptions {
         BuildOptions {
@@ -188,8 +202,6 @@ pub struct RunningSystem {
     pub config: SystemConfig,
     /// The AWS endpoint clients use (the IAM gateway, when one runs).
     pub endpoint: String,
-    /// The emulator's own endpoint, behind the gateway.
-    pub emulator_endpoint: String,
     /// The account roots' secret keys for this run; the file is private to its owner.
     pub root_keys: RootKeys,
     /// The gateway's decision log; `None` without a gateway.
@@ -319,6 +331,7 @@ fn ms(d: Duration) -> u64 {
 impl System {
     /// Starts everything, deploys, and (with `launch.warm_up`) makes one call through the chain.
     pub async fn up(config: &SystemConfig, launch: &Launch) -> Result<Self, HarnessError> {
+        config.check_enforceable()?;
         std::fs::create_dir_all(&launch.work_dir)?;
         // Bind SMTP first: a taken port should fail in a second, not after a build.
         let mail_spool = launch.spool.then(|| launch.work_dir.join("mail"));
@@ -425,7 +438,6 @@ impl System {
                 emulator_pgid: emulator.pgid(),
                 config: config.clone(),
                 endpoint,
-                emulator_endpoint: emulator.endpoint().to_owned(),
                 root_keys,
                 iam_log,
                 smtp: capture.addr(),
@@ -544,7 +556,6 @@ impl RunningSystem {
             emulator_pgid: None,
             config: SystemConfig::defaults().expect("defaults"),
             endpoint: "http://127.0.0.1:4566".into(),
-            emulator_endpoint: "http://127.0.0.1:4567".into(),
             root_keys: RootKeys::generate(["111111111111", "222222222222", OUTSIDE_ACCOUNT]),
             iam_log: None,
             smtp: "127.0.0.1:2525".parse().expect("address"),
@@ -594,6 +605,27 @@ mod tests {
         let live = running(std::process::id());
         live.write(dir.path()).unwrap();
         assert_eq!(RunningSystem::read(dir.path()).unwrap(), live);
+    }
+
+    #[rstest]
+    #[case(Backend::Host, Mode::Enforce, true)]
+    #[case(Backend::Container, Mode::Enforce, false)]
+    #[case(Backend::External, Mode::Enforce, false)]
+    #[case(Backend::Container, Mode::Audit, true)]
+    #[case(Backend::External, Mode::Off, true)]
+    fn enforcing_needs_the_gateway_in_front_of_the_lambdas(
+        #[case] backend: Backend,
+        #[case] iam: Mode,
+        #[case] ok: bool,
+    ) {
+        let mut config = SystemConfig::defaults().expect("defaults");
+        config.backend = backend;
+        config.iam = iam;
+        let checked = config.check_enforceable();
+        assert_eq!(checked.is_ok(), ok, "{checked:?}");
+        if let Err(err) = checked {
+            assert!(err.to_string().contains("--backend host"), "{err}");
+        }
     }
 
     #[test]

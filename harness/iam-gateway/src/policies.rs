@@ -96,6 +96,7 @@ impl<T: Clone> TtlCache<T> {
 /// Reads identities and policies from the upstream, with caches.
 pub struct PolicySource {
     upstream: String,
+    root_keys: sdk_config::RootKeys,
     ttl: Duration,
     generation: AtomicU64,
     configs: Mutex<HashMap<String, SdkConfig>>,
@@ -157,6 +158,7 @@ impl PolicySource {
     pub fn new(upstream: &str, ttl: Duration) -> Self {
         Self {
             upstream: upstream.trim_end_matches('/').to_owned(),
+            root_keys: sdk_config::RootKeys::default(),
             ttl,
             generation: AtomicU64::new(0),
             configs: Mutex::new(HashMap::new()),
@@ -165,6 +167,13 @@ impl PolicySource {
             identity_policies: TtlCache::new(),
             function_policies: TtlCache::new(),
         }
+    }
+
+    /// Signs with these root keys: for reading through an IAM gateway rather
+    /// than from the emulator itself.
+    pub fn with_root_keys(mut self, keys: sdk_config::RootKeys) -> Self {
+        self.root_keys = keys;
+        self
     }
 
     /// Drops every cached role and policy (identities stay: keys do not change owner).
@@ -202,8 +211,7 @@ impl PolicySource {
         {
             return config;
         }
-        let config =
-            sdk_config::account_config(&self.upstream, account, sdk_config::EMULATOR_SECRET).await;
+        let config = sdk_config::root_config(&self.upstream, &self.root_keys, account).await;
         if let Ok(mut configs) = self.configs.lock() {
             configs.insert(account.to_owned(), config.clone());
         }

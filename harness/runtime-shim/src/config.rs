@@ -31,8 +31,19 @@ pub struct Config {
     pub listen: SocketAddr,
     /// Echo the function's output to the shim's stderr (`SHIM_DEBUG=1`).
     pub debug: bool,
-    /// The environment `bootstrap` gets: the shim's own, minus the `SHIM_*` variables.
+    /// The environment `bootstrap` gets: the shim's own, minus what only the
+    /// shim may see ([`is_for_function`]).
     pub function_env: Vec<(OsString, OsString)>,
+}
+
+/// Whether a variable of the shim's environment is passed to the function.
+///
+/// Not: the `SHIM_*` settings, and everything that names the emulator itself
+/// (`LOCALSTACK_RUNTIME_ENDPOINT`, `LOCALSTACK_HOSTNAME`, `EDGE_PORT`, ...).
+/// A function in AWS has none of them, and with them it could reach the
+/// emulator around the IAM gateway that its `AWS_ENDPOINT_URL` names.
+pub fn is_for_function(name: &str) -> bool {
+    !(name.starts_with(SHIM_ENV_PREFIX) || name.starts_with("LOCALSTACK_") || name == "EDGE_PORT")
 }
 
 impl Config {
@@ -42,7 +53,7 @@ impl Config {
         // LocalStack starts the shim with exactly the function's environment,
         // so passing it on keeps the function's view identical to AWS's.
         config.function_env = std::env::vars_os()
-            .filter(|(name, _)| !name.to_string_lossy().starts_with(SHIM_ENV_PREFIX))
+            .filter(|(name, _)| is_for_function(&name.to_string_lossy()))
             .collect();
         Ok(config)
     }
@@ -140,6 +151,28 @@ mod tests {
     use rstest::rstest;
 
     use super::*;
+
+    #[test]
+    fn the_function_sees_nothing_that_names_the_emulator() {
+        for hidden in [
+            "SHIM_DEBUG",
+            "LOCALSTACK_RUNTIME_ENDPOINT",
+            "LOCALSTACK_RUNTIME_ID",
+            "LOCALSTACK_HOSTNAME",
+            "EDGE_PORT",
+        ] {
+            assert!(!is_for_function(hidden), "{hidden}");
+        }
+        for kept in [
+            "AWS_ENDPOINT_URL",
+            "AWS_ACCESS_KEY_ID",
+            "AWS_LAMBDA_FUNCTION_NAME",
+            "SMTP_HOST",
+            "PATH",
+        ] {
+            assert!(is_for_function(kept), "{kept}");
+        }
+    }
 
     fn base_env() -> HashMap<&'static str, &'static str> {
         HashMap::from([

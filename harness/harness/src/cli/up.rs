@@ -38,9 +38,8 @@ impl Output for Ready<'_> {
         match &state.iam_log {
             Some(log) => writeln!(
                 out,
-                "  iam             {} by the gateway in front of {} (decisions in {})",
+                "  iam             {} by the gateway, every client's only way in (decisions in {})",
                 state.config.iam,
-                state.emulator_endpoint,
                 log.display()
             )?,
             None => writeln!(out, "  iam             off: no gateway, nothing is checked")?,

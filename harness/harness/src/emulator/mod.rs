@@ -24,6 +24,16 @@ pub enum Backend {
     External,
 }
 
+impl std::fmt::Display for Backend {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::Host => "host",
+            Self::Container => "container",
+            Self::External => "external",
+        })
+    }
+}
+
 /// Everything needed to start (or reach) an emulator.
 #[derive(Debug, Clone)]
 pub struct EmulatorOptions {
