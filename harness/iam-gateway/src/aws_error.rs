@@ -113,6 +113,15 @@ impl ErrorShape {
         }
     }
 
+    /// An access denial's status in this shape: awsJson services (KMS, Logs)
+    /// answer 400, the others 403.
+    pub fn access_denied_status(self) -> StatusCode {
+        match self {
+            Self::Json => StatusCode::BAD_REQUEST,
+            _ => StatusCode::FORBIDDEN,
+        }
+    }
+
     /// An access denial's code in this shape.
     pub fn access_denied_code(self) -> &'static str {
         match self {

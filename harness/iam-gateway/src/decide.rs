@@ -5,7 +5,8 @@ use std::time::SystemTime;
 
 use hyper::StatusCode;
 use iam_policy::{
-    Decision, DecisionReason, PrincipalKind, Request, authorize_assume_role, authorize_invoke,
+    Decision, DecisionReason, PrincipalKind, Request, authorize, authorize_assume_role,
+    authorize_invoke,
 };
 
 use super::{
@@ -242,6 +243,22 @@ pub async fn on_function(
     let decision = authorize_invoke(&request, policy?.as_deref(), &identity?);
     let rejection = access_denied(&decision, "AccessDeniedException");
     Ok(Outcome::from_decision(decision, rejection))
+}
+
+/// Decides `action` for `caller` on its identity policies alone, for a
+/// service whose resource policies the gateway does not read: resource `*` in
+/// the caller's own account.
+pub async fn identity_only(
+    source: &PolicySource,
+    caller: &Caller,
+    action: &str,
+) -> Result<Decision, GatewayError> {
+    let identity = source.identity_policies(&caller.principal).await?;
+    let mut request = base_request(caller, action, "*", sdk_config::REGION);
+    if let Some(account) = caller.principal.account() {
+        request = request.with_resource_account(account);
+    }
+    Ok(authorize(&request, None, &identity))
 }
 
 #[cfg(test)]

@@ -8,8 +8,9 @@
 //! the secret it knows for the key (the run's root keys, sessions it saw
 //! minted, the functions' execution-role keys it issued), asks [`iam_policy`]
 //! what AWS would decide, and either forwards the request unchanged or
-//! answers with AWS's own error. Requests of other services are
-//! authenticated but their policies are not evaluated yet; the log says so. Every
+//! answers with AWS's own error. Requests to other services are
+//! decided on the caller's identity policies; their resource policies (S3
+//! bucket and KMS key policies) are not read yet, and the log says so. Every
 //! request is recorded in a decision log (memory, and JSON lines in a file
 //! when configured), so nobody mistakes an unchecked request for a checked one.
 //!

@@ -527,35 +527,14 @@ async fn handle(
 
     let (action, call) = match operation {
         Operation::Other(other) => {
-            if other.may_change_policies {
-                state.source.invalidate();
-            }
-            let forwarded = state.forward(request).await;
-            let (mut response, mut upstream) = (forwarded.response, forwarded.upstream);
-            if other.action == "iam:CreateAccessKey" && response.status() == StatusCode::OK {
-                let reading = Instant::now();
-                response = harvest_credentials(&state.source, &state.keys, response).await;
-                upstream += reading.elapsed();
-            }
-            let principal = state
-                .source
-                .known_identity(&scope.access_key_id)
-                .map(|c| c.principal.arn().to_owned());
-            let record = DecisionRecord {
-                time_ms: now_ms(),
+            let context = OtherContext {
+                scope: &scope,
+                session_token: session_token.as_deref(),
+                shape,
                 trace,
-                principal,
-                action: other.action,
-                resource: None,
-                decision: Ruling::NotEvaluated,
-                reason: "not_evaluated".to_owned(),
-                explanation: "signature verified; policies not evaluated: the gateway evaluates policies for sts:AssumeRole and lambda:InvokeFunction only".to_owned(),
-                deciding: Vec::new(),
-                status: None,
-                overhead_us: None,
+                started,
             };
-            state.finish(record, started, upstream, &response);
-            return Ok(response);
+            return Ok(other_service(&state, request, other, context).await);
         }
         Operation::Refused(refusal) => {
             let principal = state
@@ -640,6 +619,173 @@ async fn handle(
     }
     state.finish(record, started, upstream, &response);
     Ok(response)
+}
+
+/// What [`other_service`] needs to know of its request.
+struct OtherContext<'a> {
+    scope: &'a CredentialScope,
+    session_token: Option<&'a str>,
+    shape: ErrorShape,
+    trace: Option<TraceId>,
+    started: Instant,
+}
+
+/// A request to a service whose resource policies the gateway does not read
+/// yet (S3, KMS, IAM, CloudFormation, Logs, EC2, Lambda's account-level calls).
+///
+/// - An account root has every permission its identity needs, so its request
+///   goes through, logged `not_evaluated`: a bucket or key policy could still
+///   deny it in AWS.
+/// - `sts:GetCallerIdentity` needs no permission at all.
+/// - Anyone else's request is decided on the caller's identity policies
+///   (resource `*`, the caller's own account). An operation the gateway cannot
+///   name is refused, never passed.
+async fn other_service(
+    state: &State,
+    request: Request<ProxyBody>,
+    other: classify::OtherCall,
+    context: OtherContext<'_>,
+) -> Response<ProxyBody> {
+    let OtherContext {
+        scope,
+        session_token,
+        shape,
+        trace,
+        started,
+    } = context;
+    let caller = match state
+        .source
+        .caller(&scope.access_key_id, session_token)
+        .await
+    {
+        Ok(caller) => caller,
+        Err(err) => {
+            let message = format!(
+                "iam gateway could not tell who signed with {}: {}",
+                scope.access_key_id,
+                err.chain()
+            );
+            let record = evaluated_record(
+                trace,
+                None,
+                &other.action,
+                "*".to_owned(),
+                Ruling::Error,
+                "evaluation_failed",
+                message.clone(),
+            );
+            let request_id = uuid::Uuid::new_v4().to_string();
+            let response = error_response(
+                shape,
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "InternalFailure",
+                &message,
+                &request_id,
+            );
+            state.finish(record, started, Duration::ZERO, &response);
+            return response;
+        }
+    };
+    let principal = caller.principal.arn().to_owned();
+    let root = caller.principal.kind() == iam_policy::PrincipalKind::Root;
+    let (ruling, reason, explanation, rejection) = if root {
+        (
+            Ruling::NotEvaluated,
+            "not_evaluated",
+            "signature verified; an account root needs no identity policy, and this service's resource policies are not evaluated yet".to_owned(),
+            None,
+        )
+    } else if other.action == "sts:GetCallerIdentity" {
+        (
+            Ruling::Allow,
+            "allowed",
+            "ALLOW (sts:GetCallerIdentity needs no permission)".to_owned(),
+            None,
+        )
+    } else if other.action == "unknown" || other.action.ends_with(":unknown") {
+        let message = format!(
+            "iam gateway: the IAM action of this {} request cannot be told, so it is refused",
+            other.action.split(':').next().unwrap_or("unknown")
+        );
+        (
+            Ruling::Deny,
+            "unknown_action",
+            format!("DENY: {message}"),
+            Some(message),
+        )
+    } else {
+        match decide::identity_only(&state.source, &caller, &other.action).await {
+            Ok(decision) => match decision.access_denied_message() {
+                None => (
+                    Ruling::Allow,
+                    "allowed",
+                    format!("{decision} (resource *; resource policies not evaluated)"),
+                    None,
+                ),
+                Some(message) => (
+                    Ruling::Deny,
+                    "no_identity_based_policy_allows",
+                    format!("{decision} (resource *)"),
+                    Some(message),
+                ),
+            },
+            Err(err) => {
+                let message = format!(
+                    "iam gateway could not evaluate {}: {}",
+                    other.action,
+                    err.chain()
+                );
+                (
+                    Ruling::Error,
+                    "evaluation_failed",
+                    message.clone(),
+                    Some(message),
+                )
+            }
+        }
+    };
+    let audit = state.mode == Mode::Audit;
+    let ruling = match (ruling, audit) {
+        (Ruling::Deny | Ruling::Error, true) => Ruling::WouldDeny,
+        (ruling, _) => ruling,
+    };
+    let record = DecisionRecord {
+        time_ms: now_ms(),
+        trace,
+        principal: Some(principal),
+        action: other.action.clone(),
+        resource: Some("*".to_owned()),
+        decision: ruling,
+        reason: reason.to_owned(),
+        explanation,
+        deciding: Vec::new(),
+        status: None,
+        overhead_us: None,
+    };
+    if let (Some(message), false) = (&rejection, audit) {
+        let request_id = uuid::Uuid::new_v4().to_string();
+        let response = error_response(
+            shape,
+            shape.access_denied_status(),
+            shape.access_denied_code(),
+            message,
+            &request_id,
+        );
+        state.finish(record, started, Duration::ZERO, &response);
+        return response;
+    }
+    if other.may_change_policies {
+        state.source.invalidate();
+    }
+    let forwarded = state.forward(request).await;
+    let (mut response, mut upstream) = (forwarded.response, forwarded.upstream);
+    if other.action == "iam:CreateAccessKey" && response.status() == StatusCode::OK {
+        let reading = Instant::now();
+        response = harvest_credentials(&state.source, &state.keys, response).await;
+        upstream += reading.elapsed();
+    }
+    state.finish(record, started, upstream, &response);
+    response
 }
 
 /// What an evaluated request asks for.

@@ -1461,3 +1461,64 @@ fn a_trust_policy_on_the_user_agent_allows_only_that_agent() {
         assert_eq!(record.decision, Ruling::Deny);
     });
 }
+
+/// Requests to services whose resource policies the gateway does not read are
+/// still decided on the caller's identity policies: a session allowed only
+/// `sts:AssumeRole` cannot list IAM roles or KMS keys, while it may ask who it
+/// is, and an account root may do both.
+#[test]
+fn other_services_are_decided_on_identity_policies() {
+    let world = world();
+    RUNTIME.block_on(async {
+        let url = world.enforce.url();
+        let chain = chain(may_assume_target()).await;
+        let session = as_credentials(&url, &chain.exec_session).await;
+
+        let iam = aws_sdk_iam::Client::new(&session).list_roles().send().await;
+        let err = iam.expect_err("no identity policy allows iam:ListRoles");
+        assert_eq!(err.code(), Some("AccessDenied"), "{err:?}");
+        assert!(
+            err.message()
+                .unwrap_or_default()
+                .contains("is not authorized to perform: iam:ListRoles"),
+            "{err:?}"
+        );
+        let (status, headers, body) = send_signed(
+            &url,
+            "/",
+            &chain.exec_session,
+            "kms",
+            &[
+                ("content-type", "application/x-amz-json-1.1"),
+                ("x-amz-target", "TrentService.ListKeys"),
+            ],
+            b"{}".to_vec(),
+            std::time::SystemTime::now(),
+        )
+        .await;
+        assert_eq!(status, 400, "{body}");
+        assert_eq!(headers["x-amzn-errortype"], "AccessDeniedException");
+        let body: Value = serde_json::from_str(&body).expect("json");
+        assert_eq!(body["__type"], "AccessDeniedException");
+        assert!(
+            body["message"]
+                .as_str()
+                .unwrap_or_default()
+                .contains("kms:ListKeys"),
+            "{body}"
+        );
+
+        let me = aws_sdk_sts::Client::new(&session)
+            .get_caller_identity()
+            .send()
+            .await
+            .expect("GetCallerIdentity needs no permission");
+        assert!(me.arn().unwrap_or_default().contains(&chain.exec_name));
+
+        aws_sdk_iam::Client::new(&root(&url, B).await)
+            .list_roles()
+            .send()
+            .await
+            .expect("the root lists its roles");
+    });
+}

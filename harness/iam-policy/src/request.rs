@@ -89,7 +89,7 @@ pub struct Request {
     pub resource: String,
     /// Condition keys visible to policies.
     pub context: Context,
-    pub(crate) resource_account: Option<String>,
+    resource_account: Option<String>,
 }
 
 impl Request {
@@ -154,9 +154,12 @@ impl Request {
         self
     }
 
-    /// Names the account owning the resource when its ARN does not (e.g. S3 buckets).
+    /// Names the account owning the resource when its ARN does not (e.g. S3
+    /// buckets, `*`): it decides same- versus cross-account evaluation and
+    /// `aws:ResourceAccount`.
     pub fn with_resource_account(mut self, account: &str) -> Self {
         self.resource_account = Some(account.to_owned());
+        self.context.insert("aws:ResourceAccount", account);
         self
     }
 

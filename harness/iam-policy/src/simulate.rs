@@ -267,10 +267,7 @@ pub fn simulate(input: &SimulateInput) -> Result<SimulateOutput, SimulateError> 
         for resource in &resources {
             let mut request = Request::new(principal.clone(), action, resource);
             if request.resource_account().is_none() {
-                request.resource_account = Some(owner_account(input));
-                request
-                    .context
-                    .insert("aws:ResourceAccount", owner_account(input));
+                request = request.with_resource_account(&owner_account(input));
             }
             for entry in &input.context_entries {
                 request
