@@ -37,6 +37,103 @@ pub fn write_junit(
     fs::write(path, junit_xml(suite, results)).map_err(write_error)
 }
 
+/// Merges documents [`junit_xml`] wrote (one per `--shard`) into one: every
+/// testcase, shard by shard, under one testsuite named `suite`, with the
+/// counts and times summed. An input that is not such a document is an
+/// error naming it by position.
+pub fn merge_junit(suite: &str, documents: &[String]) -> Result<String, String> {
+    let mut cases: Vec<Event<'static>> = Vec::new();
+    let mut totals = [0u64; 3];
+    let mut time = 0f64;
+    for (n, document) in documents.iter().enumerate() {
+        let bad = |what: String| format!("JUnit document {}: {what}", n + 1);
+        let mut reader = quick_xml::Reader::from_str(document);
+        reader.config_mut().check_end_names = true;
+        let mut depth_in_case = 0usize;
+        let mut suites = 0;
+        loop {
+            let event = reader.read_event().map_err(|e| bad(e.to_string()))?;
+            match &event {
+                Event::Eof => break,
+                Event::Start(e) | Event::Empty(e) if e.name().as_ref() == b"testsuite" => {
+                    suites += 1;
+                    for attribute in e.attributes() {
+                        let attribute = attribute.map_err(|e| bad(e.to_string()))?;
+                        let value = attribute.unescape_value().map_err(|e| bad(e.to_string()))?;
+                        let slot = match attribute.key.as_ref() {
+                            b"tests" => Some(0),
+                            b"failures" => Some(1),
+                            b"errors" => Some(2),
+                            b"time" => {
+                                time += value.parse::<f64>().map_err(|e| bad(e.to_string()))?;
+                                None
+                            }
+                            _ => None,
+                        };
+                        if let Some(slot) = slot {
+                            totals[slot] += value.parse::<u64>().map_err(|e| bad(e.to_string()))?;
+                        }
+                    }
+                }
+                Event::Start(e) if e.name().as_ref() == b"testcase" || depth_in_case > 0 => {
+                    depth_in_case += 1;
+                    cases.push(event.clone().into_owned());
+                }
+                Event::End(_) if depth_in_case > 0 => {
+                    depth_in_case -= 1;
+                    cases.push(event.clone().into_owned());
+                }
+                Event::Empty(e) if e.name().as_ref() == b"testcase" || depth_in_case > 0 => {
+                    cases.push(event.clone().into_owned());
+                }
+                Event::Text(_) | Event::GeneralRef(_) | Event::CData(_) if depth_in_case > 0 => {
+                    cases.push(event.clone().into_owned());
+                }
+                _ => {}
+            }
+        }
+        if suites != 1 {
+            return Err(bad(format!("expected one <testsuite>, found {suites}")));
+        }
+    }
+    let mut writer = Writer::new_with_indent(Vec::new(), b' ', 2);
+    let counts = [
+        totals[0].to_string(),
+        totals[1].to_string(),
+        totals[2].to_string(),
+        format!("{time:.3}"),
+    ];
+    let suite = xml_safe(suite);
+    let attributes = [
+        ("name", suite.as_str()),
+        ("tests", counts[0].as_str()),
+        ("failures", counts[1].as_str()),
+        ("errors", counts[2].as_str()),
+        ("time", counts[3].as_str()),
+    ];
+    let written: io::Result<()> = (|| {
+        writer.write_event(Event::Decl(BytesDecl::new("1.0", Some("UTF-8"), None)))?;
+        writer
+            .create_element("testsuites")
+            .with_attributes(attributes)
+            .write_inner_content(|writer| {
+                writer
+                    .create_element("testsuite")
+                    .with_attributes(attributes)
+                    .write_inner_content(|writer| {
+                        for event in &cases {
+                            writer.write_event(event.borrow())?;
+                        }
+                        Ok(())
+                    })?;
+                Ok(())
+            })?;
+        Ok(())
+    })();
+    written.map_err(|e| e.to_string())?;
+    String::from_utf8(writer.into_inner()).map_err(|e| e.to_string())
+}
+
 fn write_document(suite: &str, results: &[ScenarioResult<'_>]) -> io::Result<Vec<u8>> {
     let mut writer = Writer::new_with_indent(Vec::new(), b' ', 2);
     writer.write_event(Event::Decl(BytesDecl::new("1.0", Some("UTF-8"), None)))?;
@@ -261,6 +358,54 @@ mod tests {
             ),
         )
         .expect("test scenario parses")
+    }
+
+    #[test]
+    fn shards_merged_equal_the_whole_run_up_to_timings() {
+        let scenarios: Vec<Scenario> = ["a <one>", "b & two", "c", "d", "e"]
+            .into_iter()
+            .map(scenario)
+            .collect();
+        let ok = Outcome {
+            status: OutcomeStatus::Success,
+            duration: Duration::from_millis(100),
+            ..Outcome::default()
+        };
+        let wrong = Outcome {
+            status: OutcomeStatus::FunctionError,
+            error_message: Some("ValidationError: <bad> & worse".to_owned()),
+            ..Outcome::default()
+        };
+        let outcomes: Vec<&Outcome> = (0..5)
+            .map(|i| if i % 2 == 0 { &ok } else { &wrong })
+            .collect();
+        let verdicts: Vec<Verdict> = scenarios
+            .iter()
+            .zip(&outcomes)
+            .map(|(s, o)| check(s, o))
+            .collect();
+        let results: Vec<ScenarioResult<'_>> = (0..5)
+            .map(|i| ScenarioResult {
+                scenario: &scenarios[i],
+                outcome: outcomes[i],
+                verdict: &verdicts[i],
+            })
+            .collect();
+        let whole = junit_xml("scenarios", &results);
+        let shards = [
+            junit_xml("scenarios", &results[0..2]),
+            junit_xml("scenarios", &results[2..3]),
+            junit_xml("scenarios", &results[3..5]),
+        ];
+        let merged = merge_junit("scenarios", &shards).expect("merges");
+        let strip = |(attrs, cases): (Vec<(String, String)>, Vec<ParsedCase>)| {
+            let attrs: Vec<(String, String)> =
+                attrs.into_iter().filter(|(k, _)| k != "time").collect();
+            let cases: Vec<_> = cases.into_iter().map(|c| (c.name, c.outcome)).collect();
+            (attrs, cases)
+        };
+        assert_eq!(strip(parse(&merged)), strip(parse(&whole)));
+        assert!(merge_junit("scenarios", &["<notjunit/>".to_owned()]).is_err());
     }
 
     #[test]

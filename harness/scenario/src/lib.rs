@@ -19,8 +19,8 @@ mod report;
 
 pub use check::{EXHAUSTIVE_LIMIT, EmailPair, Mismatch, Verdict, check};
 pub use error::ScenarioError;
-pub use group::deploy_groups;
-pub use junit::{junit_xml, write_junit};
+pub use group::{Shard, deploy_groups, shard};
+pub use junit::{junit_xml, merge_junit, write_junit};
 pub use load::{Filter, discover, load, load_file, parse_str};
 pub use model::{
     Decision, DeployOverrides, Expect, ExpectedEmail, ExpectedIamDecision, ExpectedStatus,

@@ -69,6 +69,8 @@ pub enum Command {
     /// Run scenario files: bring the system up (or reuse a running `harness up`),
     /// deploy once per distinct set of overrides, check every expectation.
     Run(RunArgs),
+    /// Merge the JUnit reports of `run --shard` jobs into one.
+    JunitMerge(run::JunitMergeArgs),
 }
 
 /// `harness iam` commands.
@@ -108,6 +110,10 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
         Command::Env(args) => output::emit(&env::env(&args, &context)?, json),
         Command::Package(args) => output::emit(&package::package(&args, &context)?, json),
         Command::Run(args) => run::run(&args, &context).await?,
+        Command::JunitMerge(args) => {
+            run::junit_merge(&args)?;
+            ExitCode::SUCCESS
+        }
         Command::Bench(args) => output::emit(&bench::bench(&args, &context).await?, json),
         Command::Iam(IamCommand::Explain) => output::emit(&iam::explain(&context).await?, json),
         Command::Iam(IamCommand::Simulate(args)) => output::emit(&iam::simulate(&args)?, json),

@@ -33,6 +33,11 @@ pub struct RunArgs {
     /// Write a JUnit XML report here.
     #[arg(long)]
     pub junit: Option<PathBuf>,
+    /// Run only shard K of N (`--shard 2/3`), for a CI matrix: deterministic,
+    /// a variant's scenarios stay on one shard, and the N shards together run
+    /// every scenario once. Merge their reports with `harness junit-merge`.
+    #[arg(long, value_name = "K/N")]
+    pub shard: Option<scenario::Shard>,
     /// Where per-scenario reports go (default: <work dir>/reports).
     #[arg(long)]
     pub report_dir: Option<PathBuf>,
@@ -152,6 +157,18 @@ pub async fn run(args: &RunArgs, context: &Context) -> Result<ExitCode> {
     if scenarios.is_empty() {
         bail!("no scenario matches the filter");
     }
+    let scenarios = match args.shard {
+        Some(shard) => scenario::shard(scenarios, shard),
+        None => scenarios,
+    };
+    if let (true, Some(shard)) = (scenarios.is_empty(), args.shard) {
+        // More shards than units of work: an empty shard passes, with an empty report.
+        if let Some(junit) = &args.junit {
+            scenario::write_junit(junit, "scenarios", &[])?;
+        }
+        eprintln!("shard {}/{} has no scenarios", shard.index, shard.count);
+        return Ok(ExitCode::SUCCESS);
+    }
 
     let started = Instant::now();
     let (target, own_system) = match RunningSystem::read(&context.work_dir) {
@@ -258,4 +275,33 @@ fn print_finished(scenario: &scenario::Scenario, finished: &Finished, color: boo
             );
         }
     }
+}
+
+/// `harness junit-merge` options.
+#[derive(Debug, Args)]
+pub struct JunitMergeArgs {
+    /// Where the merged report goes.
+    #[arg(long)]
+    pub out: PathBuf,
+    /// The shards' reports.
+    #[arg(required = true)]
+    pub reports: Vec<PathBuf>,
+}
+
+/// Merges the shards' JUnit reports into one.
+pub fn junit_merge(args: &JunitMergeArgs) -> Result<()> {
+    let documents = args
+        .reports
+        .iter()
+        .map(|path| {
+            std::fs::read_to_string(path)
+                .with_context(|| format!("cannot read the JUnit report {}", path.display()))
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let merged = scenario::merge_junit("scenarios", &documents).map_err(anyhow::Error::msg)?;
+    if let Some(parent) = args.out.parent().filter(|p| !p.as_os_str().is_empty()) {
+        std::fs::create_dir_all(parent)?;
+    }
+    std::fs::write(&args.out, merged)
+        .with_context(|| format!("cannot write {}", args.out.display()))
 }
