@@ -117,32 +117,54 @@ fn single_line(field: &str, value: &str) -> Result<(), MailerError> {
 /// `=?utf-8?b?…?=` is 68 characters and a folded line stays within RFC 5322's 78.
 const ENCODED_WORD_BYTES: usize = 42;
 
-/// Whether `value` can go into the header `name` as it is: a reader then sees exactly it.
+/// Whether `value` can go into a header as it is (folded at its spaces when long): a reader
+/// then sees exactly it.
 ///
-/// Only plain printable ASCII on one unfolded line qualifies. Anything else is encoded by
-/// [`encode_header_text`]: readers decode text that looks like an RFC 2047 encoded word
-/// (`=?utf-8?b?…?=`), drop the whitespace between encoded words, and trim whitespace at
-/// either end, so such text would not read back as it was written.
-fn is_plain_header_text(name: &str, value: &str) -> bool {
+/// Only plain printable ASCII qualifies, without `=?`, without a space at either end and
+/// without two spaces in a row. Anything else is encoded by [`encode_header_text`]: readers
+/// decode text that looks like an RFC 2047 encoded word (`=?utf-8?b?…?=`), drop the
+/// whitespace between encoded words, and trim whitespace at either end, so such text would
+/// not read back as it was written.
+fn is_plain_header_text(value: &str) -> bool {
     !value.is_empty()
         && value.bytes().all(|b| b == b' ' || b.is_ascii_graphic())
         && !value.contains("=?")
         && !value.starts_with(' ')
         && !value.ends_with(' ')
         && !value.contains("  ")
-        && name.len() + 2 + value.len() <= 78
 }
 
-/// The header value a reader decodes to exactly `value`: `value` itself when it is plain
-/// (see [`is_plain_header_text`]), otherwise the whole text as RFC 2047 `B` encoded words
-/// of UTF-8, one per folded line, never splitting a character.
+/// The header value a reader decodes to exactly `value`.
+///
+/// Plain text (see [`is_plain_header_text`]) is sent as it is, folded where a line would
+/// pass 78 characters by turning one space into CRLF and that space, which unfolding
+/// undoes. Anything else is sent whole as RFC 2047 `B` encoded words of UTF-8, one per
+/// folded line, never splitting a character.
 ///
 /// Lettre's own encoder leaves ASCII words such as `=?utf-8?b?SGk=?=` as they are, which a
 /// reader then decodes to `Hi`, and encodes only the non-ASCII words, so the spaces between
 /// two of them vanish; hence this encoder for every header that carries payload text.
 pub(crate) fn encode_header_text(name: &str, value: &str) -> String {
-    if value.is_empty() || is_plain_header_text(name, value) {
-        return value.to_owned();
+    if value.is_empty() {
+        return String::new();
+    }
+    if is_plain_header_text(value) {
+        let mut out = String::with_capacity(value.len() + 8);
+        let mut line = name.len() + 2;
+        for (index, word) in value.split(' ').enumerate() {
+            if index > 0 {
+                if line + 1 + word.len() > 78 {
+                    out.push_str("\r\n ");
+                    line = 1;
+                } else {
+                    out.push(' ');
+                    line += 1;
+                }
+            }
+            out.push_str(word);
+            line += word.len();
+        }
+        return out;
     }
     let mut words = Vec::new();
     let mut chunk_start = 0;
@@ -453,6 +475,12 @@ mod tests {
             head.contains("Subject: =?utf-8?b?PT91dGYtOD9iP1NHVnNiRzg9Pz0=?="),
             "{head}"
         );
+    }
+
+    #[test]
+    fn long_plain_ascii_without_spaces_stays_plain() {
+        let trace = "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=1";
+        assert_eq!(encode_header_text("X-Amzn-Trace-Id", trace), trace);
     }
 
     #[test]
