@@ -72,6 +72,8 @@ pub struct DeployConfig {
     pub mail_from: String,
     /// Domains the callee may send to, comma-separated.
     pub allowed_domains: String,
+    /// Hosts `alert.instance_url` may name, comma-separated.
+    pub allowed_instance_hosts: String,
     /// Suffix for a variant deployed next to the default stacks.
     pub suffix: Option<String>,
     /// Parameter overrides per stack.
@@ -260,6 +262,10 @@ async fn deploy_inner(
     params.insert(
         "AllowedRecipientDomains".into(),
         config.allowed_domains.clone(),
+    );
+    params.insert(
+        "AllowedInstanceHosts".into(),
+        config.allowed_instance_hosts.clone(),
     );
     let out_callee = callee
         .apply(params, overrides(Stack::CalleeCloudformation))

@@ -7,8 +7,9 @@
 //! scenario runner, `harness bench` and the end-to-end tests all call it.
 
 use std::{
-    collections::BTreeMap,
+    collections::{BTreeMap, HashSet},
     path::{Path, PathBuf},
+    sync::{LazyLock, Mutex},
     time::{Duration, Instant, SystemTime},
 };
 
@@ -144,6 +145,48 @@ pub enum ObserveError {
     Decisions(#[source] iam_gateway::GatewayError),
 }
 
+/// The trace ids of every call this process has made. An email carrying none
+/// of them came from somewhere else, and fails the scenarios it arrived during.
+static KNOWN_TRACES: LazyLock<Mutex<HashSet<TraceId>>> =
+    LazyLock::new(|| Mutex::new(HashSet::new()));
+
+/// Records that this process makes a call tagged `trace`, before it is made,
+/// so its emails are never taken for strays by a concurrent observation.
+fn register_trace(trace: &TraceId) {
+    KNOWN_TRACES
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .insert(trace.clone());
+}
+
+fn is_known_trace(trace: &TraceId) -> bool {
+    KNOWN_TRACES
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .contains(trace)
+}
+
+/// The emails received from `from_ms` to `to_ms` (milliseconds since the
+/// epoch, both included) that carry no trace id `known` accepts: no
+/// `X-Amzn-Trace-Id` header, one without a root, or a root of nobody's call.
+pub fn strays(
+    emails: &[CapturedEmail],
+    from_ms: u64,
+    to_ms: u64,
+    known: impl Fn(&TraceId) -> bool,
+) -> Vec<CapturedEmail> {
+    emails
+        .iter()
+        .filter(|e| (from_ms..=to_ms).contains(&e.received_at_ms))
+        .filter(|e| {
+            !e.header(xray_trace::HEADER)
+                .and_then(TraceId::from_header)
+                .is_some_and(|trace| known(&trace))
+        })
+        .cloned()
+        .collect()
+}
+
 /// Makes `call` against `deployment` and returns everything observed about it:
 /// how it ended, its response or error, both lambdas' logs, its emails
 /// (waiting as `wait` says) and the IAM gateway's decisions on its requests.
@@ -155,6 +198,7 @@ pub async fn observe(
 ) -> Result<Observation, ObserveError> {
     let started = Instant::now();
     let started_wall = SystemTime::now();
+    register_trace(&call.trace);
     let mut outcome = invoke(&target.clients, deployment, call).await;
 
     let (entry_sdk, entry_name, entry_group) = match call.via {
@@ -194,6 +238,15 @@ pub async fn observe(
     let mut emails = emails_of(&target.mailbox, &call.trace, wait).await?;
     emails.sort_by_key(|e| e.seq);
     outcome.emails = emails;
+    // Everything that arrived while this call was watched, not only its own
+    // mail: `emails: []` must mean no email at all, not none with this trace.
+    let window_end = epoch_ms(SystemTime::now());
+    outcome.stray_emails = strays(
+        &all_emails(&target.mailbox)?,
+        epoch_ms(started_wall),
+        window_end,
+        is_known_trace,
+    );
     let requests = match &target.iam_log {
         Some(log) => decisions_of(log, &call.trace).map_err(ObserveError::Decisions)?,
         None => Vec::new(),
@@ -446,6 +499,25 @@ fn checked_decision(record: &DecisionRecord) -> Option<IamDecision> {
     })
 }
 
+fn epoch_ms(time: SystemTime) -> u64 {
+    time.duration_since(SystemTime::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or_default()
+}
+
+/// Every email the mailbox holds, in arrival order.
+fn all_emails(mailbox: &Mailbox) -> Result<Vec<CapturedEmail>, ObserveError> {
+    match mailbox {
+        Mailbox::InProcess(capture) => Ok(capture.messages()),
+        Mailbox::Spool(dir) => {
+            crate::smtp::read_spool(dir).map_err(|source| ObserveError::Emails {
+                dir: dir.clone(),
+                source,
+            })
+        }
+    }
+}
+
 /// Waits as `wait` says for the emails of the call tagged `trace`, and returns
 /// all of that call's emails seen by then.
 async fn emails_of(
@@ -508,6 +580,48 @@ mod tests {
         assert!(kept.starts_with("START RequestId: b"), "{kept}");
         assert!(kept.ends_with("Duration: 5 ms"), "{kept}");
         assert!(!kept.contains("RequestId: a"), "{kept}");
+    }
+
+    fn captured(received_at_ms: u64, trace: Option<&str>) -> CapturedEmail {
+        let mut headers = vec![("Subject".to_owned(), "s".to_owned())];
+        if let Some(trace) = trace {
+            headers.push(("X-Amzn-Trace-Id".to_owned(), trace.to_owned()));
+        }
+        CapturedEmail {
+            received_at_ms,
+            headers,
+            ..CapturedEmail::default()
+        }
+    }
+
+    #[rstest]
+    #[case::no_trace_header(captured(150, None), true)]
+    #[case::a_header_without_root(captured(150, Some("Parent=53995c3f42cd8ad8")), true)]
+    #[case::an_unknown_root(captured(150, Some("Root=1-ccc-333;Sampled=0")), true)]
+    #[case::this_call_s_root(captured(150, Some("Root=1-aaa-111;Parent=9")), false)]
+    #[case::a_concurrent_call_s_root(captured(150, Some("Root=1-bbb-222")), false)]
+    #[case::before_the_window(captured(99, None), false)]
+    #[case::after_the_window(captured(201, None), false)]
+    #[case::at_the_window_s_edges(captured(100, None), true)]
+    fn emails_without_a_known_trace_in_the_window_are_strays(
+        #[case] email: CapturedEmail,
+        #[case] stray: bool,
+    ) {
+        let known = [trace("1-aaa-111"), trace("1-bbb-222")];
+
+        let found = strays(&[email], 100, 200, |t| known.contains(t));
+
+        assert_eq!(found.len(), usize::from(stray), "{found:?}");
+    }
+
+    #[test]
+    fn every_call_observed_is_a_known_trace() {
+        let call = Call::new(Via::Callee, b"{}".to_vec(), InvocationType::DryRun);
+        assert!(!is_known_trace(&call.trace));
+
+        register_trace(&call.trace);
+
+        assert!(is_known_trace(&call.trace));
     }
 
     #[test]

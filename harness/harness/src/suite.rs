@@ -240,18 +240,9 @@ pub async fn run(
 /// When the call cannot be observed, the outcome is the harness's error,
 /// which no scenario expects.
 pub async fn run_one(target: &Target, deployment: &Deployment, scenario: &Scenario) -> Outcome {
-    let payload = match serde_json::to_vec(&scenario.invoke.payload) {
-        Ok(p) => p,
-        Err(e) => {
-            return harness_error(
-                "PayloadError",
-                format!("the payload does not serialise: {e}"),
-            );
-        }
-    };
     let call = Call::new(
         scenario.invoke.via,
-        payload,
+        scenario.invoke.payload.to_bytes(),
         scenario.invoke.invocation_type,
     );
     match observe::observe(target, deployment, &call, email_wait(scenario)).await {

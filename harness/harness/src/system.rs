@@ -41,9 +41,17 @@ pub const DEFAULT_ALLOWED_DOMAINS: &str = "example.com";
 /// to the gateway, so users and tests can try what a stranger may do.
 pub const OUTSIDE_ACCOUNT: &str = "333333333333";
 
+/// The ServiceNow hosts `alert.instance_url` may name unless told otherwise: the
+/// callee's own default, which every scenario payload's `example.service-now.com` matches.
+pub const DEFAULT_INSTANCE_HOSTS: &str = alert_payload::DEFAULT_INSTANCE_HOSTS;
+
 /// The SMTP TLS mode the harness deploys the callee with: the capture server
 /// speaks plain SMTP on loopback.
 pub const SMTP_TLS: &str = "none";
+
+fn default_instance_hosts() -> String {
+    DEFAULT_INSTANCE_HOSTS.to_owned()
+}
 
 /// What to bring up: the options of every command that starts a system, and
 /// what a running one records in its state file.
@@ -79,6 +87,12 @@ pub struct SystemConfig {
     /// Domains the callee may send to, comma-separated.
     #[arg(long, default_value = DEFAULT_ALLOWED_DOMAINS)]
     pub allowed_domains: String,
+    /// Hosts `alert.instance_url` may name, comma-separated; `*.` and a domain matches
+    /// every host below it.
+    #[arg(long, default_value = DEFAULT_INSTANCE_HOSTS)]
+    // State files written before this option existed ran with the default.
+    #[serde(default = "default_instance_hosts")]
+    pub allowed_instance_hosts: String,
     /// The cargo profile the lambdas are built with.
     #[arg(long, default_value = "dev", env = "HARNESS_PROFILE")]
     pub profile: String,
@@ -122,6 +136,7 @@ impl SystemConfig {
             smtp_tls: SMTP_TLS.into(),
             mail_from: self.mail_from.clone(),
             allowed_domains: self.allowed_domains.clone(),
+            allowed_instance_hosts: self.allowed_instance_hosts.clone(),
             suffix: None,
             overrides: DeployOverrides::default(),
             root_keys: root_keys.clone(),

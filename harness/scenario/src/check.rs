@@ -21,6 +21,9 @@
 //! - a received email paired with an expected one may carry each of the single-instance
 //!   headers of RFC 5322 §3.6 ([`SINGLE_INSTANCE_HEADERS`]) at most once: with two `Subject`
 //!   or `To` headers, readers disagree on which one counts.
+//! - every email in `stray_emails` (it arrived while the call ran, carrying no trace id of a
+//!   call the harness made) is a mismatch, whatever `emails` says: mail nobody can attribute
+//!   must not pass unseen.
 //! - every `iam` entry must match at least one recorded decision: same decision, action equal
 //!   ignoring case, and `principal`/`resource` substrings of the recorded ARNs.
 
@@ -157,6 +160,18 @@ pub fn check(scenario: &Scenario, outcome: &Outcome) -> Verdict {
     let mut email_pairs = Vec::new();
     if let Some(expected) = &expect.emails {
         email_pairs = check_emails(expected, &outcome.emails, &mut mismatches);
+    }
+    for (index, email) in outcome.stray_emails.iter().enumerate() {
+        mismatches.push(Mismatch {
+            path: format!("stray_emails[{index}]"),
+            expected: "no email without a known trace id while the call ran".to_owned(),
+            actual: format!(
+                "email {}, {} {}",
+                describe_received_email(email),
+                xray_trace::HEADER,
+                quote_option(email.header(xray_trace::HEADER))
+            ),
+        });
     }
     // `within_ms` bounds when emails arrive; the harness does not sleep it out.
     if let (Some(within), Some(started)) = (expect.within_ms, outcome.started_at_ms) {
@@ -1089,6 +1104,40 @@ mod tests {
         };
 
         assert_eq!(paths(&check(&scenario, &outcome)), mismatching);
+    }
+
+    /// An email nobody can attribute fails the scenario, whatever `emails` expects.
+    #[rstest]
+    #[case::no_email_expected("  status: success\n  emails: []\n")]
+    #[case::emails_not_checked("  status: success\n")]
+    #[case::its_own_email_expected("  status: success\n  emails:\n    - { subject: s }\n")]
+    fn an_email_without_a_known_trace_id_fails_the_scenario(#[case] expect: &str) {
+        let scenario = scenario(expect);
+        let mut stray = email(&["victim@example.com"], "[P1] INC0000666: pay now");
+        stray.headers.push((
+            "X-Amzn-Trace-Id".to_owned(),
+            "Root=1-00000000-000000000000000000000000".to_owned(),
+        ));
+        let own = email(&["a@example.com"], "s");
+        let outcome = Outcome {
+            emails: if expect.contains("subject: s") {
+                vec![own]
+            } else {
+                vec![]
+            },
+            stray_emails: vec![stray],
+            ..success()
+        };
+
+        let verdict = check(&scenario, &outcome);
+
+        assert_eq!(paths(&verdict), ["stray_emails[0]"]);
+        let actual = &verdict.mismatches[0].actual;
+        assert!(actual.contains("[P1] INC0000666: pay now"), "{actual}");
+        assert!(
+            actual.contains("Root=1-00000000-000000000000000000000000"),
+            "{actual}"
+        );
     }
 
     #[test]

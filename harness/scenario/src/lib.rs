@@ -24,7 +24,7 @@ pub use junit::{junit_xml, merge_junit, write_junit};
 pub use load::{Filter, discover, load, load_file, parse_str};
 pub use model::{
     Decision, DeployOverrides, Expect, ExpectedEmail, ExpectedIamDecision, ExpectedStatus,
-    InvocationType, Invoke, Scenario, Stack, SubjectRule, Via,
+    InvocationType, Invoke, Payload, Scenario, Stack, SubjectRule, Via,
 };
 pub use outcome::{CapturedEmail, IamDecision, Outcome, OutcomeStatus};
 pub use render::{ScenarioResult, render_diff, render_failure, write_summary};

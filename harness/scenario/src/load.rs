@@ -15,7 +15,7 @@ use crate::{
     ScenarioError,
     model::{
         Decision, DeployOverrides, Expect, ExpectedEmail, ExpectedIamDecision, ExpectedStatus,
-        InvocationType, Invoke, Scenario, Stack, SubjectRule, Via,
+        InvocationType, Invoke, Payload, Scenario, Stack, SubjectRule, Via,
     },
 };
 
@@ -63,6 +63,10 @@ struct RawInvoke {
     payload: Option<Value>,
     #[serde(default)]
     payload_file: Option<Spanned<String>>,
+    #[serde(default)]
+    payload_raw: Option<Spanned<String>>,
+    #[serde(default)]
+    payload_file_raw: Option<Spanned<String>>,
     #[serde(default)]
     invocation_type: InvocationType,
     #[serde(default)]
@@ -295,10 +299,12 @@ fn parse(file: &Path, text: &str) -> Result<(Scenario, u64), ScenarioError> {
 }
 
 /// Keys whose values are wrapped in `Spanned`, which adds a `value` segment to the path.
-const SPANNED_KEYS: [&str; 7] = [
+const SPANNED_KEYS: [&str; 9] = [
     "name",
     "invoke",
     "payload_file",
+    "payload_raw",
+    "payload_file_raw",
     "pad_to_bytes",
     "error_type",
     "error_message_contains",
@@ -456,38 +462,70 @@ fn deploy_overrides(raw: RawDeploy) -> DeployOverrides {
 fn resolve_invoke(file: &Path, raw: Spanned<RawInvoke>) -> Result<Invoke, ScenarioError> {
     let invoke_line = raw.referenced.line();
     let raw = raw.value;
-    let (mut payload, payload_file) = match (raw.payload, raw.payload_file) {
-        (Some(_), Some(payload_file)) => {
+    // Exactly one of the four ways to give a body; the line of the second one names the clash.
+    let given: Vec<(&str, u64)> = [
+        ("invoke.payload", raw.payload.as_ref().map(|_| invoke_line)),
+        (
+            "invoke.payload_file",
+            raw.payload_file.as_ref().map(|s| s.referenced.line()),
+        ),
+        (
+            "invoke.payload_raw",
+            raw.payload_raw.as_ref().map(|s| s.referenced.line()),
+        ),
+        (
+            "invoke.payload_file_raw",
+            raw.payload_file_raw.as_ref().map(|s| s.referenced.line()),
+        ),
+    ]
+    .into_iter()
+    .filter_map(|(key, line)| line.map(|line| (key, line)))
+    .collect();
+    match given.as_slice() {
+        [] | [_] => {}
+        [(first, _), (second, line), ..] => {
             return Err(ScenarioError::invalid(
                 file,
-                payload_file.referenced.line(),
-                "invoke.payload_file",
-                "`invoke.payload_file` conflicts with `invoke.payload`: give exactly one of them",
+                *line,
+                *second,
+                format!("`{second}` conflicts with `{first}`: give exactly one of them"),
             ));
         }
-        (None, None) => {
-            return Err(ScenarioError::invalid(
-                file,
-                invoke_line,
-                "invoke.payload",
-                "missing `invoke.payload` or `invoke.payload_file`: give exactly one of them",
-            ));
-        }
-        (Some(payload), None) => (payload, None),
-        (None, Some(payload_file)) => {
-            let (payload, path) = read_payload_file(file, &payload_file)?;
-            (payload, Some(path))
-        }
+    }
+    let (mut payload, payload_file) = if let Some(payload) = raw.payload {
+        (Payload::Json(payload), None)
+    } else if let Some(payload_file) = raw.payload_file {
+        let (payload, path) = read_payload_file(file, &payload_file)?;
+        (Payload::Json(payload), Some(path))
+    } else if let Some(text) = raw.payload_raw {
+        (Payload::Raw(text.value.into_bytes()), None)
+    } else if let Some(payload_file) = raw.payload_file_raw {
+        let (bytes, path) = read_raw_payload_file(file, &payload_file)?;
+        (Payload::Raw(bytes), Some(path))
+    } else {
+        return Err(ScenarioError::invalid(
+            file,
+            invoke_line,
+            "invoke.payload",
+            "missing `invoke.payload`, `invoke.payload_file`, `invoke.payload_raw` or \
+             `invoke.payload_file_raw`: give exactly one of them",
+        ));
     };
     if let Some(pad) = raw.pad_to_bytes {
-        pad_description(&mut payload, pad.value).map_err(|reason| {
+        let invalid = |reason: &str| {
             ScenarioError::invalid(
                 file,
                 pad.referenced.line(),
                 "invoke.pad_to_bytes",
                 format!("`invoke.pad_to_bytes` cannot be applied: {reason}"),
             )
-        })?;
+        };
+        let Payload::Json(value) = &mut payload else {
+            return Err(invalid(
+                "a raw payload is sent as written; pad it in the text itself",
+            ));
+        };
+        pad_description(value, pad.value).map_err(|reason| invalid(&reason))?;
     }
     Ok(Invoke {
         via: raw.via,
@@ -495,6 +533,30 @@ fn resolve_invoke(file: &Path, raw: Spanned<RawInvoke>) -> Result<Invoke, Scenar
         payload_file,
         invocation_type: raw.invocation_type,
     })
+}
+
+/// Reads a `payload_file_raw` file's bytes, relative to the scenario file's directory.
+fn read_raw_payload_file(
+    file: &Path,
+    payload_file: &Spanned<String>,
+) -> Result<(Vec<u8>, PathBuf), ScenarioError> {
+    let relative = &payload_file.value;
+    let resolved = file
+        .parent()
+        .unwrap_or_else(|| Path::new(""))
+        .join(relative);
+    let bytes = fs::read(&resolved).map_err(|error| {
+        ScenarioError::invalid(
+            file,
+            payload_file.referenced.line(),
+            "invoke.payload_file_raw",
+            format!(
+                "in `invoke.payload_file_raw`: cannot read payload file `{relative}` ({}): {error}; paths are relative to the scenario file",
+                resolved.display()
+            ),
+        )
+    })?;
+    Ok((bytes, resolved))
 }
 
 fn read_payload_file(
@@ -942,14 +1004,14 @@ expect:
         let scenario = result.expect("scenario loads");
         assert_eq!(scenario.invoke.invocation_type, InvocationType::Event);
         assert_eq!(
-            scenario.invoke.payload,
-            json!({
+            scenario.invoke.payload.as_json(),
+            Some(&json!({
                 "alert": {
                     "number": "INC0012345", "priority": 1, "ratio": 1.5, "active": true,
                     "state": "no", "sys_id": "0042", "nothing": null, "list": ["a", 2]
                 },
                 "recipients": {"to": ["oncall@example.com"], "cc": []}
-            })
+            }))
         );
     }
 
@@ -978,17 +1040,80 @@ expect:
                 .expect("scenario present")
         };
         assert_eq!(
-            by_name("from json").invoke.payload,
-            json!({"alert": {"priority": 2}})
+            by_name("from json").invoke.payload.as_json(),
+            Some(&json!({"alert": {"priority": 2}}))
         );
         assert_eq!(
-            by_name("from yaml").invoke.payload,
-            json!({"alert": {"priority": 3}})
+            by_name("from yaml").invoke.payload.as_json(),
+            Some(&json!({"alert": {"priority": 3}}))
         );
         assert_eq!(
             by_name("from json").invoke.payload_file.as_deref(),
             Some(dir.path().join("suite/nested/../payloads/p.json").as_path())
         );
+    }
+
+    #[test]
+    fn raw_payloads_are_sent_byte_for_byte_with_escapes_as_written() {
+        let dir = tree(&[
+            (
+                "s/inline.yaml",
+                "name: inline\ninvoke:\n  payload_raw: '{\"a\": 1, \"a\": \"\\ud800\"}'\nexpect: { status: success }\n",
+            ),
+            (
+                "s/block.yaml",
+                "name: block\ninvoke:\n  payload_raw: |-\n    {\"s\": \"\\u00e9\"}\nexpect: { status: success }\n",
+            ),
+            (
+                "s/file.yaml",
+                "name: file\ninvoke:\n  payload_file_raw: payloads/bad.json\nexpect: { status: success }\n",
+            ),
+            ("s/payloads/bad.json", "{\"x\": [1,,]}\n"),
+        ]);
+
+        let scenarios = load(&[dir.path().join("s")]).expect("all load");
+
+        let body = |name: &str| {
+            scenarios
+                .iter()
+                .find(|s| s.name == name)
+                .expect("scenario present")
+                .invoke
+                .payload
+                .to_bytes()
+        };
+        assert_eq!(body("inline"), br#"{"a": 1, "a": "\ud800"}"#);
+        assert_eq!(body("block"), br#"{"s": "\u00e9"}"#);
+        assert_eq!(body("file"), b"{\"x\": [1,,]}\n");
+    }
+
+    #[rstest]
+    #[case::raw_and_payload(
+        "name: p1\ninvoke:\n  payload: {}\n  payload_raw: '{}'\nexpect: { status: success }\n",
+        "invoke.payload_raw",
+        "`invoke.payload_raw` conflicts with `invoke.payload`"
+    )]
+    #[case::raw_and_raw_file(
+        "name: p1\ninvoke:\n  payload_raw: '{}'\n  payload_file_raw: payloads/p1.json\nexpect: { status: success }\n",
+        "invoke.payload_file_raw",
+        "`invoke.payload_file_raw` conflicts with `invoke.payload_raw`"
+    )]
+    #[case::missing_raw_file(
+        "name: p1\ninvoke:\n  payload_file_raw: payloads/nope.json\nexpect: { status: success }\n",
+        "invoke.payload_file_raw",
+        "cannot read payload file `payloads/nope.json`"
+    )]
+    #[case::pad_a_raw_payload(
+        "name: p1\ninvoke:\n  payload_raw: '{}'\n  pad_to_bytes: 100\nexpect: { status: success }\n",
+        "invoke.pad_to_bytes",
+        "a raw payload is sent as written"
+    )]
+    fn raw_payload_keys_are_checked(#[case] yaml: &str, #[case] key: &str, #[case] message: &str) {
+        let (_dir, result) = load_one(yaml);
+        let err = result.expect_err("invalid");
+        let text = err.to_string();
+        assert!(text.contains(key), "{text}");
+        assert!(text.contains(message), "{text}");
     }
 
     #[test]
@@ -998,7 +1123,8 @@ expect:
         );
 
         let payload = result.expect("scenario loads").invoke.payload;
-        assert_eq!(serde_json::to_vec(&payload).expect("json").len(), 270_000);
+        let payload = payload.as_json().expect("a JSON payload");
+        assert_eq!(serde_json::to_vec(payload).expect("json").len(), 270_000);
         let description = payload["alert"]["description"].as_str().expect("a string");
         assert!(description.starts_with("start"));
         assert_eq!(payload["template"], "incident");
@@ -1190,10 +1316,18 @@ expect:
         assert!(scenarios.len() >= 15, "only {} scenarios", scenarios.len());
         let names: BTreeSet<&str> = scenarios.iter().map(|s| s.name.as_str()).collect();
         assert_eq!(names.len(), scenarios.len(), "names are unique");
-        // Distinct incident numbers make emails and logs of different scenarios easy to tell apart.
+        // Distinct incident numbers make emails and logs of different scenarios easy to tell
+        // apart; scenarios tagged `same-record` share a record on purpose (Message-ID tests).
         let numbers: Vec<&str> = scenarios
             .iter()
-            .filter_map(|s| s.invoke.payload.pointer("/alert/number")?.as_str())
+            .filter(|s| !s.tags.iter().any(|t| t == "same-record"))
+            .filter_map(|s| {
+                s.invoke
+                    .payload
+                    .as_json()?
+                    .pointer("/alert/number")?
+                    .as_str()
+            })
             .collect();
         let distinct: BTreeSet<&&str> = numbers.iter().collect();
         assert_eq!(
@@ -1203,7 +1337,7 @@ expect:
         );
         let oversized = scenarios
             .iter()
-            .filter(|s| serde_json::to_vec(&s.invoke.payload).map_or(0, |v| v.len()) > 256 * 1024)
+            .filter(|s| s.invoke.payload.to_bytes().len() > 256 * 1024)
             .count();
         assert!(oversized >= 1, "the suite needs a payload over 256 KB");
     }

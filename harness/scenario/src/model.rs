@@ -188,13 +188,42 @@ impl fmt::Display for InvocationType {
     }
 }
 
+/// The request body a scenario sends.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Payload {
+    /// A JSON value (`payload`, `payload_file`), sent compactly encoded.
+    Json(serde_json::Value),
+    /// Bytes sent exactly as written (`payload_raw`, `payload_file_raw`): duplicate keys,
+    /// `\u` escapes and malformed JSON reach the lambda as they are.
+    Raw(Vec<u8>),
+}
+
+impl Payload {
+    /// The bytes of the request body.
+    pub fn to_bytes(&self) -> Vec<u8> {
+        match self {
+            // A `Value`'s Display is its compact JSON and cannot fail.
+            Payload::Json(value) => value.to_string().into_bytes(),
+            Payload::Raw(bytes) => bytes.clone(),
+        }
+    }
+
+    /// The JSON value, for a JSON payload.
+    pub fn as_json(&self) -> Option<&serde_json::Value> {
+        match self {
+            Payload::Json(value) => Some(value),
+            Payload::Raw(_) => None,
+        }
+    }
+}
+
 /// The invocation of a scenario, with its payload already resolved.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Invoke {
     /// Which lambda is invoked.
     pub via: Via,
-    /// The JSON payload sent (inline, or read from `payload_file`, then padded).
-    pub payload: serde_json::Value,
+    /// The body sent (inline, or read from a payload file; a JSON one then padded).
+    pub payload: Payload,
     /// The payload file the payload came from, resolved against the scenario's directory.
     pub payload_file: Option<PathBuf>,
     /// The Lambda invocation type.

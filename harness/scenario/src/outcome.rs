@@ -26,6 +26,11 @@ pub struct Outcome {
     pub response: Option<serde_json::Value>,
     /// Every email the SMTP sink received for this scenario, in arrival order.
     pub emails: Vec<CapturedEmail>,
+    /// Emails that arrived while the call was observed carrying no trace id of any call the
+    /// harness made (no `X-Amzn-Trace-Id`, or an unknown one): nobody can say where they
+    /// came from, so each one fails the scenario.
+    #[serde(default)]
+    pub stray_emails: Vec<CapturedEmail>,
     /// The log output of each lambda, keyed by lambda name.
     pub logs: BTreeMap<String, String>,
     /// IAM decisions recorded while the scenario ran.
@@ -130,7 +135,13 @@ impl CapturedEmail {
             raw: raw.to_vec(),
             ..Self::default()
         };
-        let Some(message) = MessageParser::new().parse(raw) else {
+        // As a mail reader parses it: every unstructured header decoded, custom ones included
+        // (mail-parser applies its default only once some header has its own parser).
+        let parser = MessageParser::new()
+            .with_minimal_headers()
+            .with_message_ids()
+            .default_header_text();
+        let Some(message) = parser.parse(raw) else {
             return envelope;
         };
         let addresses = |list: Option<&mail_parser::Address<'_>>| -> Vec<String> {

@@ -19,6 +19,14 @@ pub enum NotificationError {
         /// The offending entry as configured.
         entry: String,
     },
+    /// An entry of the instance host allowlist is neither a host name nor `*.` and a domain.
+    #[error(
+        "allowed instance host {entry:?} is not a host name; list hosts such as acme.service-now.com or patterns such as *.service-now.com"
+    )]
+    InstanceAllowlist {
+        /// The offending entry as configured.
+        entry: String,
+    },
     /// A template failed to register or to render.
     #[error("template {template} failed: {reason}")]
     Template {

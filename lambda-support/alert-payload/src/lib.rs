@@ -1,14 +1,14 @@
 //! ServiceNow alert payload: the typed contract, its validation and its rendering.
 //!
 //! A raw JSON payload becomes an [`AlertPayload`] only if every rule holds (see
-//! [`AlertPayload::from_slice`]); a [`Renderer`] then turns it into a [`RenderedEmail`].
+//! [`AlertPayload::from_slice`], and [`strict_json`] for the body itself); a [`Renderer`] then turns it into a [`RenderedEmail`].
 //! Validation errors name the offending field path, e.g. `alert.short_description`.
 //!
 //! # Example
 //! ```
-//! use alert_payload::{AlertPayload, RecipientAllowlist, Renderer};
+//! use alert_payload::{AlertPayload, Allowlists, RecipientAllowlist, Renderer};
 //!
-//! let allow = RecipientAllowlist::from_csv("example.com").unwrap();
+//! let allow = Allowlists::new(RecipientAllowlist::from_csv("example.com").unwrap());
 //! let raw = serde_json::json!({
 //!     "alert": {"number": "INC0012345", "sys_id": "9d385017c611228701d22104cc95c371",
 //!               "short_description": "Disk full", "priority": 1, "state": "New"},
@@ -25,8 +25,11 @@ mod error;
 pub mod header_line;
 mod payload;
 mod render;
+pub mod strict_json;
 
-pub use allowlist::RecipientAllowlist;
+pub use allowlist::{
+    Allowlists, DEFAULT_INSTANCE_HOSTS, InstanceHostAllowlist, RecipientAllowlist,
+};
 pub use error::NotificationError;
 pub use payload::{
     Alert, AlertPayload, HEADER_NUMBER, HEADER_PRIORITY, MAX_ADDRESS_CHARS, MAX_ASSIGNED_TO_CHARS,

@@ -5,7 +5,10 @@ use std::{fmt, io};
 use serde::Deserialize;
 use serde_json::Value;
 
-use crate::{NotificationError, RecipientAllowlist, header_line};
+use crate::{
+    Allowlists, InstanceHostAllowlist, NotificationError, RecipientAllowlist, header_line,
+    strict_json,
+};
 
 /// Largest accepted payload, in bytes of JSON (256 KiB).
 pub const MAX_PAYLOAD_BYTES: usize = 262_144;
@@ -113,7 +116,8 @@ pub struct Alert {
     /// characters.
     pub updated_at: Option<String>,
     /// http(s) base URL of the ServiceNow instance, without a trailing slash, at most
-    /// [`MAX_INSTANCE_URL_CHARS`] (256) characters.
+    /// [`MAX_INSTANCE_URL_CHARS`] (256) characters, whose host the
+    /// [`InstanceHostAllowlist`] allows (by default `*.service-now.com`).
     pub instance_url: Option<String>,
 }
 
@@ -197,48 +201,44 @@ struct RawRecipients {
 }
 
 impl AlertPayload {
-    /// Validates raw JSON bytes as received; the size limit is checked before parsing.
+    /// Validates raw JSON bytes as received: the size limit first, then [strict
+    /// JSON](crate::strict_json) (no duplicate key, no lone surrogate, at most 32 levels of
+    /// nesting), then every field rule.
     ///
     /// Unknown fields are rejected at every level (top level, `alert`, `recipients`).
     ///
     /// # Example
     /// ```
-    /// use alert_payload::{AlertPayload, RecipientAllowlist};
+    /// use alert_payload::{AlertPayload, Allowlists, RecipientAllowlist};
     ///
-    /// let allow = RecipientAllowlist::from_csv("example.com").unwrap();
+    /// let allow = Allowlists::new(RecipientAllowlist::from_csv("example.com").unwrap());
     /// let raw = br#"{"alert": {"number": "INC0012345", "sys_id": "9d385017c611228701d22104cc95c371",
     ///   "short_description": "Disk full", "priority": 2, "state": "New"},
     ///   "recipients": {"to": ["oncall@example.com"]}}"#;
     /// let payload = AlertPayload::from_slice(raw, &allow).unwrap();
     /// assert_eq!(payload.alert.number, "INC0012345");
     /// ```
-    pub fn from_slice(
-        raw: &[u8],
-        allowlist: &RecipientAllowlist,
-    ) -> Result<Self, NotificationError> {
+    pub fn from_slice(raw: &[u8], allowlists: &Allowlists) -> Result<Self, NotificationError> {
         check_size(raw.len())?;
+        strict_json::check(raw)?;
         let value: Value = serde_json::from_slice(raw).map_err(|e| {
             NotificationError::validation("payload", format!("is not valid JSON: {e}"))
         })?;
-        Self::validate_value(&value, allowlist)
+        Self::validate_value(&value, allowlists)
     }
 
-    /// Validates an already parsed JSON value, as a Lambda handler receives it.
+    /// Validates an already parsed JSON value.
     ///
     /// The size limit applies to the value's compact JSON encoding, which is never larger
-    /// than the bytes the caller sent (whitespace is the only difference).
-    pub fn from_value(
-        raw: &Value,
-        allowlist: &RecipientAllowlist,
-    ) -> Result<Self, NotificationError> {
+    /// than the bytes the caller sent (whitespace is the only difference). A parsed value
+    /// has lost its duplicate keys and escapes, so the strict JSON rules cannot apply:
+    /// request bodies go through [`AlertPayload::from_slice`].
+    pub fn from_value(raw: &Value, allowlists: &Allowlists) -> Result<Self, NotificationError> {
         check_size(encoded_len(raw))?;
-        Self::validate_value(raw, allowlist)
+        Self::validate_value(raw, allowlists)
     }
 
-    fn validate_value(
-        raw: &Value,
-        allowlist: &RecipientAllowlist,
-    ) -> Result<Self, NotificationError> {
+    fn validate_value(raw: &Value, allowlists: &Allowlists) -> Result<Self, NotificationError> {
         // serde also fills structs from JSON arrays (by position); the contract is objects only.
         if !raw.is_object() {
             return Err(NotificationError::validation(
@@ -261,7 +261,7 @@ impl AlertPayload {
             }
         }
         let parsed: RawPayload = serde_path_to_error::deserialize(raw).map_err(path_error)?;
-        parsed.validate(allowlist)
+        parsed.validate(allowlists)
     }
 
     /// Header name/value pairs that identify the record: number and priority.
@@ -373,12 +373,15 @@ fn path_error<E: fmt::Display>(error: serde_path_to_error::Error<E>) -> Notifica
 }
 
 impl RawPayload {
-    fn validate(self, allowlist: &RecipientAllowlist) -> Result<AlertPayload, NotificationError> {
-        let alert = self.alert.ok_or_else(|| missing("alert"))?.validate()?;
+    fn validate(self, allowlists: &Allowlists) -> Result<AlertPayload, NotificationError> {
+        let alert = self
+            .alert
+            .ok_or_else(|| missing("alert"))?
+            .validate(&allowlists.instance_hosts)?;
         let recipients = self
             .recipients
             .ok_or_else(|| missing("recipients"))?
-            .validate(allowlist)?;
+            .validate(&allowlists.recipients)?;
         let template = match self.template.as_deref() {
             None => TemplateKind::default(),
             Some("incident") => TemplateKind::Incident,
@@ -399,7 +402,7 @@ impl RawPayload {
 }
 
 impl RawAlert {
-    fn validate(self) -> Result<Alert, NotificationError> {
+    fn validate(self, instance_hosts: &InstanceHostAllowlist) -> Result<Alert, NotificationError> {
         let number = required("alert.number", self.number)?;
         header_line::check("alert.number", &number, MAX_NUMBER_CHARS)?;
         if !is_record_number(&number) {
@@ -469,7 +472,7 @@ impl RawAlert {
             )?,
             opened_at: optional_timestamp("alert.opened_at", self.opened_at)?,
             updated_at: optional_timestamp("alert.updated_at", self.updated_at)?,
-            instance_url: optional_instance_url(self.instance_url)?,
+            instance_url: optional_instance_url(self.instance_url, instance_hosts)?,
         })
     }
 }
@@ -630,7 +633,10 @@ fn optional_timestamp(
     Ok(value)
 }
 
-fn optional_instance_url(value: Option<String>) -> Result<Option<String>, NotificationError> {
+fn optional_instance_url(
+    value: Option<String>,
+    instance_hosts: &InstanceHostAllowlist,
+) -> Result<Option<String>, NotificationError> {
     const FIELD: &str = "alert.instance_url";
     let Some(raw) = optional_line(FIELD, value, MAX_INSTANCE_URL_CHARS)? else {
         return Ok(None);
@@ -649,6 +655,19 @@ fn optional_instance_url(value: Option<String>) -> Result<Option<String>, Notifi
     if url.query().is_some() || url.fragment().is_some() {
         return Err(invalid("must be a base URL without query or fragment"));
     }
+    // The link in the email must lead to the organisation's own ServiceNow, not to a page
+    // that only looks like it.
+    let host = url.host_str().unwrap_or_default();
+    if !instance_hosts.allows_host(host) {
+        return Err(NotificationError::validation(
+            FIELD,
+            format!(
+                "host {host:?} is not an allowed ServiceNow instance host (allowed: {}); link \
+                 to your own instance",
+                instance_hosts.to_csv()
+            ),
+        ));
+    }
     Ok(Some(url.as_str().trim_end_matches('/').to_owned()))
 }
 
@@ -659,8 +678,10 @@ mod tests {
 
     use super::*;
 
-    fn allowlist() -> RecipientAllowlist {
-        RecipientAllowlist::from_csv("example.com, Example.org").expect("valid allowlist")
+    fn allowlist() -> Allowlists {
+        Allowlists::new(
+            RecipientAllowlist::from_csv("example.com, Example.org").expect("valid allowlist"),
+        )
     }
 
     /// The contract's example payload: valid under [`allowlist`].
@@ -859,6 +880,11 @@ mod tests {
     // The url crate silently drops TAB and LF while parsing, so only the rule catches them.
     #[case::instance_url_with_tab(|p: &mut Value| p["alert"]["instance_url"] = json!("https://example.\tservice-now.com"), "alert.instance_url")]
     #[case::instance_url_over_256_chars(|p: &mut Value| p["alert"]["instance_url"] = json!(format!("https://example.service-now.com/{}", "p".repeat(240))), "alert.instance_url")]
+    #[case::instance_url_phishing_host(|p: &mut Value| p["alert"]["instance_url"] = json!("https://service-now.example.test"), "alert.instance_url")]
+    #[case::instance_url_allowed_host_as_subdomain_of_another(|p: &mut Value| p["alert"]["instance_url"] = json!("https://acme.service-now.com.evil.test"), "alert.instance_url")]
+    #[case::instance_url_lookalike_domain(|p: &mut Value| p["alert"]["instance_url"] = json!("https://acme.service-now.co"), "alert.instance_url")]
+    #[case::instance_url_ip_address(|p: &mut Value| p["alert"]["instance_url"] = json!("https://203.0.113.7"), "alert.instance_url")]
+    #[case::instance_url_bare_domain(|p: &mut Value| p["alert"]["instance_url"] = json!("https://service-now.com"), "alert.instance_url")]
     #[case::to_domain_not_allowed(|p: &mut Value| p["recipients"]["to"] = json!(["oncall@example.com", "x@evil.test"]), "recipients.to[1]")]
     #[case::cc_domain_not_allowed(|p: &mut Value| p["recipients"]["cc"] = json!(["x@evil.test"]), "recipients.cc[0]")]
     #[case::subdomain_not_allowed(|p: &mut Value| p["recipients"]["to"] = json!(["x@mail.example.com"]), "recipients.to[0]")]
@@ -1036,7 +1062,7 @@ mod tests {
     ) {
         // A long but allowed domain, so that only the address length can fail.
         let domain = format!("{}.example.com", vec!["x".repeat(60); 3].join("."));
-        let allow = RecipientAllowlist::new([&domain]).expect("valid domain");
+        let allow = Allowlists::new(RecipientAllowlist::new([&domain]).expect("valid domain"));
         let mut raw = example();
         let address = format!("{}@{domain}", "a".repeat(local));
         raw["recipients"]["to"] = json!([address]);
@@ -1067,6 +1093,49 @@ mod tests {
         parse(&raw).expect("at the limit, not over it");
     }
 
+    #[rstest]
+    #[case::default_instance("https://acme.service-now.com", "https://acme.service-now.com")]
+    #[case::deeper_host("https://eu.acme.service-now.com/", "https://eu.acme.service-now.com")]
+    #[case::host_case_is_normalised("https://ACME.Service-Now.com", "https://acme.service-now.com")]
+    fn instance_url_on_an_allowed_host_is_kept(#[case] url: &str, #[case] kept: &str) {
+        let mut raw = example();
+        raw["alert"]["instance_url"] = json!(url);
+        let payload = parse(&raw).expect("allowed host");
+        assert_eq!(payload.alert.instance_url.as_deref(), Some(kept));
+    }
+
+    #[test]
+    fn instance_url_host_follows_the_configured_allowlist() {
+        let mut raw = example();
+        raw["alert"]["instance_url"] = json!("https://snow.example.org");
+        let mut allow = allowlist();
+        let err = AlertPayload::from_value(&raw, &allow).expect_err("not a default host");
+        assert_eq!(err.field(), Some("alert.instance_url"));
+        assert!(
+            err.to_string()
+                .contains("\"snow.example.org\" is not an allowed ServiceNow instance host"),
+            "{err}"
+        );
+        allow.instance_hosts =
+            InstanceHostAllowlist::from_csv("snow.example.org").expect("valid allowlist");
+        AlertPayload::from_value(&raw, &allow).expect("configured host");
+    }
+
+    /// The strict JSON rules apply to request bodies, with the JSON path as the field.
+    #[rstest]
+    #[case::duplicate_key(
+        r#"{"alert": {"number": "INC0012345", "number": "INC0099999"}, "recipients": {"to": ["a@example.com"]}}"#,
+        "alert.number"
+    )]
+    #[case::lone_surrogate(
+        r#"{"alert": {"short_description": "\udc00"}, "recipients": {"to": ["a@example.com"]}}"#,
+        "alert.short_description"
+    )]
+    fn request_body_must_be_strict_json(#[case] body: &str, #[case] field: &str) {
+        let err = AlertPayload::from_slice(body.as_bytes(), &allowlist()).expect_err("strict");
+        assert_eq!(err.field(), Some(field), "{err}");
+    }
+
     #[test]
     fn priority_header_cannot_carry_text() {
         // Priority reaches a header too; its type (integer) is what keeps CR/LF out.
@@ -1078,7 +1147,7 @@ mod tests {
 
     #[test]
     fn empty_allowlist_allows_nobody() {
-        let empty = RecipientAllowlist::from_csv("").expect("empty is valid");
+        let empty = Allowlists::new(RecipientAllowlist::from_csv("").expect("empty is valid"));
         let err = AlertPayload::from_value(&example(), &empty).expect_err("nobody is allowed");
         assert_eq!(err.field(), Some("recipients.to[0]"));
     }

@@ -97,6 +97,65 @@ impl Renderer {
         Ok(Self { plain, html })
     }
 
+    /// Everything the rendered message is made of, as the parts a Message-ID is derived from.
+    ///
+    /// Rendering is a pure function of the templates and the validated payload, so two
+    /// alerts with equal parts render to the same message, and any difference a reader could
+    /// see (a field, a recipient, a template change) changes a part. In order:
+    /// 1. the sources of the payload's template set: subject, text, HTML, as embedded;
+    /// 2. the template set's name (`incident` or `resolved`);
+    /// 3. the alert fields `number`, `sys_id`, `short_description`, `description`,
+    ///    `priority` (in decimal), `state`, `category`, `assignment_group`, `assigned_to`,
+    ///    `opened_at`, `updated_at`, `instance_url`, an absent one as the empty string (no
+    ///    present value is empty);
+    /// 4. `to`, then each To address, then `cc`, then each Cc address (no address is `to` or
+    ///    `cc`, since addresses contain `@`).
+    ///
+    /// # Example
+    /// ```
+    /// use alert_payload::{AlertPayload, Allowlists, RecipientAllowlist, Renderer};
+    ///
+    /// let allow = Allowlists::new(RecipientAllowlist::from_csv("example.com").unwrap());
+    /// let raw = serde_json::json!({
+    ///     "alert": {"number": "INC0012345", "sys_id": "9d385017c611228701d22104cc95c371",
+    ///               "short_description": "Disk full", "priority": 1, "state": "New"},
+    ///     "recipients": {"to": ["oncall@example.com"]}
+    /// });
+    /// let payload = AlertPayload::from_value(&raw, &allow).unwrap();
+    /// let parts = Renderer::message_identity(&payload);
+    /// assert_eq!(parts[3..6], ["incident", "INC0012345", "9d385017c611228701d22104cc95c371"]);
+    /// assert_eq!(parts[parts.len() - 3..], ["to", "oncall@example.com", "cc"]);
+    /// ```
+    pub fn message_identity(payload: &AlertPayload) -> Vec<String> {
+        let kind = payload.template;
+        let alert = &payload.alert;
+        let optional = |value: &Option<String>| value.clone().unwrap_or_default();
+        let mut parts: Vec<String> = [Part::Subject, Part::Text, Part::Html]
+            .into_iter()
+            .map(|part| template_source(kind, part).to_owned())
+            .collect();
+        parts.extend([
+            kind.as_str().to_owned(),
+            alert.number.clone(),
+            alert.sys_id.clone(),
+            alert.short_description.clone(),
+            optional(&alert.description),
+            alert.priority.to_string(),
+            alert.state.clone(),
+            optional(&alert.category),
+            optional(&alert.assignment_group),
+            optional(&alert.assigned_to),
+            optional(&alert.opened_at),
+            optional(&alert.updated_at),
+            optional(&alert.instance_url),
+        ]);
+        parts.push("to".to_owned());
+        parts.extend(payload.recipients.to.iter().cloned());
+        parts.push("cc".to_owned());
+        parts.extend(payload.recipients.cc.iter().cloned());
+        parts
+    }
+
     /// Renders the payload with the template set it selected.
     pub fn render(&self, payload: &AlertPayload) -> Result<RenderedEmail, NotificationError> {
         let context = TemplateContext::new(payload);

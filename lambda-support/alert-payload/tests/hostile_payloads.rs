@@ -7,9 +7,9 @@
 use std::sync::LazyLock;
 
 use alert_payload::{
-    AlertPayload, MAX_ASSIGNED_TO_CHARS, MAX_ASSIGNMENT_GROUP_CHARS, MAX_CATEGORY_CHARS,
-    MAX_SHORT_DESCRIPTION_CHARS, MAX_STATE_CHARS, RecipientAllowlist, RenderedEmail, Renderer,
-    TemplateKind, header_line,
+    AlertPayload, Allowlists, MAX_ASSIGNED_TO_CHARS, MAX_ASSIGNMENT_GROUP_CHARS,
+    MAX_CATEGORY_CHARS, MAX_SHORT_DESCRIPTION_CHARS, MAX_STATE_CHARS, RecipientAllowlist,
+    RenderedEmail, Renderer, TemplateKind, header_line,
 };
 use proptest::{collection::vec, option, prelude::*};
 use serde_json::{Value, json};
@@ -20,8 +20,10 @@ const CASES: u32 = 128;
 static RENDERER: LazyLock<Renderer> =
     LazyLock::new(|| Renderer::new().expect("templates register"));
 
-fn allowlist() -> RecipientAllowlist {
-    RecipientAllowlist::from_csv("example.com, example.org").expect("valid allowlist")
+fn allowlist() -> Allowlists {
+    Allowlists::new(
+        RecipientAllowlist::from_csv("example.com, example.org").expect("valid allowlist"),
+    )
 }
 
 /// The first character the header-line rule rejects, with its index, if any.

@@ -5,7 +5,7 @@
 
 use std::{fs, path::PathBuf};
 
-use alert_payload::{AlertPayload, RecipientAllowlist, RenderedEmail, Renderer};
+use alert_payload::{AlertPayload, Allowlists, RecipientAllowlist, RenderedEmail, Renderer};
 use serde_json::{Value, json};
 
 fn example() -> Value {
@@ -44,7 +44,8 @@ fn minimal_resolved() -> Value {
 }
 
 fn render(raw: &Value) -> RenderedEmail {
-    let allow = RecipientAllowlist::from_csv("example.com").expect("valid allowlist");
+    let allow =
+        Allowlists::new(RecipientAllowlist::from_csv("example.com").expect("valid allowlist"));
     let payload = AlertPayload::from_value(raw, &allow).expect("valid payload");
     Renderer::new()
         .expect("templates register")

@@ -2,6 +2,7 @@
 
 use std::fmt;
 
+use base64::{Engine as _, engine::general_purpose::STANDARD as BASE64};
 use lettre::{
     Address, Message,
     message::{
@@ -66,7 +67,8 @@ pub struct OutgoingEmail {
     pub to: Vec<String>,
     /// Copied recipients (bare addresses).
     pub cc: Vec<String>,
-    /// One-line subject; non-ASCII is encoded per RFC 2047.
+    /// One-line subject; anything but plain ASCII is sent as RFC 2047 encoded words, so a
+    /// reader decodes exactly this text.
     pub subject: String,
     /// Plain text part.
     pub text: String,
@@ -74,7 +76,8 @@ pub struct OutgoingEmail {
     pub html: String,
     /// The Message-ID header.
     pub message_id: MessageId,
-    /// Further headers, e.g. `X-ServiceNow-Number`; values must be single-line.
+    /// Further headers, e.g. `X-ServiceNow-Number`; values must be single-line, and are
+    /// encoded like the subject.
     pub headers: Vec<(String, String)>,
 }
 
@@ -110,6 +113,78 @@ fn single_line(field: &str, value: &str) -> Result<(), MailerError> {
     Ok(())
 }
 
+/// Longest UTF-8 chunk per encoded word: 42 bytes are 56 base64 characters, so a word
+/// `=?utf-8?b?…?=` is 68 characters and a folded line stays within RFC 5322's 78.
+const ENCODED_WORD_BYTES: usize = 42;
+
+/// Whether `value` can go into a header as it is (folded at its spaces when long): a reader
+/// then sees exactly it.
+///
+/// Only plain printable ASCII qualifies, without `=?`, without a space at either end and
+/// without two spaces in a row. Anything else is encoded by [`encode_header_text`]: readers
+/// decode text that looks like an RFC 2047 encoded word (`=?utf-8?b?…?=`), drop the
+/// whitespace between encoded words, and trim whitespace at either end, so such text would
+/// not read back as it was written.
+fn is_plain_header_text(value: &str) -> bool {
+    !value.is_empty()
+        && value.bytes().all(|b| b == b' ' || b.is_ascii_graphic())
+        && !value.contains("=?")
+        && !value.starts_with(' ')
+        && !value.ends_with(' ')
+        && !value.contains("  ")
+}
+
+/// The header value a reader decodes to exactly `value`.
+///
+/// Plain text (see [`is_plain_header_text`]) is sent as it is, folded where a line would
+/// pass 78 characters by turning one space into CRLF and that space, which unfolding
+/// undoes. Anything else is sent whole as RFC 2047 `B` encoded words of UTF-8, one per
+/// folded line, never splitting a character.
+///
+/// Lettre's own encoder leaves ASCII words such as `=?utf-8?b?SGk=?=` as they are, which a
+/// reader then decodes to `Hi`, and encodes only the non-ASCII words, so the spaces between
+/// two of them vanish; hence this encoder for every header that carries payload text.
+pub(crate) fn encode_header_text(name: &str, value: &str) -> String {
+    if value.is_empty() {
+        return String::new();
+    }
+    if is_plain_header_text(value) {
+        let mut out = String::with_capacity(value.len() + 8);
+        let mut line = name.len() + 2;
+        for (index, word) in value.split(' ').enumerate() {
+            if index > 0 {
+                if line + 1 + word.len() > 78 {
+                    out.push_str("\r\n ");
+                    line = 1;
+                } else {
+                    out.push(' ');
+                    line += 1;
+                }
+            }
+            out.push_str(word);
+            line += word.len();
+        }
+        return out;
+    }
+    let mut words = Vec::new();
+    let mut chunk_start = 0;
+    let mut chunk_end = 0;
+    for (index, c) in value.char_indices() {
+        let end = index + c.len_utf8();
+        if end - chunk_start > ENCODED_WORD_BYTES {
+            words.push(encoded_word(&value[chunk_start..chunk_end]));
+            chunk_start = chunk_end;
+        }
+        chunk_end = end;
+    }
+    words.push(encoded_word(&value[chunk_start..chunk_end]));
+    words.join("\r\n ")
+}
+
+fn encoded_word(text: &str) -> String {
+    format!("=?utf-8?b?{}?=", BASE64.encode(text))
+}
+
 fn parse_address(field: &str, raw: &str) -> Result<Address, MailerError> {
     single_line(field, raw)?;
     raw.parse::<Address>()
@@ -117,6 +192,15 @@ fn parse_address(field: &str, raw: &str) -> Result<Address, MailerError> {
             field: field.to_owned(),
             reason: format!("is not an email address: {e}"),
         })
+}
+
+/// A header whose value readers decode to exactly `value` (see [`encode_header_text`]).
+///
+/// The caller has checked `value` with [`single_line`]; the encoded form is printable ASCII
+/// folded with CRLF and a space only, which is what lettre requires of a pre-encoded value.
+fn text_header(name: HeaderName, value: &str) -> HeaderValue {
+    let encoded = encode_header_text(&name, value);
+    HeaderValue::dangerous_new_pre_encoded(name, value.to_owned(), encoded)
 }
 
 /// Headers the builder sets itself; an extra header must not duplicate them.
@@ -174,7 +258,10 @@ impl OutgoingEmail {
         single_line("message_id", self.message_id.as_str())?;
         let mut builder = Message::builder()
             .from(from.clone())
-            .subject(self.subject.clone())
+            .raw_header(text_header(
+                HeaderName::new_from_ascii_str("Subject"),
+                &self.subject,
+            ))
             .message_id(Some(self.message_id.as_str().to_owned()));
         for (i, address) in self.to.iter().enumerate() {
             builder = builder.to(Mailbox::new(
@@ -203,7 +290,7 @@ impl OutgoingEmail {
                     reason: "is not a valid header name".to_owned(),
                 }
             })?;
-            builder = builder.raw_header(HeaderValue::new(header_name, value.clone()));
+            builder = builder.raw_header(text_header(header_name, value));
         }
         builder
             .multipart(MultiPart::alternative_plain_html(
@@ -315,6 +402,93 @@ mod tests {
         assert!(
             matches!(&err, MailerError::InvalidEmail { field: f, .. } if f == field),
             "{err}"
+        );
+    }
+
+    /// What a reader sees: the subject and the extra header as mail-parser decodes them
+    /// from the raw bytes, and every raw header line.
+    fn read_back(subject: &str) -> (String, String, String) {
+        let mut email = email();
+        email.subject = subject.to_owned();
+        email.headers[0].1 = subject.to_owned();
+        let raw = email.to_message(&from()).expect("valid").formatted();
+        // A reader decodes every unstructured header, custom ones included (mail-parser
+        // applies its default only once some header has its own parser).
+        let parsed = mail_parser::MessageParser::new()
+            .with_minimal_headers()
+            .with_message_ids()
+            .default_header_text()
+            .parse(&raw)
+            .expect("parsable");
+        let header = parsed
+            .header("X-ServiceNow-Number")
+            .and_then(|h| h.as_text())
+            .unwrap_or_default()
+            .to_owned();
+        let text = String::from_utf8(raw.clone()).expect("ascii message");
+        let head = text.split("\r\n\r\n").next().unwrap_or_default().to_owned();
+        (
+            parsed.subject().unwrap_or_default().to_owned(),
+            header,
+            head,
+        )
+    }
+
+    /// Whatever the text, a reader decodes the header to exactly that text.
+    #[rstest]
+    #[case::plain("[P1] INC0012345: Disk full")]
+    #[case::encoded_word_lookalike("[P1] INC0012345: =?utf-8?b?SGVsbG8=?=")]
+    #[case::q_encoded_word_lookalike("=?iso-8859-1?q?Caf=E9?=")]
+    #[case::lookalike_between_non_ascii("Zoë =?utf-8?q?x?= ünï")]
+    #[case::non_ascii_words_keep_their_spaces("Zoë ünï 数据库 🔥")]
+    #[case::leading_space(" Disk full")]
+    #[case::trailing_space("Disk full ")]
+    #[case::double_spaces("Disk  full   now")]
+    #[case::only_an_equals_question("a=?b")]
+    #[case::no_break_spaces_at_the_ends("\u{a0}Disk full\u{a0}")]
+    #[case::zero_width_space("Disk\u{200b}full")]
+    #[case::tab("Disk\tfull")]
+    #[case::long_ascii_that_would_be_folded(
+        "[P1] INC0012345: aaaaaaaaaa bbbbbbbbbbbbbbbbbbb cccccccccccccccccccc ddddddddddddddddddddd eeeeeeeeeeeeeeeeeee fffffffff"
+    )]
+    #[case::long_cjk(
+        "数据库数据库数据库数据库数据库数据库数据库数据库数据库数据库数据库数据库数据库数据库"
+    )]
+    #[case::emoji_at_a_chunk_boundary("aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa🔥🔥🔥")]
+    fn header_text_reads_back_exactly(#[case] text: &str) {
+        let (subject, header, head) = read_back(text);
+        assert_eq!(subject, text, "{head}");
+        assert_eq!(header, text, "{head}");
+        // One Subject line (plus its folds), and folds never exceed 78 characters.
+        assert_eq!(head.matches("\r\nSubject: ").count(), 1, "{head}");
+        for line in head.split("\r\n").filter(|l| l.starts_with(' ')) {
+            assert!(line.len() <= 78, "{line:?}");
+        }
+    }
+
+    #[test]
+    fn encoded_word_lookalike_is_itself_encoded() {
+        let (_, _, head) = read_back("=?utf-8?b?SGVsbG8=?=");
+        assert!(!head.contains("SGVsbG8=?="), "sent as typed: {head}");
+        // base64 of the whole text, as one encoded word.
+        assert!(
+            head.contains("Subject: =?utf-8?b?PT91dGYtOD9iP1NHVnNiRzg9Pz0=?="),
+            "{head}"
+        );
+    }
+
+    #[test]
+    fn long_plain_ascii_without_spaces_stays_plain() {
+        let trace = "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=1";
+        assert_eq!(encode_header_text("X-Amzn-Trace-Id", trace), trace);
+    }
+
+    #[test]
+    fn plain_ascii_is_sent_as_typed() {
+        let (_, _, head) = read_back("[P1] INC0012345: Disk full");
+        assert!(
+            head.contains("\r\nSubject: [P1] INC0012345: Disk full\r\n"),
+            "{head}"
         );
     }
 

@@ -1,6 +1,8 @@
 //! The callee's configuration, read from the environment once per process.
 
-use alert_payload::RecipientAllowlist;
+use alert_payload::{
+    Allowlists, DEFAULT_INSTANCE_HOSTS, InstanceHostAllowlist, RecipientAllowlist,
+};
 use mailer::{SmtpConfig, SmtpCredentials, TlsMode};
 
 use crate::CalleeError;
@@ -8,7 +10,9 @@ use crate::CalleeError;
 /// Everything the callee needs besides the payload.
 ///
 /// Environment variables: `MAIL_FROM` (required), `ALLOWED_RECIPIENT_DOMAINS`
-/// (comma-separated; unset or empty allows nobody), `SMTP_HOST` (required), `SMTP_PORT`
+/// (comma-separated; unset or empty allows nobody), `ALLOWED_INSTANCE_HOSTS`
+/// (comma-separated hosts or `*.domain` patterns `alert.instance_url` may name; unset or
+/// empty means `*.service-now.com`), `SMTP_HOST` (required), `SMTP_PORT`
 /// (default 2525), `SMTP_TLS` (`none`, `starttls` or `required`; default `required`),
 /// `SMTP_USERNAME` and `SMTP_PASSWORD` (optional, both or neither). An empty value counts
 /// as unset.
@@ -16,8 +20,8 @@ use crate::CalleeError;
 pub struct Config {
     /// Sender mailbox, e.g. `ServiceNow Alerts <alerts@example.com>`.
     pub mail_from: String,
-    /// Domains recipients must belong to.
-    pub allowlist: RecipientAllowlist,
+    /// Domains recipients must belong to, and hosts `alert.instance_url` may name.
+    pub allowlists: Allowlists,
     /// SMTP server, TLS, credentials and retry policy; its `Debug` redacts the password.
     pub smtp: SmtpConfig,
 }
@@ -39,9 +43,13 @@ impl Config {
         };
 
         let mail_from = required("MAIL_FROM")?;
-        let allowlist =
+        let recipients =
             RecipientAllowlist::from_csv(&get("ALLOWED_RECIPIENT_DOMAINS").unwrap_or_default())
                 .map_err(CalleeError::from)?;
+        let instance_hosts = InstanceHostAllowlist::from_csv(
+            &get("ALLOWED_INSTANCE_HOSTS").unwrap_or_else(|| DEFAULT_INSTANCE_HOSTS.to_owned()),
+        )
+        .map_err(CalleeError::from)?;
 
         let mut smtp = SmtpConfig::new(required("SMTP_HOST")?);
         if let Some(port) = get("SMTP_PORT") {
@@ -77,7 +85,10 @@ impl Config {
 
         Ok(Self {
             mail_from,
-            allowlist,
+            allowlists: Allowlists {
+                recipients,
+                instance_hosts,
+            },
             smtp,
         })
     }
@@ -119,13 +130,22 @@ mod tests {
         assert_eq!(config.smtp.port, 2525);
         assert_eq!(config.smtp.tls, TlsMode::Required);
         assert_eq!(config.smtp.credentials, None);
-        assert!(config.allowlist.is_empty(), "unset allowlist allows nobody");
+        assert!(
+            config.allowlists.recipients.is_empty(),
+            "unset allowlist allows nobody"
+        );
+        assert_eq!(
+            config.allowlists.instance_hosts,
+            InstanceHostAllowlist::service_now(),
+            "unset instance hosts are ServiceNow's"
+        );
     }
 
     #[test]
     fn full_environment_is_read() {
         let vars = with(&[
             ("ALLOWED_RECIPIENT_DOMAINS", "example.com, Example.org"),
+            ("ALLOWED_INSTANCE_HOSTS", "snow.example.com, *.example.org"),
             ("SMTP_PORT", "587"),
             ("SMTP_TLS", "none"),
             ("SMTP_USERNAME", "alerts"),
@@ -134,7 +154,22 @@ mod tests {
         let config = Config::from_lookup(lookup(&vars)).expect("valid");
         assert_eq!(config.smtp.port, 587);
         assert_eq!(config.smtp.tls, TlsMode::None);
-        assert_eq!(config.allowlist.domains(), ["example.com", "example.org"]);
+        assert_eq!(
+            config.allowlists.recipients.domains(),
+            ["example.com", "example.org"]
+        );
+        assert!(
+            config
+                .allowlists
+                .instance_hosts
+                .allows_host("a.example.org")
+        );
+        assert!(
+            !config
+                .allowlists
+                .instance_hosts
+                .allows_host("acme.service-now.com")
+        );
         assert_eq!(
             config.smtp.credentials,
             Some(SmtpCredentials::new("alerts", "hunter2-secret"))
@@ -155,6 +190,7 @@ mod tests {
     #[case::username_without_password(&[("SMTP_USERNAME", "alerts")], "SMTP_PASSWORD")]
     #[case::password_without_username(&[("SMTP_PASSWORD", "secret")], "SMTP_USERNAME")]
     #[case::allowlist_entry_not_a_domain(&[("ALLOWED_RECIPIENT_DOMAINS", "oncall@example.com")], "ALLOWED_RECIPIENT_DOMAINS")]
+    #[case::instance_host_not_a_host(&[("ALLOWED_INSTANCE_HOSTS", "https://acme.service-now.com")], "ALLOWED_INSTANCE_HOSTS")]
     fn invalid_setting_is_a_config_error_naming_it(
         #[case] vars: &[(&'static str, &'static str)],
         #[case] expected: &str,

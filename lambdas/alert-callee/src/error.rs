@@ -52,6 +52,10 @@ impl From<NotificationError> for CalleeError {
                 name: "ALLOWED_RECIPIENT_DOMAINS",
                 reason: error.to_string(),
             },
+            NotificationError::InstanceAllowlist { .. } => Self::Config {
+                name: "ALLOWED_INSTANCE_HOSTS",
+                reason: error.to_string(),
+            },
         }
     }
 }

@@ -2,11 +2,11 @@
 
 use std::time::{Duration, Instant, SystemTime};
 
-use alert_payload::{AlertPayload, RecipientAllowlist, Renderer};
+use alert_payload::{AlertPayload, Allowlists, Renderer};
 use lambda_runtime::{Context, LambdaEvent};
 use mailer::{HEADER_TRACE_ID, Mailer, MessageId, OutgoingEmail};
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
+use serde_json::value::RawValue;
 use tracing::{info, instrument, warn};
 
 use crate::{CalleeError, Config};
@@ -32,7 +32,7 @@ pub struct AlertCallee {
 
 #[derive(Debug)]
 struct Ready {
-    allowlist: RecipientAllowlist,
+    allowlists: Allowlists,
     renderer: Renderer,
     mailer: Mailer,
 }
@@ -45,7 +45,7 @@ impl AlertCallee {
             Ok(Ready {
                 renderer: Renderer::new()?,
                 mailer: Mailer::new(config.smtp, &config.mail_from)?,
-                allowlist: config.allowlist,
+                allowlists: config.allowlists,
             })
         });
         Self { ready }
@@ -58,12 +58,23 @@ impl AlertCallee {
 
     /// Handles one invocation: the raw payload is validated before anything is rendered or
     /// sent, and the send ends before the invocation deadline.
+    ///
+    /// The event is the request body exactly as sent (a [`RawValue`] keeps its bytes), so the
+    /// strict JSON rules see duplicate keys and escapes that a parsed value would have lost.
     #[instrument(skip_all, fields(request_id = %event.context.request_id))]
-    pub async fn handle(&self, event: LambdaEvent<Value>) -> Result<CalleeResponse, CalleeError> {
+    pub async fn handle(
+        &self,
+        event: LambdaEvent<Box<RawValue>>,
+    ) -> Result<CalleeResponse, CalleeError> {
         let ready = self.ready.as_ref().map_err(Clone::clone)?;
         let (raw, context) = event.into_parts();
 
-        let email = compose(&raw, &ready.allowlist, &ready.renderer, trace_id(&context))?;
+        let email = compose(
+            raw.get().as_bytes(),
+            &ready.allowlists,
+            &ready.renderer,
+            trace_id(&context),
+        )?;
         let incident = email
             .headers
             .iter()
@@ -87,28 +98,34 @@ impl AlertCallee {
     }
 }
 
-/// Validates a raw payload and turns it into the email the callee sends:
-/// rendered subject, text and HTML, the deterministic Message-ID, the
-/// ServiceNow headers and, when given, the trace id header. Nothing is sent;
-/// `harness render` shows exactly this without any AWS.
+/// Validates a raw request body and turns it into the email the callee sends:
+/// rendered subject, text and HTML, the Message-ID, the ServiceNow headers and,
+/// when given, the trace id header. Nothing is sent; `harness render` shows
+/// exactly this without any AWS.
+///
+/// The Message-ID identifies the message: it is derived from everything the
+/// rendered message is made of ([`Renderer::message_identity`]: the templates,
+/// every alert field, the recipients), and from nothing else. The same alert
+/// sent again (a retried invocation) keeps its id, so a reader's client can
+/// tell the copy; any difference a reader could see gives a new id, even when
+/// number, sys_id, state and updated_at are equal. The trace id is left out:
+/// a retry carries another one.
 pub fn compose(
-    raw: &Value,
-    allowlist: &RecipientAllowlist,
+    raw: &[u8],
+    allowlists: &Allowlists,
     renderer: &Renderer,
     trace_id: Option<&str>,
 ) -> Result<OutgoingEmail, CalleeError> {
-    let payload = AlertPayload::from_value(raw, allowlist).inspect_err(|e| {
+    let payload = AlertPayload::from_slice(raw, allowlists).inspect_err(|e| {
         warn!(field = e.field().unwrap_or_default(), error = %e, "payload rejected");
     })?;
     let rendered = renderer.render(&payload)?;
 
-    let alert = &payload.alert;
-    let message_id = MessageId::derive([
-        alert.number.as_str(),
-        alert.sys_id.as_str(),
-        alert.state.as_str(),
-        alert.updated_at.as_deref().unwrap_or_default(),
-    ]);
+    let message_id = MessageId::derive(
+        Renderer::message_identity(&payload)
+            .iter()
+            .map(String::as_str),
+    );
     let mut headers: Vec<(String, String)> = payload
         .servicenow_headers()
         .into_iter()
@@ -158,12 +175,13 @@ fn trace_id(context: &Context) -> Option<&str> {
 mod tests {
     use std::{collections::VecDeque, time::UNIX_EPOCH};
 
+    use alert_payload::RecipientAllowlist;
     use mail_parser::MessageParser;
     use mailer::{
         RetryPolicy, SmtpConfig, TlsMode,
         testing::{SilentServer, SinkScript, SmtpSink},
     };
-    use serde_json::json;
+    use serde_json::{Value, json};
 
     use super::*;
 
@@ -182,7 +200,9 @@ mod tests {
         };
         Config {
             mail_from: "ServiceNow Alerts <alerts@example.com>".into(),
-            allowlist: RecipientAllowlist::from_csv("example.com").expect("valid allowlist"),
+            allowlists: Allowlists::new(
+                RecipientAllowlist::from_csv("example.com").expect("valid allowlist"),
+            ),
             smtp,
         }
     }
@@ -207,7 +227,24 @@ mod tests {
         })
     }
 
-    fn event(payload: Value, time_left: Duration, trace: Option<&str>) -> LambdaEvent<Value> {
+    /// An event with the body `body`, read as the runtime reads it.
+    fn raw_event(body: &str) -> LambdaEvent<Box<RawValue>> {
+        let mut context = Context::default();
+        context.request_id = "8f507cfc-example".into();
+        context.deadline = (SystemTime::now() + Duration::from_secs(10))
+            .duration_since(UNIX_EPOCH)
+            .expect("after the epoch")
+            .as_millis() as u64;
+        let raw: Box<RawValue> =
+            serde_json::from_slice(body.as_bytes()).expect("the runtime accepts the body");
+        LambdaEvent::new(raw, context)
+    }
+
+    fn event(
+        payload: Value,
+        time_left: Duration,
+        trace: Option<&str>,
+    ) -> LambdaEvent<Box<RawValue>> {
         let mut context = Context::default();
         context.request_id = "8f507cfc-example".into();
         context.deadline = (SystemTime::now() + time_left)
@@ -215,10 +252,11 @@ mod tests {
             .expect("after the epoch")
             .as_millis() as u64;
         context.xray_trace_id = trace.map(str::to_owned);
-        LambdaEvent::new(payload, context)
+        let raw = RawValue::from_string(payload.to_string()).expect("json");
+        LambdaEvent::new(raw, context)
     }
 
-    fn ten_seconds(payload: Value) -> LambdaEvent<Value> {
+    fn ten_seconds(payload: Value) -> LambdaEvent<Box<RawValue>> {
         event(payload, Duration::from_secs(10), Some(TRACE))
     }
 
@@ -231,11 +269,34 @@ mod tests {
             .await
             .expect("sent");
 
+        // The documented identity, spelled out: templates, template name, every field in
+        // order (absent ones empty), then the recipients.
+        let templates = "../../lambda-support/alert-payload/templates/incident";
+        let template = |part: &str| {
+            std::fs::read_to_string(format!("{templates}/{part}.hbs")).expect("template file")
+        };
+        let (subject, text, html) = (template("subject"), template("text"), template("html"));
         let expected_id = MessageId::derive([
+            subject.as_str(),
+            text.as_str(),
+            html.as_str(),
+            "incident",
             "INC0012345",
             "9d385017c611228701d22104cc95c371",
+            "Database cluster unreachable",
+            "Primary and replica stopped answering health checks.",
+            "1",
             "New",
+            "",
+            "",
+            "",
+            "",
             "2026-11-22T08:05:00Z",
+            "https://example.service-now.com",
+            "to",
+            "oncall@example.com",
+            "cc",
+            "dba@example.com",
         ]);
         assert_eq!(
             response,
@@ -291,6 +352,77 @@ mod tests {
         updated["alert"]["state"] = json!("In Progress");
         let third = callee.handle(ten_seconds(updated)).await.expect("sent");
         assert_ne!(third.message_id, first.message_id);
+    }
+
+    /// Same number, sys_id, state and updated_at, yet another message: another Message-ID.
+    #[rstest::rstest]
+    #[case::short_description(|p: &mut Value| p["alert"]["short_description"] = json!("Replica lagging"))]
+    #[case::description(|p: &mut Value| p["alert"]["description"] = json!("Another text."))]
+    #[case::priority(|p: &mut Value| p["alert"]["priority"] = json!(2))]
+    #[case::instance_url(|p: &mut Value| p["alert"]["instance_url"] = json!("https://other.service-now.com"))]
+    #[case::to(|p: &mut Value| p["recipients"]["to"] = json!(["dba-lead@example.com"]))]
+    #[case::cc_moved_to_to(|p: &mut Value| p["recipients"] = json!({"to": ["oncall@example.com", "dba@example.com"]}))]
+    #[case::template(|p: &mut Value| p["template"] = json!("resolved"))]
+    #[tokio::test]
+    async fn different_content_with_the_same_record_keys_gets_another_message_id(
+        #[case] change: fn(&mut Value),
+    ) {
+        let sink = SmtpSink::start().expect("sink");
+        let callee = callee(sink.port());
+        let mut other = payload();
+        change(&mut other);
+        for key in ["number", "sys_id", "state", "updated_at"] {
+            assert_eq!(other["alert"][key], payload()["alert"][key], "{key}");
+        }
+
+        let first = callee.handle(ten_seconds(payload())).await.expect("sent");
+        let second = callee.handle(ten_seconds(other)).await.expect("sent");
+
+        assert_ne!(first.message_id, second.message_id);
+        let ids: Vec<String> = sink
+            .messages()
+            .iter()
+            .map(|m| {
+                let parsed = MessageParser::new().parse(&m.data).expect("parsable");
+                parsed.message_id().unwrap_or_default().to_owned()
+            })
+            .collect();
+        assert_ne!(ids[0], ids[1], "the Message-ID headers differ too");
+    }
+
+    /// Bodies that strict JSON refuses: the callee reads the raw body, so it sees them.
+    #[rstest::rstest]
+    #[case::duplicate_key(
+        r#"{"alert": {"number": "INC0012345", "sys_id": "9d385017c611228701d22104cc95c371", "short_description": "Disk full", "priority": 1, "state": "New", "number": "INC0099999"}, "recipients": {"to": ["oncall@example.com"]}}"#,
+        "invalid alert.number: appears twice"
+    )]
+    #[case::lone_surrogate(
+        r#"{"alert": {"number": "INC0012345", "sys_id": "9d385017c611228701d22104cc95c371", "short_description": "Disk \ud800 full", "priority": 1, "state": "New"}, "recipients": {"to": ["oncall@example.com"]}}"#,
+        "invalid alert.short_description: contains the escape \\ud800 at position 5"
+    )]
+    #[case::nesting_beyond_serde_json_s_limit(
+        &format!(r#"{{"alert": {{"number": "INC0012345"}}, "x": {}{}}}"#, "[".repeat(200), "]".repeat(200)),
+        "invalid x[0]"
+    )]
+    #[case::phishing_instance_url(
+        r#"{"alert": {"number": "INC0012345", "sys_id": "9d385017c611228701d22104cc95c371", "short_description": "Disk full", "priority": 1, "state": "New", "instance_url": "https://service-now.example.test"}, "recipients": {"to": ["oncall@example.com"]}}"#,
+        "invalid alert.instance_url: host \"service-now.example.test\" is not an allowed"
+    )]
+    #[tokio::test]
+    async fn hostile_body_is_a_validation_error_before_any_smtp(
+        #[case] body: &str,
+        #[case] message: &str,
+    ) {
+        let sink = SmtpSink::start().expect("sink");
+
+        let err = callee(sink.port())
+            .handle(raw_event(body))
+            .await
+            .expect_err("refused");
+
+        assert_eq!(err.error_type(), "ValidationError");
+        assert!(err.to_string().starts_with(message), "{err}");
+        assert_eq!(sink.connections(), 0);
     }
 
     #[tokio::test]

@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use alert_callee::{AlertCallee, Config};
 use lambda_runtime::{LambdaEvent, service_fn};
-use serde_json::Value;
+use serde_json::value::RawValue;
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
@@ -16,7 +16,7 @@ async fn main() -> Result<(), lambda_runtime::Error> {
         tracing::error!(error = %error, "callee is misconfigured");
     }
 
-    lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| {
+    lambda_runtime::run(service_fn(move |event: LambdaEvent<Box<RawValue>>| {
         let callee = Arc::clone(&callee);
         async move { callee.handle(event).await }
     }))

@@ -4,6 +4,8 @@
 //! - AWS errors: `<AWS error code>: <AWS message>` (just the code when AWS sent no message, and
 //!   the SDK's error chain when there was no AWS response at all, e.g. a connection failure);
 //! - callee function errors: `<callee errorType>: <callee errorMessage>`;
+//! - bodies the strict JSON rules refuse (`ValidationError`): the callee's own message, e.g.
+//!   `invalid alert.number: appears twice in one object; ...`;
 //! - configuration errors: a lowercase sentence naming the environment variable.
 
 use std::fmt;
@@ -114,6 +116,10 @@ pub enum CallerError {
     /// The callee ran and returned a function error (`CalleeFailed`).
     #[error("{0}")]
     CalleeFailed(CalleeFault),
+    /// The body breaks the strict JSON rules the callee applies, so it is not forwarded
+    /// (`ValidationError`, with the callee's own message naming the JSON path).
+    #[error("{0}")]
+    Validation(String),
 }
 
 impl CallerError {
@@ -128,6 +134,7 @@ impl CallerError {
             Self::Throttled(_) => "Throttled",
             Self::InvokeFailed(_) => "InvokeFailed",
             Self::CalleeFailed(_) => "CalleeFailed",
+            Self::Validation(_) => "ValidationError",
         }
     }
 

@@ -91,13 +91,21 @@ impl Invoker {
     }
 
     /// Lambda handler: forwards the event payload to the callee with the invocation's trace id.
+    ///
+    /// A body that breaks the strict JSON rules ([`alert_payload::strict_json`]: duplicate
+    /// keys, lone surrogate escapes, nesting over 32 levels) is refused here with the
+    /// callee's own `ValidationError`, and not forwarded: the callee would refuse it, and
+    /// the two hops never disagree on what the body says.
     #[instrument(skip_all, fields(request_id = %event.context.request_id))]
     pub async fn handle(
         &self,
         event: LambdaEvent<Box<RawValue>>,
     ) -> Result<Box<RawValue>, CallerError> {
         let trace_id = event.context.xray_trace_id.as_deref();
-        let result = self.invoke(&event.payload, trace_id).await;
+        let result = match alert_payload::strict_json::check(event.payload.get().as_bytes()) {
+            Ok(()) => self.invoke(&event.payload, trace_id).await,
+            Err(error) => Err(CallerError::Validation(error.to_string())),
+        };
         if let Err(error) = &result {
             warn!(error_type = error.error_type(), error = %error, "invocation failed");
         }
@@ -372,6 +380,48 @@ mod tests {
         context.request_id = "caller-request-1".to_owned();
         context.xray_trace_id = trace_id.map(str::to_owned);
         LambdaEvent::new(raw(payload), context)
+    }
+
+    /// Bodies the callee refuses as strict JSON are refused here too, and never forwarded.
+    #[rstest]
+    #[case::duplicate_key(
+        r#"{"alert": {"number": "INC0012345", "number": "INC0099999"}}"#,
+        "invalid alert.number: appears twice"
+    )]
+    #[case::lone_surrogate(
+        r#"{"alert": {"state": "\ud800"}}"#,
+        "invalid alert.state: contains the escape \\ud800"
+    )]
+    #[case::deep_nesting(
+        &format!("{{\"a\": {}{}}}", "[".repeat(40), "]".repeat(40)),
+        "invalid a[0]"
+    )]
+    #[tokio::test]
+    async fn strict_json_violation_is_a_validation_error_and_not_forwarded(
+        #[case] body: &str,
+        #[case] message: &str,
+    ) {
+        // Arrange: any request at all would fail the test when the mocks verify.
+        let server = MockServer::start().await;
+        Mock::given(method("POST"))
+            .respond_with(ResponseTemplate::new(500))
+            .expect(0)
+            .mount(&server)
+            .await;
+        let invoker = invoker(&server, config(None));
+        let mut context = Context::default();
+        context.request_id = "caller-request-1".to_owned();
+        let payload: Box<RawValue> = serde_json::from_str(body).expect("the runtime accepts it");
+
+        // Act
+        let err = invoker
+            .handle(LambdaEvent::new(payload, context))
+            .await
+            .expect_err("refused");
+
+        // Assert
+        assert_eq!(err.error_type(), "ValidationError");
+        assert!(err.to_string().starts_with(message), "{err}");
     }
 
     #[tokio::test]

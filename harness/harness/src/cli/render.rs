@@ -3,7 +3,7 @@
 
 use std::{fmt, path::PathBuf, process::ExitCode};
 
-use alert_payload::{RecipientAllowlist, Renderer};
+use alert_payload::{Allowlists, InstanceHostAllowlist, RecipientAllowlist, Renderer};
 use anyhow::{Context as _, Result};
 use clap::Args;
 use serde::Serialize;
@@ -13,7 +13,7 @@ use super::{
     invoke::read_payload,
     output::{Output, status},
 };
-use crate::system::{DEFAULT_ALLOWED_DOMAINS, DEFAULT_MAIL_FROM};
+use crate::system::{DEFAULT_ALLOWED_DOMAINS, DEFAULT_INSTANCE_HOSTS, DEFAULT_MAIL_FROM};
 
 /// Options of `harness render`.
 #[derive(Debug, Args)]
@@ -30,6 +30,10 @@ pub struct RenderArgs {
     /// Domains the callee may send to, comma-separated.
     #[arg(long, default_value = DEFAULT_ALLOWED_DOMAINS)]
     pub allowed_domains: String,
+    /// Hosts `alert.instance_url` may name, comma-separated, as the callee's
+    /// `ALLOWED_INSTANCE_HOSTS`; `*.` and a domain matches every host below it.
+    #[arg(long, default_value = DEFAULT_INSTANCE_HOSTS)]
+    pub allowed_instance_hosts: String,
 }
 
 /// The email the callee would send, or why it would refuse the payload.
@@ -99,8 +103,9 @@ impl Output for Rendered {
 /// Validates and renders with the callee's own code and templates.
 pub fn render(args: &RenderArgs, _context: &Context) -> Result<Rendered> {
     let bytes = read_payload(&args.payload)?;
-    // The callee refuses a body that is not JSON before validating fields.
-    let raw: serde_json::Value = match serde_json::from_slice(&bytes) {
+    // Lambda's runtime refuses a body that is not JSON before the callee sees it; the
+    // callee then reads the body as sent, so the strict JSON rules apply to these bytes.
+    let raw: Box<serde_json::value::RawValue> = match serde_json::from_slice(&bytes) {
         Ok(raw) => raw,
         Err(err) => {
             return Ok(Rendered::Rejected {
@@ -109,10 +114,14 @@ pub fn render(args: &RenderArgs, _context: &Context) -> Result<Rendered> {
             });
         }
     };
-    let allowlist = RecipientAllowlist::from_csv(&args.allowed_domains)
-        .context("--allowed-domains is not a list of domains")?;
+    let allowlists = Allowlists {
+        recipients: RecipientAllowlist::from_csv(&args.allowed_domains)
+            .context("--allowed-domains is not a list of domains")?,
+        instance_hosts: InstanceHostAllowlist::from_csv(&args.allowed_instance_hosts)
+            .context("--allowed-instance-hosts is not a list of hosts")?,
+    };
     let renderer = Renderer::new().context("the callee's templates do not compile")?;
-    let email = match alert_callee::compose(&raw, &allowlist, &renderer, None) {
+    let email = match alert_callee::compose(raw.get().as_bytes(), &allowlists, &renderer, None) {
         Ok(email) => email,
         Err(err) => {
             return Ok(Rendered::Rejected {
@@ -152,6 +161,7 @@ mod tests {
             eml,
             mail_from: DEFAULT_MAIL_FROM.to_owned(),
             allowed_domains: DEFAULT_ALLOWED_DOMAINS.to_owned(),
+            allowed_instance_hosts: DEFAULT_INSTANCE_HOSTS.to_owned(),
         };
         let context = Context {
             work_dir: dir.path().to_path_buf(),
