@@ -128,7 +128,10 @@ fn template_body(dir: &Path, stack: Stack) -> Result<String, HarnessError> {
 }
 
 /// Validates all four templates with the emulator's CloudFormation.
-pub async fn validate(endpoint: &str, config: &DeployConfig) -> Result<(), HarnessError> {
+pub async fn validate(
+    endpoint: &sdk_config::Endpoint,
+    config: &DeployConfig,
+) -> Result<(), HarnessError> {
     let sdk = aws::root_config(endpoint, &config.root_keys, &config.accounts.callee).await;
     let cfn = CfnClient::new(&sdk);
     for stack in Stack::ALL {
@@ -146,7 +149,7 @@ pub async fn validate(endpoint: &str, config: &DeployConfig) -> Result<(), Harne
 
 /// Deploys (or updates) all four stacks and uploads the zips.
 pub async fn deploy(
-    endpoint: &str,
+    endpoint: &sdk_config::Endpoint,
     artifacts: &Artifacts,
     config: &DeployConfig,
 ) -> Result<Deployment, HarnessError> {
@@ -170,7 +173,7 @@ pub async fn deploy(
 }
 
 async fn deploy_inner(
-    endpoint: &str,
+    endpoint: &sdk_config::Endpoint,
     artifacts: &Artifacts,
     config: &DeployConfig,
     step: &Step,

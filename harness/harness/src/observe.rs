@@ -76,7 +76,7 @@ pub struct Clients {
 impl Clients {
     /// Acts as the root of each account against `endpoint`, with `keys`.
     pub async fn new(
-        endpoint: &str,
+        endpoint: &sdk_config::Endpoint,
         accounts: &crate::deploy::Accounts,
         keys: &sdk_config::RootKeys,
     ) -> Self {

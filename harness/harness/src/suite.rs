@@ -32,7 +32,7 @@ pub struct SuiteTarget {
     /// How calls reach it.
     pub target: Target,
     /// The AWS endpoint variants are deployed through.
-    pub endpoint: String,
+    pub endpoint: sdk_config::Endpoint,
     /// The default deployment.
     pub deployment: Deployment,
     /// How the default deployment was made; variants start from it.
@@ -46,7 +46,7 @@ impl SuiteTarget {
     pub fn of(system: &System) -> Self {
         Self {
             target: system.target(),
-            endpoint: system.running.endpoint.clone(),
+            endpoint: system.running.aws_endpoint(),
             deployment: system.running.deployment.clone(),
             deploy_config: system.running.deploy_config(true),
             artifacts: system.artifacts.clone(),
@@ -66,7 +66,7 @@ impl SuiteTarget {
             .map_err(|e| HarnessError::Build(e.to_string()))??;
         Ok(Self {
             target: state.connect().await?,
-            endpoint: state.endpoint.clone(),
+            endpoint: state.aws_endpoint(),
             deployment: state.deployment.clone(),
             deploy_config: state.deploy_config(true),
             artifacts,

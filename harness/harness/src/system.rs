@@ -215,8 +215,12 @@ pub struct RunningSystem {
     pub emulator_pgid: Option<i32>,
     /// What was brought up.
     pub config: SystemConfig,
-    /// The AWS endpoint clients use (the IAM gateway, when one runs).
+    /// The AWS endpoint clients use (the IAM gateway, when one runs: `https://`).
     pub endpoint: String,
+    /// The local CA's certificate (PEM) that signed the gateway's; `None`
+    /// without a gateway. Public: clients trust it for `endpoint`.
+    #[serde(default)]
+    pub ca_pem: Option<String>,
     /// The account roots' secret keys for this run; the file is private to its owner.
     pub root_keys: RootKeys,
     /// The gateway's decision log; `None` without a gateway.
@@ -284,6 +288,11 @@ impl RunningSystem {
         let _ = std::fs::remove_file(state_file(work_dir));
     }
 
+    /// The endpoint as SDK clients reach it, trusting the run's CA.
+    pub fn aws_endpoint(&self) -> sdk_config::Endpoint {
+        aws_endpoint(&self.endpoint, self.ca_pem.as_deref())
+    }
+
     /// How the default stacks were deployed; variants start from it.
     pub fn deploy_config(&self, quiet: bool) -> DeployConfig {
         self.config
@@ -300,11 +309,34 @@ impl RunningSystem {
             ))
         })?;
         Ok(Target {
-            clients: Clients::new(&self.endpoint, &self.config.accounts(), &self.root_keys).await,
+            clients: Clients::new(
+                &self.aws_endpoint(),
+                &self.config.accounts(),
+                &self.root_keys,
+            )
+            .await,
             mailbox: Mailbox::Spool(spool),
             iam_log: self.iam_log.clone(),
         })
     }
+}
+
+/// The SDK's endpoint for `url`, trusting `ca_pem` when there is one.
+fn aws_endpoint(url: &str, ca_pem: Option<&str>) -> sdk_config::Endpoint {
+    match ca_pem {
+        Some(pem) => sdk_config::Endpoint::trusting(url, pem),
+        None => sdk_config::Endpoint::new(url),
+    }
+}
+
+/// The local CA's certificate in a work directory: what the lambdas and a
+/// user's AWS CLI (`harness env`) trust.
+pub fn ca_file(work_dir: &Path) -> PathBuf {
+    work_dir.join("ca.pem")
+}
+
+fn tls_error(err: local_ca::CaError) -> HarnessError {
+    HarnessError::Config(format!("the harness's local CA: {err}"))
 }
 
 /// Whether a process exists.
@@ -399,6 +431,19 @@ impl System {
             accounts.caller.as_str(),
             OUTSIDE_ACCOUNT,
         ]);
+        // A fresh CA per run: it signs the gateway's certificate, its key stays
+        // in this process, and its certificate is what every client trusts.
+        let tls = if with_gateway && host {
+            let ca = local_ca::LocalCa::generate().map_err(tls_error)?;
+            let file = ca_file(&launch.work_dir);
+            std::fs::write(&file, ca.certificate_pem())?;
+            let server = ca
+                .server_config(&["127.0.0.1", "localhost"])
+                .map_err(tls_error)?;
+            Some((ca.certificate_pem(), file, server))
+        } else {
+            None
+        };
         let issuer_token = sdk_config::random_secret();
         let issuer = (with_gateway && host).then(|| {
             (
@@ -413,7 +458,8 @@ impl System {
             image: config.image.clone(),
             runtime_shim: artifacts.runtime_shim.clone().unwrap_or_default(),
             work_dir: launch.work_dir.clone(),
-            lambda_endpoint: (with_gateway && host).then(|| format!("http://{public}")),
+            lambda_endpoint: tls.as_ref().map(|_| format!("https://{public}")),
+            lambda_ca_file: tls.as_ref().map(|(_, file, _)| file.clone()),
             credentials_issuer: issuer.clone(),
             quiet: launch.quiet,
         })
@@ -427,6 +473,7 @@ impl System {
                 gateway.log_file = Some(log.clone());
                 gateway.root_keys = root_keys.clone();
                 gateway.issuer_token = issuer.as_ref().map(|(_, token)| token.clone());
+                gateway.tls = tls.as_ref().map(|(_, _, server)| server.clone());
                 Some(Gateway::start(gateway).await?)
             }
             None => None,
@@ -436,23 +483,26 @@ impl System {
             Some(g) => g.url(),
             None => emulator.endpoint().to_owned(),
         };
+        let ca_pem = tls.map(|(pem, _, _)| pem);
+        let aws_endpoint = aws_endpoint(&endpoint, ca_pem.as_deref());
 
         let deploy_started = Instant::now();
         let deployment = deploy::deploy(
-            &endpoint,
+            &aws_endpoint,
             &artifacts,
             &config.deploy_config(capture.addr().port(), &root_keys, launch.quiet),
         )
         .await?;
         let deploy_ms = ms(deploy_started.elapsed());
 
-        let clients = Clients::new(&endpoint, &accounts, &root_keys).await;
+        let clients = Clients::new(&aws_endpoint, &accounts, &root_keys).await;
         let mut system = Self {
             running: RunningSystem {
                 pid: std::process::id(),
                 emulator_pgid: emulator.pgid(),
                 config: config.clone(),
                 endpoint,
+                ca_pem,
                 root_keys,
                 iam_log,
                 smtp: capture.addr(),
@@ -570,7 +620,8 @@ impl RunningSystem {
             pid,
             emulator_pgid: None,
             config: SystemConfig::defaults().expect("defaults"),
-            endpoint: "http://127.0.0.1:4566".into(),
+            endpoint: "https://127.0.0.1:4566".into(),
+            ca_pem: Some("-----BEGIN CERTIFICATE-----\n-----END CERTIFICATE-----\n".into()),
             root_keys: RootKeys::generate(["111111111111", "222222222222", OUTSIDE_ACCOUNT]),
             iam_log: None,
             smtp: "127.0.0.1:2525".parse().expect("address"),

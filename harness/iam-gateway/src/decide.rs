@@ -64,8 +64,9 @@ impl Outcome {
 /// The global context keys every evaluated request carries.
 fn base_request(caller: &Caller, action: &str, resource: &str, region: &str) -> Request {
     let mut request = Request::new(caller.principal.clone(), action, resource)
-        // The harness speaks plain HTTP to the gateway.
-        .with_context("aws:SecureTransport", "false")
+        // AWS's SDKs and services speak TLS; the gateway says otherwise for a
+        // request that reached it in plain HTTP.
+        .with_context("aws:SecureTransport", "true")
         .with_context("aws:RequestedRegion", region);
     request.context.set_current_time(SystemTime::now());
     if let Some(user_id) = &caller.user_id {
@@ -252,9 +253,13 @@ pub async fn identity_only(
     source: &PolicySource,
     caller: &Caller,
     action: &str,
+    context: &[(&str, &str)],
 ) -> Result<Decision, GatewayError> {
     let identity = source.identity_policies(&caller.principal).await?;
     let mut request = base_request(caller, action, "*", sdk_config::REGION);
+    for (key, value) in context {
+        request = request.with_context(key, *value);
+    }
     if let Some(account) = caller.principal.account() {
         request = request.with_resource_account(account);
     }
@@ -329,7 +334,7 @@ mod tests {
         assert_eq!(get("sts:ExternalId").as_deref(), Some("ext"));
         assert_eq!(get("sts:RoleSessionName").as_deref(), Some("s"));
         assert_eq!(get("sts:SourceIdentity"), None);
-        assert_eq!(get("aws:SecureTransport").as_deref(), Some("false"));
+        assert_eq!(get("aws:SecureTransport").as_deref(), Some("true"));
         assert_eq!(get("aws:userid").as_deref(), Some("AROAEXAMPLE:s"));
         assert_eq!(
             get("aws:PrincipalArn").as_deref(),

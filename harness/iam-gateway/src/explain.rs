@@ -181,7 +181,7 @@ fn session_of(role_arn: &str, session: &str) -> Result<Principal, GatewayError> 
 /// session invoking the target function across accounts. Policies
 /// are read fresh from `upstream` (LocalStack itself or a gateway).
 pub async fn explain(
-    upstream: &str,
+    upstream: &sdk_config::Endpoint,
     root_keys: &sdk_config::RootKeys,
     caller_function_arn: &str,
 ) -> Result<Vec<HopExplanation>, GatewayError> {
@@ -194,7 +194,8 @@ pub async fn explain(
         })?;
     let account = function.account.as_deref().unwrap_or_default();
     let region = function.region.as_deref().unwrap_or(REGION);
-    let source = PolicySource::new(upstream, Duration::ZERO).with_root_keys(root_keys.clone());
+    let source =
+        PolicySource::new(upstream.clone(), Duration::ZERO).with_root_keys(root_keys.clone());
     let configuration = source
         .lambda(account, region)
         .await

@@ -104,7 +104,7 @@ impl fmt::Display for Mode {
 }
 
 /// How to run a gateway.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub struct GatewayConfig {
     /// Where to listen, e.g. `127.0.0.1:4566`; port 0 picks a free one.
     pub listen: SocketAddr,
@@ -122,6 +122,10 @@ pub struct GatewayConfig {
     /// The token the emulator's executor presents at [`ISSUE_PATH`] to get a
     /// function's execution-role credentials; `None` issues none.
     pub issuer_token: Option<String>,
+    /// Serve HTTPS with this configuration as well as plain HTTP, on the same
+    /// port (told apart by the first byte a client sends). A request that came
+    /// over TLS is evaluated with `aws:SecureTransport` true, any other false.
+    pub tls: Option<Arc<rustls::ServerConfig>>,
 }
 
 impl GatewayConfig {
@@ -135,6 +139,7 @@ impl GatewayConfig {
             policy_ttl: DEFAULT_POLICY_TTL,
             root_keys: RootKeys::default(),
             issuer_token: None,
+            tls: None,
         }
     }
 }
@@ -176,8 +181,20 @@ impl GatewayHandle {
         self.addr
     }
 
-    /// The endpoint URL for AWS clients, `http://<addr>`.
+    /// The endpoint URL for AWS clients: `https://<addr>` when the gateway
+    /// serves TLS, `http://<addr>` otherwise.
     pub fn url(&self) -> String {
+        let scheme = if self.state.tls.is_some() {
+            "https"
+        } else {
+            "http"
+        };
+        format!("{scheme}://{}", self.addr)
+    }
+
+    /// The plain-HTTP URL of the same port, `http://<addr>`: requests sent there
+    /// are evaluated with `aws:SecureTransport` false.
+    pub fn plain_url(&self) -> String {
         format!("http://{}", self.addr)
     }
 

@@ -95,7 +95,7 @@ impl<T: Clone> TtlCache<T> {
 
 /// Reads identities and policies from the upstream, with caches.
 pub struct PolicySource {
-    upstream: String,
+    upstream: sdk_config::Endpoint,
     root_keys: sdk_config::RootKeys,
     ttl: Duration,
     generation: AtomicU64,
@@ -155,9 +155,9 @@ fn iam_arn_parts(arn: &str) -> Option<(&str, &str)> {
 
 impl PolicySource {
     /// A source reading from `upstream`, caching policies for `ttl`.
-    pub fn new(upstream: &str, ttl: Duration) -> Self {
+    pub fn new(upstream: sdk_config::Endpoint, ttl: Duration) -> Self {
         Self {
-            upstream: upstream.trim_end_matches('/').to_owned(),
+            upstream,
             root_keys: sdk_config::RootKeys::default(),
             ttl,
             generation: AtomicU64::new(0),
@@ -671,7 +671,10 @@ mod tests {
 
     #[test]
     fn invalidation_discards_a_fetch_that_started_before_it() {
-        let source = PolicySource::new("http://127.0.0.1:1", Duration::from_secs(60));
+        let source = PolicySource::new(
+            sdk_config::Endpoint::new("http://127.0.0.1:1"),
+            Duration::from_secs(60),
+        );
         let generation = source.generation.load(Ordering::SeqCst);
         source.invalidate();
         source
@@ -691,7 +694,10 @@ mod tests {
 
     #[test]
     fn twelve_digit_keys_are_roots_without_lookup() {
-        let source = PolicySource::new("http://127.0.0.1:1", Duration::from_secs(60));
+        let source = PolicySource::new(
+            sdk_config::Endpoint::new("http://127.0.0.1:1"),
+            Duration::from_secs(60),
+        );
         let caller = source.known_identity("222222222222").expect("root");
         assert_eq!(caller.principal.arn(), "arn:aws:iam::222222222222:root");
         assert_eq!(caller.user_id.as_deref(), Some("222222222222"));

@@ -107,6 +107,8 @@ pub(super) struct State {
     pub(super) keys: KeyStore,
     /// The shared secret the emulator's executor presents to get execution-role credentials.
     pub(super) issuer_token: Option<String>,
+    /// Accepts TLS connections, when the gateway serves HTTPS.
+    pub(super) tls: Option<tokio_rustls::TlsAcceptor>,
 }
 
 /// Parses `http://host:port` into what each forwarded URI needs.
@@ -155,11 +157,15 @@ pub(super) async fn start(config: GatewayConfig) -> Result<GatewayHandle, Gatewa
         scheme,
         authority,
         client,
-        source: PolicySource::new(&config.upstream, config.policy_ttl),
+        source: PolicySource::new(
+            sdk_config::Endpoint::new(config.upstream.trim_end_matches('/')),
+            config.policy_ttl,
+        ),
         log,
         overhead: Mutex::new(VecDeque::new()),
         keys: KeyStore::new(&config.root_keys),
         issuer_token: config.issuer_token.clone(),
+        tls: config.tls.clone().map(tokio_rustls::TlsAcceptor::from),
     });
     let (shutdown, stopped) = watch::channel(());
     let task = tokio::spawn(accept_loop(listener, state.clone(), stopped));
@@ -196,17 +202,61 @@ async fn accept_loop(
         let state = state.clone();
         let mut stopped = stopped.clone();
         tokio::spawn(async move {
-            let service = service_fn(move |req| handle(state.clone(), req));
-            let connection = http1::Builder::new().serve_connection(TokioIo::new(stream), service);
             tokio::select! {
-                result = connection => {
-                    if let Err(err) = result {
-                        tracing::debug!(error = %err, "iam gateway connection ended with an error");
-                    }
-                }
+                () = serve_connection(state, stream) => {}
                 _ = stopped.changed() => {}
             }
         });
+    }
+}
+
+/// The first byte of a TLS ClientHello (a handshake record); no HTTP method starts with it.
+const TLS_HANDSHAKE: u8 = 0x16;
+
+/// Serves one connection, over TLS when its first byte opens a handshake and
+/// the gateway has a certificate, in plain HTTP otherwise.
+async fn serve_connection(state: Arc<State>, stream: tokio::net::TcpStream) {
+    let mut first = [0u8; 1];
+    let tls_hello = matches!(stream.peek(&mut first).await, Ok(1) if first[0] == TLS_HANDSHAKE);
+    let result = match (&state.tls, tls_hello) {
+        (Some(acceptor), true) => match acceptor.accept(stream).await {
+            Ok(tls) => serve_http(state, TokioIo::new(tls), Transport::Tls).await,
+            Err(err) => {
+                tracing::debug!(error = %err, "iam gateway TLS handshake failed");
+                return;
+            }
+        },
+        _ => serve_http(state, TokioIo::new(stream), Transport::Plain).await,
+    };
+    if let Err(err) = result {
+        tracing::debug!(error = %err, "iam gateway connection ended with an error");
+    }
+}
+
+async fn serve_http<I>(state: Arc<State>, io: I, transport: Transport) -> Result<(), hyper::Error>
+where
+    I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
+{
+    let service = service_fn(move |req| handle(state.clone(), req, transport));
+    http1::Builder::new().serve_connection(io, service).await
+}
+
+/// How a request reached the gateway: what `aws:SecureTransport` says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Transport {
+    /// Plain HTTP.
+    Plain,
+    /// HTTPS.
+    Tls,
+}
+
+impl Transport {
+    /// The value of `aws:SecureTransport`.
+    pub(super) fn secure_transport(self) -> &'static str {
+        match self {
+            Self::Plain => "false",
+            Self::Tls => "true",
+        }
     }
 }
 
@@ -469,6 +519,7 @@ fn evaluated_record(
 async fn handle(
     state: Arc<State>,
     request: Request<Incoming>,
+    transport: Transport,
 ) -> Result<Response<ProxyBody>, Infallible> {
     let started = Instant::now();
     if request.uri().path() == issue::ISSUE_PATH {
@@ -530,6 +581,7 @@ async fn handle(
             let context = OtherContext {
                 scope: &scope,
                 session_token: session_token.as_deref(),
+                transport,
                 shape,
                 trace,
                 started,
@@ -557,7 +609,10 @@ async fn handle(
         action,
         &call,
         &region,
-        user_agent.as_deref(),
+        Sent {
+            user_agent: user_agent.as_deref(),
+            transport,
+        },
     )
     .await;
     let (caller, outcome) = match evaluated {
@@ -625,6 +680,7 @@ async fn handle(
 struct OtherContext<'a> {
     scope: &'a CredentialScope,
     session_token: Option<&'a str>,
+    transport: Transport,
     shape: ErrorShape,
     trace: Option<TraceId>,
     started: Instant,
@@ -649,6 +705,7 @@ async fn other_service(
     let OtherContext {
         scope,
         session_token,
+        transport,
         shape,
         trace,
         started,
@@ -714,7 +771,8 @@ async fn other_service(
             Some(message),
         )
     } else {
-        match decide::identity_only(&state.source, &caller, &other.action).await {
+        let context = [("aws:SecureTransport", transport.secure_transport())];
+        match decide::identity_only(&state.source, &caller, &other.action, &context).await {
             Ok(decision) => match decision.access_denied_message() {
                 None => (
                     Ruling::Allow,
@@ -807,6 +865,13 @@ impl Call {
 
 type EvaluationError = (Option<Caller>, GatewayError);
 
+/// What the request itself tells the evaluator's context.
+#[derive(Debug, Clone, Copy)]
+struct Sent<'a> {
+    user_agent: Option<&'a str>,
+    transport: Transport,
+}
+
 async fn evaluate(
     source: &PolicySource,
     scope: &CredentialScope,
@@ -814,16 +879,16 @@ async fn evaluate(
     action: &str,
     call: &Call,
     region: &str,
-    user_agent: Option<&str>,
+    sent: Sent<'_>,
 ) -> Result<(Caller, Outcome), EvaluationError> {
     let caller = source
         .caller(&scope.access_key_id, session_token)
         .await
         .map_err(|err| (None, err))?;
-    let context: Vec<(&str, &str)> = user_agent
-        .map(|agent| ("aws:UserAgent", agent))
-        .into_iter()
-        .collect();
+    let mut context = vec![("aws:SecureTransport", sent.transport.secure_transport())];
+    if let Some(agent) = sent.user_agent {
+        context.push(("aws:UserAgent", agent));
+    }
     let outcome = match call {
         Call::AssumeRole(call) => {
             decide::assume_role_in_context(source, &caller, call, region, &context).await
@@ -1065,6 +1130,55 @@ mod tests {
             "{message}"
         );
         assert!(message.contains("IAM gateway"), "{message}");
+    }
+
+    #[tokio::test]
+    async fn one_port_serves_https_to_clients_trusting_the_ca_and_plain_http() {
+        let closed = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("a port");
+        let ca = local_ca::LocalCa::generate().expect("a CA");
+        let mut config = GatewayConfig::new(
+            "127.0.0.1:0".parse().expect("addr"),
+            format!("http://{closed}"),
+        );
+        config.mode = Mode::Audit;
+        config.tls = Some(ca.server_config(&["127.0.0.1"]).expect("certificate"));
+        let gateway = start(config).await.expect("gateway");
+        assert!(gateway.url().starts_with("https://"), "{}", gateway.url());
+
+        let trusting = reqwest::Client::builder()
+            .tls_certs_only([
+                reqwest::Certificate::from_pem(ca.certificate_pem().as_bytes()).expect("pem"),
+            ])
+            .build()
+            .expect("client");
+        let https = trusting
+            .get(format!("{}/_localstack/health", gateway.url()))
+            .send()
+            .await
+            .expect("the gateway answers over TLS");
+        assert_eq!(https.status().as_u16(), 502);
+        let plain = reqwest::get(format!("{}/_localstack/health", gateway.plain_url()))
+            .await
+            .expect("the same port answers plain HTTP");
+        assert_eq!(plain.status().as_u16(), 502);
+
+        let stranger = local_ca::LocalCa::generate().expect("another CA");
+        let untrusting = reqwest::Client::builder()
+            .tls_certs_only([
+                reqwest::Certificate::from_pem(stranger.certificate_pem().as_bytes()).expect("pem"),
+            ])
+            .build()
+            .expect("client");
+        let refused = untrusting
+            .get(format!("{}/_localstack/health", gateway.url()))
+            .send()
+            .await;
+        assert!(
+            refused.is_err(),
+            "a client not trusting the CA must fail: {refused:?}"
+        );
     }
 
     #[tokio::test]

@@ -80,6 +80,7 @@ fn world() -> &'static World {
                 runtime_shim: PathBuf::from("/bin/true"),
                 work_dir: work_dir.clone(),
                 lambda_endpoint: None,
+                lambda_ca_file: None,
                 credentials_issuer: None,
                 quiet: true,
             })
@@ -118,7 +119,7 @@ fn unique(prefix: &str) -> String {
 }
 
 async fn root(endpoint: &str, account: &str) -> SdkConfig {
-    aws::root_config(endpoint, &ROOT_KEYS, account).await
+    aws::root_config(&aws::Endpoint::new(endpoint), &ROOT_KEYS, account).await
 }
 
 async fn as_credentials(endpoint: &str, credentials: &Credentials) -> SdkConfig {
@@ -872,7 +873,7 @@ fn explain_decides_both_hops_from_the_deployed_configuration() {
         let chain = chain(may_assume_target()).await;
 
         let good = caller_function(&url, &chain, &chain.target_role, &target, EXTERNAL_ID).await;
-        let hops = explain(&world.enforce.url(), &ROOT_KEYS, &good).await.expect("explain");
+        let hops = explain(&aws::Endpoint::new(world.enforce.url()), &ROOT_KEYS, &good).await.expect("explain");
         assert_eq!(hops.len(), 2);
         // Lambda names the execution role's session after the function.
         assert_eq!(
@@ -890,7 +891,7 @@ fn explain_decides_both_hops_from_the_deployed_configuration() {
         assert!(hops[1].allowed, "{}", hops[1]);
 
         let wrong = caller_function(&url, &chain, &chain.target_role, &target, "ext-wrong").await;
-        let hops = explain(&world.enforce.url(), &ROOT_KEYS, &wrong).await.expect("explain");
+        let hops = explain(&aws::Endpoint::new(world.enforce.url()), &ROOT_KEYS, &wrong).await.expect("explain");
         assert!(!hops[0].allowed);
         assert_eq!(hops[0].reason, "no_resource_based_policy_allows");
         assert_eq!(
@@ -917,7 +918,7 @@ fn explain_decides_one_hop_for_a_caller_in_direct_mode() {
         // policies here allow only sts:AssumeRole.
         let direct = caller_function(&url, &chain, "", &target, "").await;
 
-        let hops = explain(&world.enforce.url(), &ROOT_KEYS, &direct).await.expect("explain");
+        let hops = explain(&aws::Endpoint::new(world.enforce.url()), &ROOT_KEYS, &direct).await.expect("explain");
 
         assert_eq!(hops.len(), 1, "{hops:?}");
         let exec_session = format!(

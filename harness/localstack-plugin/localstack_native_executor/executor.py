@@ -11,6 +11,9 @@ Environment read in the LocalStack process:
 - ``HARNESS_RUNTIME_SHIM`` (required): absolute path of the ``runtime-shim`` binary.
 - ``HARNESS_LAMBDA_ENDPOINT_URL`` (optional): replaces ``AWS_ENDPOINT_URL`` in every
   function's environment (the harness points functions at its IAM gateway).
+- ``HARNESS_LAMBDA_CA_FILE`` (optional): set as ``SSL_CERT_FILE`` in every
+  function's environment, so the function's TLS clients trust the harness's
+  local CA, which signed the IAM gateway's certificate (and only that CA).
 - ``HARNESS_CREDENTIALS_URL`` and ``HARNESS_CREDENTIALS_TOKEN`` (optional): where
   the harness's IAM gateway issues each function's execution-role credentials.
   They replace the ones LocalStack minted, which the gateway would not know:
@@ -56,6 +59,7 @@ LOG = logging.getLogger(__name__)
 
 SHIM_ENV = "HARNESS_RUNTIME_SHIM"
 ENDPOINT_OVERRIDE_ENV = "HARNESS_LAMBDA_ENDPOINT_URL"
+CA_FILE_ENV = "HARNESS_LAMBDA_CA_FILE"
 CREDENTIALS_URL_ENV = "HARNESS_CREDENTIALS_URL"
 CREDENTIALS_TOKEN_ENV = "HARNESS_CREDENTIALS_TOKEN"
 ISSUER_TOKEN_HEADER = "x-harness-issuer-token"
@@ -98,6 +102,9 @@ def function_env(
     override = environ.get(ENDPOINT_OVERRIDE_ENV)
     if override:
         env["AWS_ENDPOINT_URL"] = override
+    ca_file = environ.get(CA_FILE_ENV)
+    if ca_file:
+        env["SSL_CERT_FILE"] = ca_file
     for name in SHIM_PASSTHROUGH:
         if environ.get(name):
             env[name] = environ[name]

@@ -41,6 +41,19 @@ class FunctionEnvTest(unittest.TestCase):
         )
         self.assertEqual(env["AWS_ENDPOINT_URL"], "http://127.0.0.1:9000")
 
+    def test_the_harness_ca_becomes_the_functions_trust_store(self):
+        env = function_env(
+            {"AWS_ENDPOINT_URL": "http://127.0.0.1:4566"},
+            Path("/c"),
+            {
+                "HARNESS_LAMBDA_ENDPOINT_URL": "https://127.0.0.1:9000",
+                "HARNESS_LAMBDA_CA_FILE": "/run/ca.pem",
+            },
+        )
+        self.assertEqual(env["AWS_ENDPOINT_URL"], "https://127.0.0.1:9000")
+        self.assertEqual(env["SSL_CERT_FILE"], "/run/ca.pem")
+        self.assertNotIn("SSL_CERT_FILE", function_env({}, Path("/c"), {}))
+
     def test_without_override_the_localstack_endpoint_stays(self):
         env = function_env({"AWS_ENDPOINT_URL": "http://127.0.0.1:4566"}, Path("/c"), {})
         self.assertEqual(env["AWS_ENDPOINT_URL"], "http://127.0.0.1:4566")

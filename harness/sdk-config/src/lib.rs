@@ -69,11 +69,70 @@ impl fmt::Debug for RootKeys {
     }
 }
 
+/// Where a client sends its AWS requests: a URL and, for `https://`, the one
+/// CA it trusts there (the harness's local CA), instead of the system's roots.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Endpoint {
+    url: String,
+    ca_pem: Option<String>,
+}
+
+impl Endpoint {
+    /// A plain-HTTP endpoint (e.g. the emulator's own port), or an `https://`
+    /// one trusting the system's roots.
+    pub fn new(url: impl Into<String>) -> Self {
+        Self {
+            url: url.into(),
+            ca_pem: None,
+        }
+    }
+
+    /// An endpoint whose TLS certificate is trusted when `ca_pem` (PEM) signed it.
+    pub fn trusting(url: impl Into<String>, ca_pem: impl Into<String>) -> Self {
+        Self {
+            url: url.into(),
+            ca_pem: Some(ca_pem.into()),
+        }
+    }
+
+    /// The URL.
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+}
+
+impl fmt::Debug for Endpoint {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Endpoint")
+            .field("url", &self.url)
+            .field("trusts_local_ca", &self.ca_pem.is_some())
+            .finish()
+    }
+}
+
 /// SDK configuration acting as the root of `account`, with `secret`, against `endpoint`.
-pub async fn account_config(endpoint: &str, account: &str, secret: &str) -> SdkConfig {
-    aws_config::defaults(BehaviorVersion::latest())
+pub async fn account_config(endpoint: &Endpoint, account: &str, secret: &str) -> SdkConfig {
+    use aws_smithy_http_client::tls;
+    let mut loader = aws_config::defaults(BehaviorVersion::latest());
+    if let Some(pem) = &endpoint.ca_pem {
+        // Trusts only the local CA. (`build` cannot fail today; were it to, the
+        // system's roots would not know the local CA either, so requests fail.)
+        let context = tls::TlsContext::builder()
+            .with_trust_store(tls::TrustStore::empty().with_pem_certificate(pem.as_bytes()))
+            .build()
+            .unwrap_or_default();
+        loader = loader.http_client(
+            aws_smithy_http_client::Builder::new()
+                .tls_provider(tls::Provider::Rustls(
+                    tls::rustls_provider::CryptoMode::AwsLc,
+                ))
+                .tls_context(context)
+                .build_https(),
+        );
+    }
+    loader
         .region(Region::new(REGION))
-        .endpoint_url(endpoint)
+        .endpoint_url(endpoint.url())
         // Explicit credentials: never a developer's real profile or IMDS.
         .credentials_provider(Credentials::new(account, secret, None, None, "harness"))
         .retry_config(RetryConfig::standard().with_max_attempts(3))
@@ -89,7 +148,7 @@ pub async fn account_config(endpoint: &str, account: &str, secret: &str) -> SdkC
 
 /// SDK configuration acting as the root of `account` with its key from `keys`
 /// (a key the gateway does not know, if `account` has none there).
-pub async fn root_config(endpoint: &str, keys: &RootKeys, account: &str) -> SdkConfig {
+pub async fn root_config(endpoint: &Endpoint, keys: &RootKeys, account: &str) -> SdkConfig {
     account_config(
         endpoint,
         account,

@@ -31,11 +31,11 @@ impl Output for Redeployed {
 pub async fn deploy(context: &Context) -> Result<Redeployed> {
     let mut state = RunningSystem::read(&context.work_dir)?;
     let config = state.deploy_config(context.json);
-    deploy::validate(&state.endpoint, &config).await?;
+    deploy::validate(&state.aws_endpoint(), &config).await?;
     let build = state.config.build_options(&context.work_dir, context.json);
     let artifacts = tokio::task::spawn_blocking(move || package::build(&build)).await??;
     let started = Instant::now();
-    state.deployment = deploy::deploy(&state.endpoint, &artifacts, &config).await?;
+    state.deployment = deploy::deploy(&state.aws_endpoint(), &artifacts, &config).await?;
     let deploy_ms = started.elapsed().as_millis() as u64;
     state.write(&context.work_dir)?;
     Ok(Redeployed {

@@ -1,7 +1,7 @@
 //! `harness env`: shell exports that point a user's own AWS CLI or SDK at the
 //! running system, as one account's root, through the IAM gateway.
 
-use std::fmt;
+use std::{fmt, path::Path};
 
 use anyhow::{Result, bail};
 use clap::{Args, ValueEnum};
@@ -62,10 +62,13 @@ fn shell_quote(value: &str) -> String {
 /// Reads the running system's state and builds the exports.
 pub fn env(args: &EnvArgs, context: &Context) -> Result<Exports> {
     let state = RunningSystem::read(&context.work_dir)?;
-    exports(&state, args.account)
+    let ca_file = crate::system::ca_file(&context.work_dir);
+    // Absolute, so the exports work from any directory.
+    let ca_file = std::path::absolute(&ca_file).unwrap_or(ca_file);
+    exports(&state, args.account, &ca_file)
 }
 
-fn exports(state: &RunningSystem, letter: AccountLetter) -> Result<Exports> {
+fn exports(state: &RunningSystem, letter: AccountLetter, ca_file: &Path) -> Result<Exports> {
     let accounts = state.config.accounts();
     let account = match letter {
         AccountLetter::A => accounts.callee,
@@ -78,15 +81,22 @@ fn exports(state: &RunningSystem, letter: AccountLetter) -> Result<Exports> {
         );
     };
     let region = sdk_config::REGION.to_owned();
+    let mut variables = vec![
+        ("AWS_ENDPOINT_URL".into(), state.endpoint.clone()),
+        ("AWS_ACCESS_KEY_ID".into(), account.clone()),
+        ("AWS_SECRET_ACCESS_KEY".into(), secret.to_owned()),
+        ("AWS_REGION".into(), region.clone()),
+        ("AWS_DEFAULT_REGION".into(), region),
+    ];
+    let mut unset = vec!["AWS_SESSION_TOKEN".into(), "AWS_PROFILE".into()];
+    // The AWS CLI and botocore trust this bundle for the gateway's HTTPS.
+    match state.ca_pem {
+        Some(_) => variables.push(("AWS_CA_BUNDLE".into(), ca_file.display().to_string())),
+        None => unset.push("AWS_CA_BUNDLE".into()),
+    }
     Ok(Exports {
-        variables: vec![
-            ("AWS_ENDPOINT_URL".into(), state.endpoint.clone()),
-            ("AWS_ACCESS_KEY_ID".into(), account.clone()),
-            ("AWS_SECRET_ACCESS_KEY".into(), secret.to_owned()),
-            ("AWS_REGION".into(), region.clone()),
-            ("AWS_DEFAULT_REGION".into(), region),
-        ],
-        unset: vec!["AWS_SESSION_TOKEN".into(), "AWS_PROFILE".into()],
+        variables,
+        unset,
         account,
     })
 }
@@ -102,7 +112,7 @@ mod tests {
             (AccountLetter::A, "111111111111"),
             (AccountLetter::C, OUTSIDE_ACCOUNT),
         ] {
-            let exports = exports(&state, letter).expect("exports");
+            let exports = exports(&state, letter, Path::new("/run/ca.pem")).expect("exports");
             let get = |name: &str| {
                 exports
                     .variables
@@ -116,10 +126,22 @@ mod tests {
                 state.root_keys.secret(account)
             );
             assert_eq!(get("AWS_ENDPOINT_URL"), Some(state.endpoint.clone()));
+            assert_eq!(get("AWS_CA_BUNDLE").as_deref(), Some("/run/ca.pem"));
         }
+        let mut plain = RunningSystem::example(1);
+        plain.ca_pem = None;
+        let without_tls =
+            exports(&plain, AccountLetter::A, Path::new("/run/ca.pem")).expect("exports");
+        assert!(
+            without_tls
+                .variables
+                .iter()
+                .all(|(n, _)| n != "AWS_CA_BUNDLE")
+        );
+        assert!(without_tls.unset.iter().any(|n| n == "AWS_CA_BUNDLE"));
         let mut keyless = RunningSystem::example(1);
         keyless.root_keys = sdk_config::RootKeys::default();
-        assert!(exports(&keyless, AccountLetter::B).is_err());
+        assert!(exports(&keyless, AccountLetter::B, Path::new("/run/ca.pem")).is_err());
     }
 
     #[test]

@@ -47,7 +47,7 @@ impl Output for Explanation {
 pub async fn explain(context: &Context) -> Result<Explanation> {
     let state = RunningSystem::read(&context.work_dir)?;
     let explained = iam_gateway::explain(
-        &state.endpoint,
+        &state.aws_endpoint(),
         &state.root_keys,
         &state.deployment.caller_function_arn,
     )

@@ -32,6 +32,8 @@ pub struct HostOptions {
     pub work_dir: PathBuf,
     /// When set, lambdas get this as `AWS_ENDPOINT_URL` instead of LocalStack's own.
     pub lambda_endpoint: Option<String>,
+    /// When set, lambdas trust only this CA certificate (PEM) for TLS (`SSL_CERT_FILE`).
+    pub lambda_ca_file: Option<PathBuf>,
     /// Where the executor gets execution-role keys, and its token.
     pub credentials_issuer: Option<(String, String)>,
     /// Suppress progress output.
@@ -156,6 +158,9 @@ fn spawn(python: &Path, options: &HostOptions) -> Result<HostEmulator, HarnessEr
         .process_group(0);
     if let Some(endpoint) = &options.lambda_endpoint {
         cmd.env("HARNESS_LAMBDA_ENDPOINT_URL", endpoint);
+    }
+    if let Some(ca_file) = &options.lambda_ca_file {
+        cmd.env("HARNESS_LAMBDA_CA_FILE", ca_file);
     }
     if let Some((url, token)) = &options.credentials_issuer {
         cmd.env("HARNESS_CREDENTIALS_URL", url)
@@ -295,6 +300,7 @@ mod tests {
             runtime_shim: PathBuf::from("/bin/true"),
             work_dir: std::env::temp_dir(),
             lambda_endpoint: None,
+            lambda_ca_file: None,
             credentials_issuer: None,
             quiet: true,
         };

@@ -51,6 +51,8 @@ pub struct EmulatorOptions {
     pub work_dir: PathBuf,
     /// The endpoint lambdas should use for AWS, when not the emulator itself.
     pub lambda_endpoint: Option<String>,
+    /// The CA certificate (PEM file) the lambdas trust for `lambda_endpoint`.
+    pub lambda_ca_file: Option<PathBuf>,
     /// Where the executor gets each function's execution-role keys, and its
     /// token (the IAM gateway issues them; host backend).
     pub credentials_issuer: Option<(String, String)>,
@@ -92,6 +94,7 @@ impl Emulator {
                     runtime_shim: options.runtime_shim.clone(),
                     work_dir: options.work_dir.clone(),
                     lambda_endpoint: options.lambda_endpoint.clone(),
+                    lambda_ca_file: options.lambda_ca_file.clone(),
                     credentials_issuer: options.credentials_issuer.clone(),
                     quiet: options.quiet,
                 })
