@@ -55,6 +55,19 @@ const KNOWN_DISAGREEMENTS: &[(&str, &str)] = &[
         "AWS: without Version 2012-10-17 \"variables like ${aws:username} are treated as literal \
          strings in the policy\"; iam-simulate substitutes them regardless of Version.",
     ),
+    (
+        "policy_variable_is_literal_in_bool_condition",
+        "AWS: \"You can't use a policy variable with other operators, such as Numeric, Date, \
+         Boolean, Binary, IP Address, or Null operators\" (IAM User Guide, policy variables, \
+         Condition element); iam-simulate's Bool operator substitutes variables anyway.",
+    ),
+    (
+        "policy_variable_escaped_dollar_is_not_a_variable",
+        "AWS: \"${$} - use where you need a $ (dollar sign) character ... These predefined policy \
+         variables can be used in any string where you can use regular policy variables\" \
+         (IAM User Guide, policy variables, Special characters); iam-simulate leaves ${$} as \
+         the literal text `${$}` in StringEquals (replacementValue without wildcards).",
+    ),
 ];
 
 fn main() -> ExitCode {

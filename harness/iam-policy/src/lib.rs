@@ -61,9 +61,12 @@
 //!   (ISO 8601 or epoch seconds), IpAddress/NotIpAddress, BinaryEquals, their
 //!   `IfExists` forms and `ForAnyValue:`/`ForAllValues:`; keys are
 //!   case-insensitive, values case-sensitive unless the operator says otherwise;
-//! - policy variables `${key}` are substituted in `Resource` and condition
-//!   values for `Version` `2012-10-17`; an absent key makes the element not
-//!   match; the `${*}`-style escapes and defaults are not supported.
+//! - policy variables `${key}` and `${key, 'default'}` are substituted for
+//!   `Version` `2012-10-17`, in the resource portion of a `Resource` ARN
+//!   (after the fifth colon) and in the values of String and ARN condition
+//!   operators, nowhere else; an absent key without a default makes the
+//!   element not match; `${*}`, `${?}` and `${$}` stand for those characters,
+//!   literally.
 //!
 //! Not modelled: SCPs, RCPs, session policies, VPC endpoint policies,
 //! federated and anonymous callers. Permissions boundaries are applied by
@@ -80,6 +83,7 @@ mod policy;
 mod principal;
 mod request;
 mod simulate;
+mod variable;
 
 pub use decision::{Decision, DecisionReason, authorize, authorize_assume_role, authorize_invoke};
 pub use error::PolicyError;

@@ -677,4 +677,63 @@ rule_table! {
         .expect(NoIdentity),
     policy_variable_in_condition_value => invoke(SESSION_A).ctx("aws:RequestTag/account", A)
         .identity(allow_invoke_if(json!({"StringEquals": {"aws:RequestTag/account": "${aws:PrincipalAccount}"}}))),
+    // "You can use a policy variable for Condition values in any condition that involves the
+    // string operators or the ARN operators" (IAM User Guide, "IAM policy elements: Variables
+    // and tags", Condition element).
+    policy_variable_in_arn_condition_value => request(USER_A, INVOKE, FUNCTION)
+        .ctx("aws:SourceArn", "arn:aws:s3:::alice-uploads")
+        .identity(allow_invoke_if(json!({"ArnEquals": {"aws:SourceArn": "arn:aws:s3:::${aws:username}-uploads"}}))),
+    // "You can't use a policy variable with other operators, such as Numeric, Date, Boolean,
+    // Binary, IP Address, or Null operators" (same page): the text stays literal.
+    policy_variable_is_literal_in_numeric_condition => invoke(SESSION_A)
+        .ctx("aws:MultiFactorAuthAge", "300").ctx("aws:RequestTag/max-age", "3600")
+        .identity(allow_invoke_if(json!({"NumericLessThan": {"aws:MultiFactorAuthAge": "${aws:RequestTag/max-age}"}})))
+        .expect(NoIdentity),
+    policy_variable_is_literal_in_bool_condition => invoke(SESSION_A)
+        .ctx("aws:SecureTransport", "true").ctx("aws:RequestTag/tls", "true")
+        .identity(allow_invoke_if(json!({"Bool": {"aws:SecureTransport": "${aws:RequestTag/tls}"}})))
+        .expect(NoIdentity),
+    policy_variable_is_literal_in_date_condition => invoke(SESSION_A)
+        .ctx("aws:CurrentTime", "2026-05-01T12:00:00Z").ctx("aws:RequestTag/until", "2027-01-01T00:00:00Z")
+        .identity(allow_invoke_if(json!({"DateLessThan": {"aws:CurrentTime": "${aws:RequestTag/until}"}})))
+        .expect(NoIdentity),
+    // "You can use a policy variable in the Resource element, but only in the resource portion
+    // of the ARN. This portion of the ARN appears after the fifth colon (:). You can't use a
+    // variable to replace parts of the ARN before the fifth colon, such as the service or
+    // account" (same page, Resource element).
+    policy_variable_in_account_field_is_literal => invoke(SESSION_A)
+        .identity(allow(INVOKE, "arn:aws:lambda:us-east-1:${aws:PrincipalAccount}:function:servicenow-alerts"))
+        .expect(NoIdentity),
+    policy_variable_in_region_field_is_literal => invoke(SESSION_A).ctx("aws:RequestedRegion", "us-east-1")
+        .identity(allow(INVOKE, "arn:aws:lambda:${aws:RequestedRegion}:111111111111:function:servicenow-alerts"))
+        .expect(NoIdentity),
+    // "anonymous users will not populate the ${aws:userid} variable. You can set the default
+    // value to anonymous for those users. To add a default value to a variable, surround the
+    // default value with single quotes (' '), and separate the variable text and the default
+    // value with a comma and space (, )" (same page, "Specifying default values").
+    policy_variable_default_applies_when_key_is_absent => invoke(SESSION_A)
+        .identity(allow(INVOKE, "arn:aws:lambda:us-east-1:111111111111:function:${aws:username, 'servicenow'}-alerts")),
+    policy_variable_default_ignored_when_key_is_present => invoke(USER_A)
+        .identity(allow(INVOKE, "arn:aws:lambda:us-east-1:111111111111:function:${aws:username, 'servicenow'}-alerts"))
+        .expect(NoIdentity),
+    policy_variable_default_in_condition_value => invoke(SESSION_A).ctx("aws:RequestTag/owner", "nobody")
+        .identity(allow_invoke_if(json!({"StringEquals": {"aws:RequestTag/owner": "${aws:username, 'nobody'}"}}))),
+    // "not present means that the value is not in the current request information, and any
+    // attempt to match it fails" (same page, principal key values): no default, no match.
+    policy_variable_absent_key_in_condition_does_not_match => invoke(SESSION_A).ctx("aws:RequestTag/owner", "alice")
+        .identity(allow_invoke_if(json!({"StringEquals": {"aws:RequestTag/owner": "${aws:username}"}})))
+        .expect(NoIdentity),
+    // "${*} - use where you need an * (asterisk) character. ${?} - use where you need a ?
+    // (question mark) character. ${$} - use where you need a $ (dollar sign) character"
+    // (same page, "Special characters").
+    policy_variable_escaped_star_is_a_literal_star => invoke(SESSION_A).ctx("aws:RequestTag/name", "report*")
+        .identity(allow_invoke_if(json!({"StringLike": {"aws:RequestTag/name": "report${*}"}}))),
+    policy_variable_escaped_star_is_not_a_wildcard => invoke(SESSION_A).ctx("aws:RequestTag/name", "report-2026")
+        .identity(allow_invoke_if(json!({"StringLike": {"aws:RequestTag/name": "report${*}"}})))
+        .expect(NoIdentity),
+    policy_variable_escaped_question_mark_is_not_a_wildcard => invoke(SESSION_A).ctx("aws:RequestTag/name", "why!")
+        .identity(allow_invoke_if(json!({"StringLike": {"aws:RequestTag/name": "why${?}"}})))
+        .expect(NoIdentity),
+    policy_variable_escaped_dollar_is_not_a_variable => invoke(USER_A).ctx("aws:RequestTag/name", "${aws:username}")
+        .identity(allow_invoke_if(json!({"StringEquals": {"aws:RequestTag/name": "${$}{aws:username}"}}))),
 }
