@@ -40,6 +40,13 @@ const KNOWN_DISAGREEMENTS: &[(&str, &str)] = &[
          identity policy; iam-simulate requires one.",
     ),
     (
+        "kms_root_user_allowed_by_account_statement",
+        "Same root-user rule: the key policy's account statement enables IAM policies and the \
+         root user needs none (KMS: the root user has no permission \"unless they are explicitly \
+         allowed ... in a key policy, IAM policy, or grant\", and here the key policy allows the \
+         account); iam-simulate requires an identity policy for root.",
+    ),
+    (
         "not_principal_deny_listing_only_the_role_denies_its_session",
         "AWS NotPrincipal docs: without the session and account ARNs \"the effect of the policy \
          might be to explicitly deny access to the role\"; AWS checks account, role, then session. \

@@ -55,6 +55,9 @@
 //!   session ARN), `{"Service": ...}`; a role ARN matches that role's
 //!   sessions; naming an account matches any caller in it but leaves the
 //!   decision to the caller's identity policies;
+//! - a `kms:` action on a KMS key needs its key policy to allow, by naming the
+//!   caller or by delegating to the caller's account; identity policies alone
+//!   never grant use of a key (see [`authorize`]);
 //! - `NotPrincipal` exempts a caller only when its whole chain (account, role,
 //!   session / account, user) is listed;
 //! - condition operators: String*, Arn*, Bool, Null, Numeric*, Date*

@@ -36,7 +36,11 @@ pub const ROOT_A: &str = "arn:aws:iam::111111111111:root";
 /// Account B's root user.
 pub const ROOT_B: &str = "arn:aws:iam::222222222222:root";
 
+/// A KMS key in A.
+pub const KEY: &str = "arn:aws:kms:us-east-1:111111111111:key/1234abcd-12ab-34cd-56ef-1234567890ab";
+
 const INVOKE: &str = "lambda:InvokeFunction";
+const DECRYPT: &str = "kms:Decrypt";
 const ASSUME: &str = "sts:AssumeRole";
 
 /// What the rule says AWS decides.
@@ -139,6 +143,14 @@ pub fn allow_invoke_if(condition: Value) -> Value {
 pub fn function_policy(principal: Value) -> Value {
     policy(
         json!([{"Sid": "Invoke", "Effect": "Allow", "Principal": principal, "Action": INVOKE, "Resource": FUNCTION}]),
+    )
+}
+
+/// A key policy allowing every `kms:` action by `principal` (the "enable IAM
+/// policies" statement when `principal` is an account).
+pub fn key_policy(principal: Value) -> Value {
+    policy(
+        json!([{"Sid": "Key", "Effect": "Allow", "Principal": principal, "Action": "kms:*", "Resource": "*"}]),
     )
 }
 
@@ -439,6 +451,67 @@ rule_table! {
         .resource_policy(function_policy(json!({"AWS": ROOT_B}))),
     wildcard_principal_in_function_policy_allows_same_account => invoke(SESSION_A)
         .resource_policy(function_policy(json!("*"))),
+
+    // --- KMS key policies -------------------------------------------------------------
+    // "Unless the key policy explicitly allows it, you cannot use IAM policies to allow access
+    // to a KMS key. Without permission from the key policy, IAM policies that allow permissions
+    // have no effect." (AWS KMS Developer Guide, "Key policies in AWS KMS")
+    kms_identity_policy_alone_cannot_use_a_key => request(USER_A, DECRYPT, KEY)
+        .identity(allow("kms:*", "*"))
+        .resource_policy(key_policy(json!({"AWS": "arn:aws:iam::111111111111:role/KeyAdmin"})))
+        .expect(NoResource),
+    kms_key_without_key_policy_statement_for_anyone_denies => request(USER_A, DECRYPT, KEY)
+        .identity(allow(DECRYPT, KEY))
+        .expect(NoResource),
+    // "To use an IAM policy to control access to a KMS key, the key policy for the KMS key must
+    // give the account permission to use IAM policies. Specifically, the key policy must
+    // include the policy statement that enables IAM policies." (KMS Developer Guide, "Using
+    // IAM policies with AWS KMS")
+    kms_key_policy_enabling_iam_policies_delegates_to_identity => request(USER_A, DECRYPT, KEY)
+        .identity(allow(DECRYPT, KEY))
+        .resource_policy(key_policy(json!({"AWS": ROOT_A}))),
+    kms_key_policy_enabling_iam_policies_still_needs_identity => request(USER_A, DECRYPT, KEY)
+        .resource_policy(key_policy(json!({"AWS": ROOT_A})))
+        .expect(NoIdentity),
+    // "The statements in the key policy determine who has permission to use the KMS key and
+    // how they can use it." (KMS Developer Guide, "Key policies in AWS KMS")
+    kms_key_policy_naming_the_caller_needs_no_identity_policy => request(USER_A, DECRYPT, KEY)
+        .resource_policy(key_policy(json!({"AWS": USER_A}))),
+    // "No AWS principal, including the account root user or key creator, has any permissions to
+    // a KMS key unless they are explicitly allowed, and never denied, in a key policy, IAM
+    // policy, or grant." (same page)
+    kms_root_user_needs_the_key_policy_too => request(ROOT_A, DECRYPT, KEY)
+        .resource_policy(key_policy(json!({"AWS": USER_A})))
+        .expect(NoResource),
+    kms_root_user_allowed_by_account_statement => request(ROOT_A, DECRYPT, KEY)
+        .resource_policy(key_policy(json!({"AWS": ROOT_A}))),
+    // "You can use an IAM policy to deny a permission to a KMS key without permission from a
+    // key policy." (same page)
+    kms_identity_deny_needs_no_key_policy => request(USER_A, DECRYPT, KEY)
+        .identity(deny("kms:*", "*"))
+        .resource_policy(key_policy(json!({"AWS": USER_A})))
+        .expect(ExplicitDeny(Identity)),
+    // "The key policy for the KMS key must give the external account (or users and roles in the
+    // external account) permission to use the KMS key. ... IAM policies in the external account
+    // must delegate the key policy permissions to its users and roles." (KMS Developer Guide,
+    // "Allowing users in other accounts to use a KMS key")
+    kms_cross_account_needs_key_policy_and_identity => request(SESSION_B, DECRYPT, KEY)
+        .identity(allow(DECRYPT, KEY))
+        .resource_policy(key_policy(json!({"AWS": ROOT_B}))),
+    kms_cross_account_key_policy_naming_the_role_still_needs_identity => request(SESSION_B, DECRYPT, KEY)
+        .resource_policy(key_policy(json!({"AWS": INVOKER_ROLE})))
+        .expect(NoIdentity),
+    kms_cross_account_identity_alone_is_not_enough => request(SESSION_B, DECRYPT, KEY)
+        .identity(allow(DECRYPT, KEY))
+        .resource_policy(key_policy(json!({"AWS": ROOT_A})))
+        .expect(NoResource),
+    // The alias itself is not a key: "kms:CreateAlias for the alias. Provide this permission in
+    // an IAM policy that is attached to the principal who is allowed to create the alias." (KMS
+    // Developer Guide, "Controlling access to aliases"; the key's own kms:CreateAlias is a
+    // separate request on the key.)
+    kms_alias_is_not_governed_by_a_key_policy => request(USER_A, "kms:CreateAlias",
+            "arn:aws:kms:us-east-1:111111111111:alias/alerts")
+        .identity(allow("kms:CreateAlias", "arn:aws:kms:us-east-1:111111111111:alias/*")),
 
     // --- NotPrincipal ----------------------------------------------------------------
     not_principal_deny_exempts_a_fully_listed_chain => invoke(SESSION_B)
