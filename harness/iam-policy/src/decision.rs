@@ -205,7 +205,8 @@ pub fn authorize_assume_role(
 ///   identity policies and does not allow by itself;
 /// - cross account: the function policy must allow (by naming the caller or
 ///   its account) and the identity policies must allow too;
-/// - a service principal needs the function policy; the account root user
+/// - a service principal or an anonymous caller needs the function policy
+///   (for anonymous callers, a statement with `Principal` `*`); the account root user
 ///   needs no identity policy.
 ///
 /// Qualified ARNs need no special case: a permission added without a
@@ -291,8 +292,19 @@ fn combine(
             .map(std::slice::from_ref)
             .unwrap_or_default(),
     );
-    // Only the caller's own policies count; a service principal has none.
-    let identity_side = if caller == PrincipalKind::Service {
+    // STS and KMS accept signed requests only; an unsigned caller never gets that far.
+    if caller == PrincipalKind::Anonymous && role != ResourcePolicyRole::Standard {
+        return Decision::new(
+            request,
+            DecisionReason::NoResourceBasedPolicyAllows,
+            Vec::new(),
+        );
+    }
+    // Only the caller's own policies count; service principals and anonymous
+    // callers have none, so only the resource-based policy can allow them.
+    let caller_has_no_identity =
+        matches!(caller, PrincipalKind::Service | PrincipalKind::Anonymous);
+    let identity_side = if caller_has_no_identity {
         Default::default()
     } else {
         evaluate_policies(request, identity_policies)
@@ -320,7 +332,7 @@ fn combine(
         first.iter().chain(second).cloned().collect::<Vec<_>>()
     };
 
-    if caller == PrincipalKind::Service {
+    if caller_has_no_identity {
         return if resource_allows.is_empty() {
             Decision::new(
                 request,

@@ -71,8 +71,15 @@
 //!   element not match; `${*}`, `${?}` and `${$}` stand for those characters,
 //!   literally.
 //!
-//! Not modelled: SCPs, RCPs, session policies, VPC endpoint policies,
-//! federated and anonymous callers. Permissions boundaries are applied by
+//! - callers: the root user, IAM users, roles and role sessions (with the
+//!   role's path when built by [`Principal::role_session`]), AWS STS
+//!   federated user sessions, service principals and anonymous callers, each
+//!   with the `aws:PrincipalType`/`aws:userid`/`aws:username` values of the
+//!   User Guide's "Principal key values".
+//!
+//! Not modelled: SCPs, RCPs, session policies (so a federated user session is
+//! evaluated on the identity policies it is given), VPC endpoint policies,
+//! grants, web identity and SAML callers. Permissions boundaries are applied by
 //! [`simulate`] only (the gateway does not read them yet).
 
 #![warn(missing_docs)]

@@ -35,6 +35,14 @@ pub const USER_A: &str = "arn:aws:iam::111111111111:user/alice";
 pub const ROOT_A: &str = "arn:aws:iam::111111111111:root";
 /// Account B's root user.
 pub const ROOT_B: &str = "arn:aws:iam::222222222222:root";
+/// A federated user session (`GetFederationToken`) in A.
+pub const FEDERATED_A: &str = "arn:aws:sts::111111111111:federated-user/bob";
+/// An anonymous caller, as the table writes it.
+pub const ANONYMOUS: &str = "*";
+/// A role in A with a path; its sessions' ARNs drop the path.
+pub const ROLE_WITH_PATH: &str = "arn:aws:iam::111111111111:role/team/x/PathInvoker";
+/// A public object in a bucket that names no account.
+pub const PUBLIC_OBJECT: &str = "arn:aws:s3:::public-reports/2026/report.csv";
 
 /// A KMS key in A.
 pub const KEY: &str = "arn:aws:kms:us-east-1:111111111111:key/1234abcd-12ab-34cd-56ef-1234567890ab";
@@ -85,6 +93,9 @@ pub struct RuleCase {
     /// The rule's name (the rstest case name).
     pub name: &'static str,
     principal: String,
+    /// For a role session built from its role ARN (which keeps the path).
+    session_role: Option<String>,
+    unique_id: Option<String>,
     action: String,
     resource: String,
     context: Vec<(String, Vec<String>)>,
@@ -108,12 +119,25 @@ pub fn request(principal: &str, action: &str, resource: &str) -> RuleCase {
     RuleCase {
         name: "",
         principal: principal.to_owned(),
+        session_role: None,
+        unique_id: None,
         action: action.to_owned(),
         resource: resource.to_owned(),
         context: Vec::new(),
         identity: Vec::new(),
         resource_policy: None,
         expected: Expected::Allow,
+    }
+}
+
+/// A request by session `session` of `role_arn`, a role ARN that may have a path.
+pub fn request_by_session(role_arn: &str, session: &str, action: &str, resource: &str) -> RuleCase {
+    let principal = Principal::role_session(role_arn, session)
+        .map(|p| p.arn().to_owned())
+        .unwrap_or_else(|e| format!("invalid role session: {e}"));
+    RuleCase {
+        session_role: Some(role_arn.to_owned()),
+        ..request(&principal, action, resource)
     }
 }
 
@@ -184,6 +208,12 @@ impl RuleCase {
         self
     }
 
+    /// Gives the caller IAM's unique id (`AIDA...`/`AROA...`).
+    pub fn unique_id(mut self, id: &str) -> Self {
+        self.unique_id = Some(id.to_owned());
+        self
+    }
+
     /// Sets a single-valued context key.
     pub fn ctx(self, key: &str, value: &str) -> Self {
         self.ctx_values(key, &[value])
@@ -211,11 +241,18 @@ impl RuleCase {
 
     /// The request and policies, parsed.
     pub fn build(&self) -> Result<(Request, Option<NamedPolicy>, Vec<NamedPolicy>), PolicyError> {
-        let principal = if self.principal.contains(':') {
-            Principal::from_arn(&self.principal)?
-        } else {
-            Principal::service(&self.principal)
+        let mut principal = match (&self.session_role, self.principal.as_str()) {
+            (Some(role), session_arn) => {
+                let session = session_arn.rsplit('/').next().unwrap_or_default();
+                Principal::role_session(role, session)?
+            }
+            (None, ANONYMOUS) => Principal::anonymous(),
+            (None, arn) if arn.contains(':') => Principal::from_arn(arn)?,
+            (None, service) => Principal::service(service),
         };
+        if let Some(id) = &self.unique_id {
+            principal = principal.with_unique_id(id);
+        }
         let mut request = Request::new(principal, &self.action, &self.resource);
         for (key, values) in &self.context {
             request = request.with_context_values(key, values.iter().cloned());
@@ -512,6 +549,93 @@ rule_table! {
     kms_alias_is_not_governed_by_a_key_policy => request(USER_A, "kms:CreateAlias",
             "arn:aws:kms:us-east-1:111111111111:alias/alerts")
         .identity(allow("kms:CreateAlias", "arn:aws:kms:us-east-1:111111111111:alias/*")),
+
+    // --- Federated users, anonymous callers ---------------------------------------------
+    // "To specify the federated user session ARN in the Principal element, use the following
+    // format: "Principal": { "AWS": "arn:aws:sts::AWS-account-ID:federated-user/user-name" }"
+    // (IAM User Guide, "AWS JSON policy elements: Principal", federated user sessions).
+    federated_user_named_in_function_policy => invoke(FEDERATED_A)
+        .resource_policy(function_policy(json!({"AWS": FEDERATED_A}))),
+    federated_user_of_other_name_not_matched => invoke(FEDERATED_A)
+        .resource_policy(function_policy(json!({"AWS": "arn:aws:sts::111111111111:federated-user/carol"})))
+        .expect(NoIdentity),
+    // "AWS STS federated user sessions – The request context contains the following value for
+    // condition key aws:PrincipalArn: arn:aws:sts::123456789012:federated-user/user-name"
+    // (IAM User Guide, global condition keys, aws:PrincipalArn).
+    federated_user_principal_arn_is_its_session_arn => invoke(FEDERATED_A)
+        .identity(allow_invoke_if(json!({"ArnEquals": {"aws:PrincipalArn": FEDERATED_A}}))),
+    // Principal key values table (IAM User Guide, policy variables): for an AWS STS federated
+    // user, aws:username is not present, aws:userid is account:caller-specified-name and
+    // aws:PrincipalType is FederatedUser.
+    federated_user_type_and_userid => invoke(FEDERATED_A)
+        .identity(allow_invoke_if(json!({"StringEquals": {"aws:PrincipalType": "FederatedUser", "aws:userid": "111111111111:bob"},
+                                         "Null": {"aws:username": "true"}}))),
+    // "For resource-based policies, using a wildcard (*) with an Allow effect grants access to
+    // all users, including anonymous users (public access)." (IAM User Guide, Principal, All
+    // principals)
+    anonymous_allowed_by_wildcard_principal => request(ANONYMOUS, "s3:GetObject", PUBLIC_OBJECT)
+        .resource_policy(policy(json!([{"Effect": "Allow", "Principal": "*", "Action": "s3:GetObject",
+            "Resource": "arn:aws:s3:::public-reports/*"}]))),
+    // "For anonymous users, the following elements are equivalent: "Principal": "*" and
+    // "Principal" : { "AWS" : "*" }" (same section).
+    anonymous_allowed_by_aws_wildcard_principal => request(ANONYMOUS, "s3:GetObject", PUBLIC_OBJECT)
+        .resource_policy(policy(json!([{"Effect": "Allow", "Principal": {"AWS": "*"}, "Action": "s3:GetObject",
+            "Resource": "arn:aws:s3:::public-reports/*"}]))),
+    anonymous_not_matched_by_account_principal => request(ANONYMOUS, "s3:GetObject", PUBLIC_OBJECT)
+        .resource_policy(policy(json!([{"Effect": "Allow", "Principal": {"AWS": A}, "Action": "s3:GetObject",
+            "Resource": "arn:aws:s3:::public-reports/*"}])))
+        .expect(NoResource),
+    anonymous_without_resource_policy_denied => request(ANONYMOUS, "s3:GetObject", PUBLIC_OBJECT)
+        .expect(NoResource),
+    // Principal key values table: for an anonymous caller aws:userid is anonymous and
+    // aws:PrincipalType is Anonymous; aws:PrincipalAccount: "For anonymous requests, the request
+    // context returns anonymous"; aws:PrincipalArn: "Anonymous requests do not include this
+    // key" (IAM User Guide, global condition keys).
+    anonymous_principal_keys => request(ANONYMOUS, "s3:GetObject", PUBLIC_OBJECT)
+        .resource_policy(policy(json!([{"Effect": "Allow", "Principal": "*", "Action": "s3:GetObject",
+            "Resource": "arn:aws:s3:::public-reports/*",
+            "Condition": {"StringEquals": {"aws:PrincipalType": "Anonymous", "aws:userid": "anonymous",
+                                           "aws:PrincipalAccount": "anonymous"},
+                          "Null": {"aws:PrincipalArn": "true"}}}]))),
+
+    // --- Role paths in aws:PrincipalArn ------------------------------------------------------
+    // "For IAM roles, the request context returns the ARN of the role, not the ARN of the user
+    // that assumed the role" (IAM User Guide, aws:PrincipalArn), and a role's ARN is
+    // "arn:aws:iam::account:role/role-name-with-path" while a session's is
+    // "arn:aws:sts::account:assumed-role/role-name/role-session-name" (IAM User Guide, IAM
+    // identifiers, IAM ARNs).
+    role_session_principal_arn_keeps_the_role_path => request_by_session(ROLE_WITH_PATH, "s1", INVOKE, FUNCTION)
+        .identity(allow_invoke_if(json!({"ArnEquals": {"aws:PrincipalArn": ROLE_WITH_PATH}}))),
+    role_session_principal_arn_without_the_path_does_not_match => request_by_session(ROLE_WITH_PATH, "s1", INVOKE, FUNCTION)
+        .identity(allow_invoke_if(json!({"ArnEquals": {"aws:PrincipalArn": "arn:aws:iam::111111111111:role/PathInvoker"}})))
+        .expect(NoIdentity),
+    role_session_principal_arn_path_wildcard => request_by_session(ROLE_WITH_PATH, "s1", INVOKE, FUNCTION)
+        .identity(allow_invoke_if(json!({"ArnLike": {"aws:PrincipalArn": "arn:aws:iam::111111111111:role/team/*"}}))),
+    role_session_with_path_matched_by_role_principal => request_by_session(ROLE_WITH_PATH, "s1", INVOKE, FUNCTION)
+        .resource_policy(function_policy(json!({"AWS": ROLE_WITH_PATH}))),
+
+    // --- Global keys every request carries ------------------------------------------------------
+    // Principal key values table: the root user's aws:userid is the account id and its
+    // aws:PrincipalType is Account.
+    root_userid_is_the_account_id => invoke(ROOT_A)
+        .resource_policy(policy(json!([{"Effect": "Deny", "Principal": "*", "Action": INVOKE, "Resource": FUNCTION,
+            "Condition": {"StringEquals": {"aws:userid": A, "aws:PrincipalType": "Account"}}}])))
+        .expect(ExplicitDeny(Resource)),
+    // aws:username: "This key is always included in the request context for IAM users";
+    // it holds the user's friendly name (IAM User Guide, policy variables).
+    user_username_is_the_friendly_name => request("arn:aws:iam::111111111111:user/ops/alice", INVOKE, FUNCTION)
+        .identity(allow_invoke_if(json!({"StringEquals": {"aws:username": "alice", "aws:PrincipalType": "User"}}))),
+    // aws:username: "requests that are made using the AWS account root user or IAM roles do not
+    // include this key"; Principal key values table: an assumed role's aws:userid is
+    // role-id:caller-specified-role-name.
+    role_session_userid_and_no_username => invoke(SESSION_A).unique_id("AROAEXAMPLEID")
+        .identity(allow_invoke_if(json!({"StringEquals": {"aws:userid": "AROAEXAMPLEID:s1", "aws:PrincipalType": "AssumedRole"},
+                                         "Null": {"aws:username": "true"}}))),
+    // aws:CurrentTime, aws:EpochTime, aws:RequestedRegion: "Availability – This key is always
+    // included in the request context." (IAM User Guide, global condition keys)
+    time_and_region_keys_always_present => invoke(SESSION_A)
+        .identity(allow_invoke_if(json!({"Null": {"aws:CurrentTime": "false", "aws:EpochTime": "false"},
+                                         "StringEquals": {"aws:RequestedRegion": "us-east-1"}}))),
 
     // --- NotPrincipal ----------------------------------------------------------------
     not_principal_deny_exempts_a_fully_listed_chain => invoke(SESSION_B)
