@@ -258,6 +258,16 @@ mod tests {
         assert_eq!(arn_matches(&Pattern::wildcard(pattern), arn), expected);
     }
 
+    #[test]
+    fn literal_text_never_acts_as_a_wildcard() {
+        let mut pattern = Pattern::wildcard("arn:aws:s3:::b/");
+        pattern.push_literal("a*?");
+        pattern.push_wildcard_text("/*");
+        assert!(arn_matches(&pattern, "arn:aws:s3:::b/a*?/k"));
+        assert!(!arn_matches(&pattern, "arn:aws:s3:::b/abc/k"));
+        assert_eq!(pattern.to_text(), "arn:aws:s3:::b/a*?/*");
+    }
+
     #[rstest]
     #[case::lambda(FUNCTION, Some("111111111111"))]
     #[case::iam_has_no_region("arn:aws:iam::222222222222:role/r", Some("222222222222"))]

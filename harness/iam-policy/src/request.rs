@@ -378,6 +378,13 @@ mod tests {
             context.get("aws:EpochTime"),
             Some(&["1700000000".to_owned()][..])
         );
+        let root = Principal::from_arn("arn:aws:iam::111111111111:root").expect("arn");
+        let pinned = Request::new(root, "s3:GetObject", "arn:aws:s3:::b/k")
+            .at(UNIX_EPOCH + Duration::from_secs(1_700_000_000));
+        assert_eq!(
+            pinned.context.get("aws:CurrentTime"),
+            context.get("aws:CurrentTime")
+        );
     }
 
     #[test]

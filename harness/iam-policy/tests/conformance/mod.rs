@@ -880,6 +880,8 @@ rule_table! {
     policy_variable_in_arn_condition_value => request(USER_A, INVOKE, FUNCTION)
         .ctx("aws:SourceArn", "arn:aws:s3:::alice-uploads")
         .identity(allow_invoke_if(json!({"ArnEquals": {"aws:SourceArn": "arn:aws:s3:::${aws:username}-uploads"}}))),
+    policy_variable_holding_a_whole_arn => invoke(SESSION_A).ctx("aws:SourceArn", ROLE)
+        .identity(allow_invoke_if(json!({"ArnEquals": {"aws:SourceArn": "${aws:PrincipalArn}"}}))),
     // "You can't use a policy variable with other operators, such as Numeric, Date, Boolean,
     // Binary, IP Address, or Null operators" (same page): the text stays literal.
     policy_variable_is_literal_in_numeric_condition => invoke(SESSION_A)
