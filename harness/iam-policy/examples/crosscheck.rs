@@ -63,6 +63,14 @@ const KNOWN_DISAGREEMENTS: &[(&str, &str)] = &[
          strings in the policy\"; iam-simulate substitutes them regardless of Version.",
     ),
     (
+        "policy_variable_holding_a_whole_arn",
+        "AWS: \"You can use a policy variable for Condition values in any condition that involves \
+         the string operators or the ARN operators\" (IAM User Guide, policy variables, Condition \
+         element), with no limit on where in the value, unlike Resource (\"only in the resource \
+         portion of the ARN\"); iam-simulate splits the policy value into ARN fields before \
+         substituting, so `${aws:PrincipalArn}` is an invalid ARN to it and never matches.",
+    ),
+    (
         "policy_variable_is_literal_in_bool_condition",
         "AWS: \"You can't use a policy variable with other operators, such as Numeric, Date, \
          Boolean, Binary, IP Address, or Null operators\" (IAM User Guide, policy variables, \
