@@ -151,18 +151,10 @@ fn missing(function: &str, what: &str) -> GatewayError {
     }
 }
 
-/// The session ARN of `role_arn` with the given session name.
+/// A session of `role_arn` with the given session name; it keeps the role's
+/// path for `aws:PrincipalArn` while its own ARN drops it.
 fn session_of(role_arn: &str, session: &str) -> Result<Principal, GatewayError> {
-    let role = Principal::from_arn(role_arn).map_err(|source| GatewayError::Policy {
-        what: format!("the role ARN `{role_arn}`"),
-        source,
-    })?;
-    let account = role.account().unwrap_or_default();
-    let name = role_arn.rsplit('/').next().unwrap_or(role_arn);
-    Principal::from_arn(&format!(
-        "arn:aws:sts::{account}:assumed-role/{name}/{session}"
-    ))
-    .map_err(|source| GatewayError::Policy {
+    Principal::role_session(role_arn, session).map_err(|source| GatewayError::Policy {
         what: format!("a session of `{role_arn}`"),
         source,
     })
@@ -378,6 +370,10 @@ mod tests {
         assert_eq!(
             session.arn(),
             "arn:aws:sts::222222222222:assumed-role/servicenow-invoker-exec/explain"
+        );
+        assert_eq!(
+            session.principal_arn(),
+            Some("arn:aws:iam::222222222222:role/service/servicenow-invoker-exec")
         );
         assert!(session_of("servicenow-invoker-exec", "explain").is_err());
     }

@@ -339,7 +339,12 @@ impl PolicySource {
         principal: &Principal,
     ) -> Result<Arc<Vec<NamedPolicy>>, GatewayError> {
         let holder = match principal.kind() {
-            PrincipalKind::Root | PrincipalKind::Service => return Ok(Arc::new(Vec::new())),
+            // A federated session's policies are its IAM user's intersected with a
+            // session policy; neither can be read from the session ARN.
+            PrincipalKind::Root
+            | PrincipalKind::Service
+            | PrincipalKind::FederatedUser
+            | PrincipalKind::Anonymous => return Ok(Arc::new(Vec::new())),
             PrincipalKind::Role | PrincipalKind::AssumedRole => principal.role_arn(),
             PrincipalKind::User => Some(principal.arn()),
         };

@@ -40,6 +40,13 @@ const KNOWN_DISAGREEMENTS: &[(&str, &str)] = &[
          identity policy; iam-simulate requires one.",
     ),
     (
+        "kms_root_user_allowed_by_account_statement",
+        "Same root-user rule: the key policy's account statement enables IAM policies and the \
+         root user needs none (KMS: the root user has no permission \"unless they are explicitly \
+         allowed ... in a key policy, IAM policy, or grant\", and here the key policy allows the \
+         account); iam-simulate requires an identity policy for root.",
+    ),
+    (
         "not_principal_deny_listing_only_the_role_denies_its_session",
         "AWS NotPrincipal docs: without the session and account ARNs \"the effect of the policy \
          might be to explicitly deny access to the role\"; AWS checks account, role, then session. \
@@ -54,6 +61,27 @@ const KNOWN_DISAGREEMENTS: &[(&str, &str)] = &[
         "policy_variable_needs_version_2012",
         "AWS: without Version 2012-10-17 \"variables like ${aws:username} are treated as literal \
          strings in the policy\"; iam-simulate substitutes them regardless of Version.",
+    ),
+    (
+        "policy_variable_holding_a_whole_arn",
+        "AWS: \"You can use a policy variable for Condition values in any condition that involves \
+         the string operators or the ARN operators\" (IAM User Guide, policy variables, Condition \
+         element), with no limit on where in the value, unlike Resource (\"only in the resource \
+         portion of the ARN\"); iam-simulate splits the policy value into ARN fields before \
+         substituting, so `${aws:PrincipalArn}` is an invalid ARN to it and never matches.",
+    ),
+    (
+        "policy_variable_is_literal_in_bool_condition",
+        "AWS: \"You can't use a policy variable with other operators, such as Numeric, Date, \
+         Boolean, Binary, IP Address, or Null operators\" (IAM User Guide, policy variables, \
+         Condition element); iam-simulate's Bool operator substitutes variables anyway.",
+    ),
+    (
+        "policy_variable_escaped_dollar_is_not_a_variable",
+        "AWS: \"${$} - use where you need a $ (dollar sign) character ... These predefined policy \
+         variables can be used in any string where you can use regular policy variables\" \
+         (IAM User Guide, policy variables, Special characters); iam-simulate leaves ${$} as \
+         the literal text `${$}` in StringEquals (replacementValue without wildcards).",
     ),
 ];
 

@@ -1,6 +1,6 @@
 //! `Condition` operators, their parsing and their evaluation against a request context.
 
-use std::{borrow::Cow, fmt, net::IpAddr};
+use std::{fmt, net::IpAddr};
 
 use time::{
     Date, OffsetDateTime,
@@ -10,8 +10,9 @@ use time::{
 
 use crate::{
     error::PolicyError,
-    pattern::{arn_matches, glob},
+    pattern::{Pattern, arn_matches},
     request::Context,
+    variable::expand,
 };
 
 /// The comparison at the heart of a condition operator.
@@ -35,6 +36,17 @@ enum Comparison {
     DateGreaterThanEquals,
     IpAddress,
     Null,
+}
+
+impl Comparison {
+    /// Whether AWS substitutes policy variables in this operator's values:
+    /// only the string and ARN operators take them.
+    fn takes_variables(self) -> bool {
+        matches!(
+            self,
+            Self::StringEquals | Self::StringEqualsIgnoreCase | Self::StringLike | Self::ArnLike
+        )
+    }
 }
 
 /// `ForAnyValue:` / `ForAllValues:` qualifiers for multi-valued keys.
@@ -214,14 +226,16 @@ impl Condition {
     ///   an absent key).
     pub(crate) fn holds(&self, context: &Context, substitute_variables: bool) -> bool {
         let request_values = context.get(&self.key).filter(|v| !v.is_empty());
-        let policy_values: Vec<Option<Cow<'_, str>>> = self
+        let substitute = substitute_variables && self.operator.comparison.takes_variables();
+        // A value whose variable has no value is left out: it matches nothing.
+        let policy_values: Vec<Option<Pattern>> = self
             .values
             .iter()
             .map(|v| {
-                if substitute_variables {
-                    substitute(v, context)
+                if substitute {
+                    expand(v, context)
                 } else {
-                    Some(Cow::Borrowed(v.as_str()))
+                    Some(Pattern::wildcard(v))
                 }
             })
             .collect();
@@ -230,7 +244,7 @@ impl Condition {
             return policy_values
                 .iter()
                 .flatten()
-                .any(|v| v.eq_ignore_ascii_case("true") == absent);
+                .any(|v| v.to_text().eq_ignore_ascii_case("true") == absent);
         }
         let Some(request_values) = request_values else {
             return match self.operator.set {
@@ -268,13 +282,22 @@ impl Condition {
 }
 
 /// The positive comparison of one policy value with one request value.
-fn compare(comparison: Comparison, policy: &str, request: &str) -> bool {
+///
+/// Only the `Like` operators and the ARN operators treat `*`/`?` as
+/// wildcards; every other operator compares the value as written.
+fn compare(comparison: Comparison, policy: &Pattern, request: &str) -> bool {
     use Comparison as C;
+    if comparison == C::StringLike {
+        return policy.matches(request);
+    }
+    if comparison == C::ArnLike {
+        return arn_matches(policy, request);
+    }
+    let policy = policy.to_text();
+    let policy = policy.as_str();
     match comparison {
         C::StringEquals | C::BinaryEquals => policy == request,
         C::StringEqualsIgnoreCase => policy.to_lowercase() == request.to_lowercase(),
-        C::StringLike => glob(policy, request),
-        C::ArnLike => arn_matches(policy, request),
         C::Bool => policy.eq_ignore_ascii_case(request),
         C::NumericEquals => numeric(policy, request, |p, r| r == p),
         C::NumericLessThan => numeric(policy, request, |p, r| r < p),
@@ -287,8 +310,8 @@ fn compare(comparison: Comparison, policy: &str, request: &str) -> bool {
         C::DateGreaterThan => date(policy, request, |p, r| r > p),
         C::DateGreaterThanEquals => date(policy, request, |p, r| r >= p),
         C::IpAddress => ip_in_cidr(policy, request),
-        // Presence is decided before any value comparison.
-        C::Null => false,
+        // Handled above, and presence is decided before any value comparison.
+        C::StringLike | C::ArnLike | C::Null => false,
     }
 }
 
@@ -370,39 +393,6 @@ fn masked(bits: u128, prefix: u32, width: u32) -> u128 {
     }
 }
 
-/// Replaces `${key}` policy variables with the request's single value for `key`.
-///
-/// Returns `None` when a variable's key is absent or multi-valued: AWS then
-/// treats the element as not matching. The `${*}`, `${?}` and `${$}` escapes
-/// and `${key, 'default'}` defaults are not supported; such text is left as is.
-pub(crate) fn substitute<'a>(text: &'a str, context: &Context) -> Option<Cow<'a, str>> {
-    if !text.contains("${") {
-        return Some(Cow::Borrowed(text));
-    }
-    let mut out = String::with_capacity(text.len());
-    let mut rest = text;
-    while let Some(start) = rest.find("${") {
-        out.push_str(&rest[..start]);
-        let after = &rest[start + 2..];
-        let Some(end) = after.find('}') else {
-            out.push_str(&rest[start..]);
-            return Some(Cow::Owned(out));
-        };
-        let key = &after[..end];
-        if matches!(key, "*" | "?" | "$") || key.contains(',') {
-            out.push_str(&rest[start..start + 2 + end + 1]);
-        } else {
-            match context.get(key) {
-                Some([single]) => out.push_str(single),
-                _ => return None,
-            }
-        }
-        rest = &after[end + 1..];
-    }
-    out.push_str(rest);
-    Some(Cow::Owned(out))
-}
-
 #[cfg(test)]
 mod tests {
     use rstest::rstest;
@@ -428,17 +418,6 @@ mod tests {
     #[case::family_mismatch("10.0.0.0/8", "2001:db8::1", false)]
     fn cidr_rules(#[case] cidr: &str, #[case] address: &str, #[case] expected: bool) {
         assert_eq!(ip_in_cidr(cidr, address), expected);
-    }
-
-    #[rstest]
-    #[case::known_key("home/${aws:username}/*", Some("home/alice/*"))]
-    #[case::key_is_case_insensitive("home/${AWS:UserName}", Some("home/alice"))]
-    #[case::unknown_key("home/${aws:userid}", None)]
-    #[case::no_variable("home/*", Some("home/*"))]
-    fn variable_substitution(#[case] text: &str, #[case] expected: Option<&str>) {
-        let mut context = Context::default();
-        context.insert("aws:username", "alice");
-        assert_eq!(substitute(text, &context).as_deref(), expected);
     }
 
     #[rstest]

@@ -157,6 +157,9 @@ enum ResourcePolicyRole {
     Standard,
     /// Role trust policies: the trust policy must always allow.
     Trust,
+    /// KMS key policies: the key policy must always allow, by naming the
+    /// caller or by naming its account ("enables IAM policies").
+    KeyPolicy,
 }
 
 /// Decides `sts:AssumeRole` on the role in `request.resource`.
@@ -202,7 +205,8 @@ pub fn authorize_assume_role(
 ///   identity policies and does not allow by itself;
 /// - cross account: the function policy must allow (by naming the caller or
 ///   its account) and the identity policies must allow too;
-/// - a service principal needs the function policy; the account root user
+/// - a service principal or an anonymous caller needs the function policy
+///   (for anonymous callers, a statement with `Principal` `*`); the account root user
 ///   needs no identity policy.
 ///
 /// Qualified ARNs need no special case: a permission added without a
@@ -219,20 +223,57 @@ pub fn authorize_invoke(
     authorize(request, function_policy, identity_policies)
 }
 
-/// Decides a request on any resource with the standard identity + resource-based rules.
+/// Decides a request on any resource with the identity + resource-based rules.
 ///
 /// [`authorize_invoke`] is this function under Lambda's name.
+///
+/// A `kms:` action on a KMS key (`arn:<p>:kms:<region>:<account>:key/<id>`)
+/// follows the key-policy rule, with `resource_policy` as the key policy
+/// (AWS KMS Developer Guide, "Key policies in AWS KMS"): "Unless the key
+/// policy explicitly allows it, you cannot use IAM policies to allow access
+/// to a KMS key. Without permission from the key policy, IAM policies that
+/// allow permissions have no effect." So:
+/// - the key policy must allow, even within one account and even for the
+///   account root user ("No AWS principal, including the account root user
+///   ..., has any permissions to a KMS key unless they are explicitly
+///   allowed");
+/// - a key policy statement naming the caller allows by itself in the key's
+///   account; one naming the caller's account (the "enable IAM policies"
+///   statement) leaves the decision to the caller's identity policies;
+/// - from another account, the key policy must allow that account (or the
+///   caller) and the caller's identity policies must allow too;
+/// - an identity policy can still deny without the key policy.
+///
+/// Every other request follows the standard rules: within one account either
+/// side may allow, across accounts both must.
 pub fn authorize(
     request: &Request,
     resource_policy: Option<&NamedPolicy>,
     identity_policies: &[NamedPolicy],
 ) -> Decision {
-    combine(
-        request,
-        resource_policy,
-        identity_policies,
-        ResourcePolicyRole::Standard,
-    )
+    let role = if is_kms_key_request(request) {
+        ResourcePolicyRole::KeyPolicy
+    } else {
+        ResourcePolicyRole::Standard
+    };
+    combine(request, resource_policy, identity_policies, role)
+}
+
+/// Whether the request is a KMS action on a KMS key, which its key policy governs.
+///
+/// Aliases and account-level operations (`kms:CreateKey`, `kms:ListKeys`) are
+/// not controlled by a key policy and follow the standard rules.
+fn is_kms_key_request(request: &Request) -> bool {
+    let kms_action = request
+        .action
+        .split_once(':')
+        .is_some_and(|(service, _)| service.eq_ignore_ascii_case("kms"));
+    let fields: Vec<&str> = request.resource.splitn(6, ':').collect();
+    let key_resource = matches!(
+        fields.as_slice(),
+        ["arn", _, "kms", _, _, resource] if resource.starts_with("key/")
+    );
+    kms_action && key_resource
 }
 
 fn combine(
@@ -251,8 +292,19 @@ fn combine(
             .map(std::slice::from_ref)
             .unwrap_or_default(),
     );
-    // Only the caller's own policies count; a service principal has none.
-    let identity_side = if caller == PrincipalKind::Service {
+    // STS and KMS accept signed requests only; an unsigned caller never gets that far.
+    if caller == PrincipalKind::Anonymous && role != ResourcePolicyRole::Standard {
+        return Decision::new(
+            request,
+            DecisionReason::NoResourceBasedPolicyAllows,
+            Vec::new(),
+        );
+    }
+    // Only the caller's own policies count; service principals and anonymous
+    // callers have none, so only the resource-based policy can allow them.
+    let caller_has_no_identity =
+        matches!(caller, PrincipalKind::Service | PrincipalKind::Anonymous);
+    let identity_side = if caller_has_no_identity {
         Default::default()
     } else {
         evaluate_policies(request, identity_policies)
@@ -280,7 +332,7 @@ fn combine(
         first.iter().chain(second).cloned().collect::<Vec<_>>()
     };
 
-    if caller == PrincipalKind::Service {
+    if caller_has_no_identity {
         return if resource_allows.is_empty() {
             Decision::new(
                 request,
@@ -309,15 +361,16 @@ fn combine(
                 )
             }
         }
-        ResourcePolicyRole::Standard | ResourcePolicyRole::Trust => {
+        ResourcePolicyRole::Standard
+        | ResourcePolicyRole::Trust
+        | ResourcePolicyRole::KeyPolicy => {
             if resource_allows.is_empty() {
                 Decision::new(
                     request,
                     DecisionReason::NoResourceBasedPolicyAllows,
                     identity_allows,
                 )
-            } else if role == ResourcePolicyRole::Trust && same_account && !direct_allows.is_empty()
-            {
+            } else if same_account && !direct_allows.is_empty() {
                 Decision::new(
                     request,
                     DecisionReason::Allowed,

@@ -3,7 +3,6 @@
 use std::fmt;
 
 use crate::{
-    condition::substitute,
     error::PolicyError,
     pattern::{action_matches, arn_matches},
     policy::{
@@ -12,6 +11,7 @@ use crate::{
     },
     principal::{PrincipalMatch, not_principal_exempts, principal_matches},
     request::Request,
+    variable::resource_pattern,
 };
 
 /// Where a policy is attached, which decides how it combines with others.
@@ -241,12 +241,8 @@ fn statement_applies(
         return None;
     }
     let resource_matches = |pattern: &String| {
-        let pattern = if variables {
-            substitute(pattern, &request.context)
-        } else {
-            Some(pattern.as_str().into())
-        };
-        pattern.is_some_and(|p| arn_matches(&p, &request.resource))
+        resource_pattern(pattern, &request.context, variables)
+            .is_some_and(|p| arn_matches(&p, &request.resource))
     };
     let resource_ok = match &statement.resource {
         // A trust policy has no Resource: the role it is attached to is the resource.

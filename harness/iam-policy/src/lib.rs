@@ -55,18 +55,31 @@
 //!   session ARN), `{"Service": ...}`; a role ARN matches that role's
 //!   sessions; naming an account matches any caller in it but leaves the
 //!   decision to the caller's identity policies;
+//! - a `kms:` action on a KMS key needs its key policy to allow, by naming the
+//!   caller or by delegating to the caller's account; identity policies alone
+//!   never grant use of a key (see [`authorize`]);
 //! - `NotPrincipal` exempts a caller only when its whole chain (account, role,
 //!   session / account, user) is listed;
 //! - condition operators: String*, Arn*, Bool, Null, Numeric*, Date*
 //!   (ISO 8601 or epoch seconds), IpAddress/NotIpAddress, BinaryEquals, their
 //!   `IfExists` forms and `ForAnyValue:`/`ForAllValues:`; keys are
 //!   case-insensitive, values case-sensitive unless the operator says otherwise;
-//! - policy variables `${key}` are substituted in `Resource` and condition
-//!   values for `Version` `2012-10-17`; an absent key makes the element not
-//!   match; the `${*}`-style escapes and defaults are not supported.
+//! - policy variables `${key}` and `${key, 'default'}` are substituted for
+//!   `Version` `2012-10-17`, in the resource portion of a `Resource` ARN
+//!   (after the fifth colon) and in the values of String and ARN condition
+//!   operators, nowhere else; an absent key without a default makes the
+//!   element not match; `${*}`, `${?}` and `${$}` stand for those characters,
+//!   literally.
 //!
-//! Not modelled: SCPs, RCPs, session policies, VPC endpoint policies,
-//! federated and anonymous callers. Permissions boundaries are applied by
+//! - callers: the root user, IAM users, roles and role sessions (with the
+//!   role's path when built by [`Principal::role_session`]), AWS STS
+//!   federated user sessions, service principals and anonymous callers, each
+//!   with the `aws:PrincipalType`/`aws:userid`/`aws:username` values of the
+//!   User Guide's "Principal key values".
+//!
+//! Not modelled: SCPs, RCPs, session policies (so a federated user session is
+//! evaluated on the identity policies it is given), VPC endpoint policies,
+//! grants, web identity and SAML callers. Permissions boundaries are applied by
 //! [`simulate`] only (the gateway does not read them yet).
 
 #![warn(missing_docs)]
@@ -80,6 +93,7 @@ mod policy;
 mod principal;
 mod request;
 mod simulate;
+mod variable;
 
 pub use decision::{Decision, DecisionReason, authorize, authorize_assume_role, authorize_invoke};
 pub use error::PolicyError;

@@ -1,21 +1,99 @@
 //! Wildcard matching for actions, resource ARNs and `StringLike`/`ArnLike` values.
 
+/// One element of a wildcard pattern.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Token {
+    /// A character that matches itself only.
+    Char(char),
+    /// `*`: any run of characters, including none.
+    AnyRun,
+    /// `?`: exactly one character.
+    AnyOne,
+}
+
+/// A `Resource` pattern or a condition value after policy variables are
+/// expanded: `*` and `?` written in the policy are wildcards, while the text a
+/// variable, a default value or an escape such as `${*}` produced is literal
+/// (IAM User Guide, "Special characters": `${*}` is for "where you need an *
+/// (asterisk) character").
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct Pattern {
+    tokens: Vec<Token>,
+}
+
+impl Pattern {
+    /// `text` with `*` and `?` as wildcards and no variables.
+    pub(crate) fn wildcard(text: &str) -> Self {
+        let mut pattern = Self::default();
+        pattern.push_wildcard_text(text);
+        pattern
+    }
+
+    /// Appends policy text in which `*` and `?` are wildcards.
+    pub(crate) fn push_wildcard_text(&mut self, text: &str) {
+        self.tokens.extend(text.chars().map(|c| match c {
+            '*' => Token::AnyRun,
+            '?' => Token::AnyOne,
+            other => Token::Char(other),
+        }));
+    }
+
+    /// Appends text that matches only itself, wildcard characters included.
+    pub(crate) fn push_literal(&mut self, text: &str) {
+        self.tokens.extend(text.chars().map(Token::Char));
+    }
+
+    /// Appends another pattern.
+    pub(crate) fn append(&mut self, other: Pattern) {
+        self.tokens.extend(other.tokens);
+    }
+
+    /// The pattern as text, for the operators that compare without wildcards.
+    pub(crate) fn to_text(&self) -> String {
+        self.tokens
+            .iter()
+            .map(|t| match t {
+                Token::Char(c) => *c,
+                Token::AnyRun => '*',
+                Token::AnyOne => '?',
+            })
+            .collect()
+    }
+
+    /// Whether the whole of `text` matches.
+    pub(crate) fn matches(&self, text: &str) -> bool {
+        let text: Vec<char> = text.chars().collect();
+        glob_tokens(&self.tokens, &text)
+    }
+
+    /// Whether the pattern is exactly the wildcard `*`.
+    fn is_any(&self) -> bool {
+        self.tokens == [Token::AnyRun]
+    }
+}
+
 /// Matches `text` against `pattern`, where `*` matches any run of characters
 /// (including none) and `?` exactly one character.
-///
+pub(crate) fn glob(pattern: &str, text: &str) -> bool {
+    Pattern::wildcard(pattern).matches(text)
+}
+
 /// Iterative with single-star backtracking, so it stays linear-ish on the
 /// long ARNs the gateway sees and never recurses.
-pub(crate) fn glob(pattern: &str, text: &str) -> bool {
-    let p: Vec<char> = pattern.chars().collect();
-    let t: Vec<char> = text.chars().collect();
+fn glob_tokens(p: &[Token], t: &[char]) -> bool {
     let (mut pi, mut ti) = (0usize, 0usize);
     let mut star: Option<usize> = None;
     let mut resume = 0usize;
     while ti < t.len() {
-        if pi < p.len() && (p[pi] == '?' || p[pi] == t[ti]) {
+        let single = match p.get(pi) {
+            Some(Token::AnyOne) => true,
+            Some(Token::Char(c)) => *c == t[ti],
+            _ => false,
+        };
+        if single {
             pi += 1;
             ti += 1;
-        } else if pi < p.len() && p[pi] == '*' {
+        } else if p.get(pi) == Some(&Token::AnyRun) {
             star = Some(pi);
             resume = ti;
             pi += 1;
@@ -27,7 +105,7 @@ pub(crate) fn glob(pattern: &str, text: &str) -> bool {
             return false;
         }
     }
-    p[pi..].iter().all(|c| *c == '*')
+    p[pi..].iter().all(|t| *t == Token::AnyRun)
 }
 
 /// Matches an action against a policy's action pattern.
@@ -59,26 +137,38 @@ const ARN_FIELDS: usize = 6;
 ///
 /// Matching is case-sensitive: AWS resource names are ("In the Resource
 /// element, the IAM user name is case sensitive").
-pub(crate) fn arn_matches(pattern: &str, arn: &str) -> bool {
-    if pattern == "*" {
+pub(crate) fn arn_matches(pattern: &Pattern, arn: &str) -> bool {
+    if pattern.is_any() {
         return true;
     }
-    let pattern_fields: Vec<&str> = pattern.splitn(ARN_FIELDS, ':').collect();
+    let mut pattern_fields: Vec<&[Token]> = Vec::with_capacity(ARN_FIELDS);
+    let mut rest = pattern.tokens.as_slice();
+    while pattern_fields.len() < ARN_FIELDS - 1 {
+        match rest.iter().position(|t| *t == Token::Char(':')) {
+            Some(colon) => {
+                pattern_fields.push(&rest[..colon]);
+                rest = &rest[colon + 1..];
+            }
+            None => break,
+        }
+    }
+    pattern_fields.push(rest);
     let arn_fields: Vec<&str> = arn.splitn(ARN_FIELDS, ':').collect();
     if arn_fields.len() < ARN_FIELDS {
         // Not an ARN (e.g. a bare name in a condition value): no field
         // structure to respect, so compare the whole string.
-        return glob(pattern, arn);
+        return pattern.matches(arn);
     }
     let last = pattern_fields.len() - 1;
-    if pattern_fields.len() < ARN_FIELDS && !pattern_fields[last].ends_with('*') {
+    if pattern_fields.len() < ARN_FIELDS && pattern_fields[last].last() != Some(&Token::AnyRun) {
         return false;
     }
+    let field_matches = |p: &[Token], a: &str| glob_tokens(p, &a.chars().collect::<Vec<_>>());
     let leading_fields_match = pattern_fields[..last]
         .iter()
         .zip(&arn_fields)
-        .all(|(p, a)| glob(p, a));
-    leading_fields_match && glob(pattern_fields[last], &arn_fields[last..].join(":"))
+        .all(|(p, a)| field_matches(p, a));
+    leading_fields_match && field_matches(pattern_fields[last], &arn_fields[last..].join(":"))
 }
 
 /// The account id field of an ARN, when it has one.
@@ -165,7 +255,17 @@ mod tests {
         true
     )]
     fn arn_rules(#[case] pattern: &str, #[case] arn: &str, #[case] expected: bool) {
-        assert_eq!(arn_matches(pattern, arn), expected);
+        assert_eq!(arn_matches(&Pattern::wildcard(pattern), arn), expected);
+    }
+
+    #[test]
+    fn literal_text_never_acts_as_a_wildcard() {
+        let mut pattern = Pattern::wildcard("arn:aws:s3:::b/");
+        pattern.push_literal("a*?");
+        pattern.push_wildcard_text("/*");
+        assert!(arn_matches(&pattern, "arn:aws:s3:::b/a*?/k"));
+        assert!(!arn_matches(&pattern, "arn:aws:s3:::b/abc/k"));
+        assert_eq!(pattern.to_text(), "arn:aws:s3:::b/a*?/*");
     }
 
     #[rstest]

@@ -17,21 +17,37 @@ pub enum PrincipalKind {
     AssumedRole,
     /// An AWS service principal such as `lambda.amazonaws.com`.
     Service,
+    /// An AWS STS federated user session (`GetFederationToken`),
+    /// `arn:aws:sts::<account>:federated-user/<name>`.
+    FederatedUser,
+    /// An unsigned request; only a resource-based policy naming `*` can allow it.
+    Anonymous,
 }
 
 impl PrincipalKind {
-    /// The value AWS puts in the `aws:PrincipalType` context key.
+    /// The value AWS puts in the `aws:PrincipalType` context key ("Principal
+    /// key values" in the IAM User Guide's policy variables page).
     pub fn principal_type(self) -> &'static str {
         match self {
             Self::Root => "Account",
             Self::User => "User",
             Self::Role | Self::AssumedRole => "AssumedRole",
             Self::Service => "Service",
+            Self::FederatedUser => "FederatedUser",
+            Self::Anonymous => "Anonymous",
         }
     }
 }
 
+/// The text AWS uses for an anonymous caller in `aws:userid` and
+/// `aws:PrincipalAccount`.
+const ANONYMOUS: &str = "anonymous";
+
 /// The identity making a request, classified from its ARN.
+///
+/// A role session's ARN drops the role's path, so [`Principal::from_arn`] on
+/// a session cannot know it; [`Principal::role_session`] builds the session
+/// from the role ARN and keeps the path for `aws:PrincipalArn`.
 ///
 /// # Example
 /// ```
@@ -40,6 +56,10 @@ impl PrincipalKind {
 /// assert_eq!(caller.kind(), PrincipalKind::AssumedRole);
 /// assert_eq!(caller.account(), Some("111111111111"));
 /// assert_eq!(caller.role_arn(), Some("arn:aws:iam::111111111111:role/Invoker"));
+///
+/// let with_path = Principal::role_session("arn:aws:iam::111111111111:role/team/x/Invoker", "s1")?;
+/// assert_eq!(with_path.arn(), "arn:aws:sts::111111111111:assumed-role/Invoker/s1");
+/// assert_eq!(with_path.principal_arn(), Some("arn:aws:iam::111111111111:role/team/x/Invoker"));
 /// # Ok::<(), iam_policy::PolicyError>(())
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -48,10 +68,12 @@ pub struct Principal {
     kind: PrincipalKind,
     account: Option<String>,
     role_arn: Option<String>,
+    unique_id: Option<String>,
 }
 
 impl Principal {
-    /// Classifies a caller ARN (root, user, role or assumed-role session).
+    /// Classifies a caller ARN (root, user, role, assumed-role session or
+    /// federated user session).
     pub fn from_arn(arn: &str) -> Result<Self, PolicyError> {
         let invalid = |reason| PolicyError::InvalidPrincipalArn {
             arn: arn.to_owned(),
@@ -61,7 +83,7 @@ impl Principal {
         let ["arn", partition, service, "", account, resource] = fields.as_slice() else {
             return Err(invalid("is not an arn with an empty region field"));
         };
-        if account.len() != 12 || !account.bytes().all(|b| b.is_ascii_digit()) {
+        if !is_account_id(account) {
             return Err(invalid("has no 12-digit account id"));
         }
         let (kind, role_arn) = match (*service, *resource) {
@@ -71,6 +93,13 @@ impl Principal {
             }
             ("iam", r) if r.starts_with("role/") && r.len() > "role/".len() => {
                 (PrincipalKind::Role, Some(arn.to_owned()))
+            }
+            ("sts", r) if r.starts_with("federated-user/") => {
+                let name = &r["federated-user/".len()..];
+                if name.is_empty() || name.contains('/') {
+                    return Err(invalid("is not a federated-user arn"));
+                }
+                (PrincipalKind::FederatedUser, None)
             }
             ("sts", r) => {
                 let mut parts = r.splitn(3, '/');
@@ -93,7 +122,35 @@ impl Principal {
             kind,
             account: Some((*account).to_owned()),
             role_arn,
+            unique_id: None,
         })
+    }
+
+    /// A session of `role_arn` (which may have a path) named `session_name`.
+    ///
+    /// The session's ARN is `arn:<p>:sts::<account>:assumed-role/<name>/<session>`,
+    /// without the path, while `aws:PrincipalArn` is the role ARN with it: "For
+    /// IAM roles, the request context returns the ARN of the role, not the ARN
+    /// of the user that assumed the role" (IAM User Guide, `aws:PrincipalArn`).
+    pub fn role_session(role_arn: &str, session_name: &str) -> Result<Self, PolicyError> {
+        let role = Self::from_arn(role_arn)?;
+        let invalid = |reason| PolicyError::InvalidPrincipalArn {
+            arn: role_arn.to_owned(),
+            reason,
+        };
+        if role.kind != PrincipalKind::Role {
+            return Err(invalid("is not a role arn"));
+        }
+        if session_name.is_empty() || session_name.contains('/') {
+            return Err(invalid("needs a session name without `/`"));
+        }
+        let (partition, account, name) =
+            split_role_arn(role_arn).ok_or_else(|| invalid("is not a role arn"))?;
+        let mut session = Self::from_arn(&format!(
+            "arn:{partition}:sts::{account}:assumed-role/{name}/{session_name}"
+        ))?;
+        session.role_arn = Some(role_arn.to_owned());
+        Ok(session)
     }
 
     /// An AWS service principal such as `s3.amazonaws.com`; it belongs to no account.
@@ -103,7 +160,26 @@ impl Principal {
             kind: PrincipalKind::Service,
             account: None,
             role_arn: None,
+            unique_id: None,
         }
+    }
+
+    /// An anonymous (unsigned) caller; it belongs to no account and has no identity policies.
+    pub fn anonymous() -> Self {
+        Self {
+            arn: ANONYMOUS.to_owned(),
+            kind: PrincipalKind::Anonymous,
+            account: None,
+            role_arn: None,
+            unique_id: None,
+        }
+    }
+
+    /// Records IAM's unique id of the user or role (`AIDA...`, `AROA...`),
+    /// which `aws:userid` carries; ARNs do not contain it.
+    pub fn with_unique_id(mut self, unique_id: &str) -> Self {
+        self.unique_id = Some(unique_id.to_owned());
+        self
     }
 
     /// The caller's ARN (a service principal's name for services), as AWS prints it in errors.
@@ -121,16 +197,20 @@ impl Principal {
         self.account.as_deref()
     }
 
-    /// The role behind a role or role session (without the role's path for sessions).
+    /// The role behind a role or role session, with its path unless the
+    /// session was read from its ARN alone.
     pub fn role_arn(&self) -> Option<&str> {
         self.role_arn.as_deref()
     }
 
-    /// The value AWS puts in `aws:PrincipalArn`: the role ARN for a role session.
-    pub fn principal_arn(&self) -> &str {
+    /// The value AWS puts in `aws:PrincipalArn`: the role ARN for a role
+    /// session; `None` for services and anonymous callers, whose requests do
+    /// not carry the key.
+    pub fn principal_arn(&self) -> Option<&str> {
         match self.kind {
-            PrincipalKind::AssumedRole => self.role_arn.as_deref().unwrap_or(&self.arn),
-            _ => &self.arn,
+            PrincipalKind::AssumedRole => self.role_arn.as_deref(),
+            PrincipalKind::Service | PrincipalKind::Anonymous => None,
+            _ => Some(&self.arn),
         }
     }
 
@@ -139,6 +219,36 @@ impl Principal {
         match self.kind {
             PrincipalKind::User => self.arn.rsplit('/').next(),
             _ => None,
+        }
+    }
+
+    /// The value of `aws:userid` (IAM User Guide, "Principal key values"): the
+    /// account id for the root user, `account:name` for a federated user,
+    /// `anonymous` for anonymous callers; the unique id for a user or role and
+    /// `unique-id:session` for a role session, when the unique id is known.
+    pub(crate) fn user_id(&self) -> Option<String> {
+        match self.kind {
+            PrincipalKind::Root => self.account.clone(),
+            PrincipalKind::FederatedUser => {
+                let name = self.arn.rsplit('/').next()?;
+                Some(format!("{}:{name}", self.account.as_deref()?))
+            }
+            PrincipalKind::Anonymous => Some(ANONYMOUS.to_owned()),
+            PrincipalKind::User | PrincipalKind::Role => self.unique_id.clone(),
+            PrincipalKind::AssumedRole => {
+                let session = self.arn.rsplit('/').next()?;
+                Some(format!("{}:{session}", self.unique_id.as_deref()?))
+            }
+            PrincipalKind::Service => None,
+        }
+    }
+
+    /// The value of `aws:PrincipalAccount`: "For anonymous requests, the
+    /// request context returns `anonymous`" (IAM User Guide).
+    pub(crate) fn principal_account(&self) -> Option<&str> {
+        match self.kind {
+            PrincipalKind::Anonymous => Some(ANONYMOUS),
+            _ => self.account.as_deref(),
         }
     }
 }
@@ -296,7 +406,11 @@ pub(crate) fn not_principal_exempts(entries: &[PrincipalEntry], caller: &Princip
             .iter()
             .any(|e| matches!(e, PrincipalEntry::Service(s) if s == caller.arn())),
         PrincipalKind::Root => account_listed(),
-        PrincipalKind::User | PrincipalKind::Role => account_listed() && arn_listed(caller.arn()),
+        PrincipalKind::User | PrincipalKind::Role | PrincipalKind::FederatedUser => {
+            account_listed() && arn_listed(caller.arn())
+        }
+        // Only `*` (handled above) names an anonymous caller.
+        PrincipalKind::Anonymous => false,
         PrincipalKind::AssumedRole => account_listed() && role_listed() && arn_listed(caller.arn()),
     }
 }
@@ -314,6 +428,10 @@ mod tests {
     #[case::user("arn:aws:iam::111111111111:user/ops/alice", PrincipalKind::User)]
     #[case::role("arn:aws:iam::111111111111:role/Invoker", PrincipalKind::Role)]
     #[case::session(SESSION, PrincipalKind::AssumedRole)]
+    #[case::federated_user(
+        "arn:aws:sts::111111111111:federated-user/bob",
+        PrincipalKind::FederatedUser
+    )]
     fn caller_kind_from_arn(#[case] arn: &str, #[case] kind: PrincipalKind) {
         let caller = Principal::from_arn(arn).expect("test arn is valid");
         assert_eq!(caller.kind(), kind);
@@ -326,6 +444,7 @@ mod tests {
     #[case::session_without_name("arn:aws:sts::111111111111:assumed-role/Invoker")]
     #[case::unsupported_service("arn:aws:s3:::bucket")]
     #[case::group_is_not_a_caller("arn:aws:iam::111111111111:group/admins")]
+    #[case::federated_user_without_name("arn:aws:sts::111111111111:federated-user/")]
     fn caller_arn_rejected(#[case] arn: &str) {
         assert!(matches!(
             Principal::from_arn(arn),
@@ -356,12 +475,53 @@ mod tests {
         );
     }
 
+    #[rstest]
+    #[case::user_is_not_a_role("arn:aws:iam::111111111111:user/alice", "s1")]
+    #[case::session_is_not_a_role(SESSION, "s1")]
+    #[case::empty_session_name("arn:aws:iam::111111111111:role/r", "")]
+    fn role_session_needs_a_role_and_a_name(#[case] role: &str, #[case] session: &str) {
+        assert!(matches!(
+            Principal::role_session(role, session),
+            Err(PolicyError::InvalidPrincipalArn { .. })
+        ));
+    }
+
+    #[test]
+    fn role_session_keeps_the_path_and_matches_the_role() {
+        let caller = Principal::role_session("arn:aws:iam::111111111111:role/a/b/Invoker", "s1")
+            .expect("valid role");
+        assert_eq!(caller.arn(), SESSION);
+        assert_eq!(
+            caller.principal_arn(),
+            Some("arn:aws:iam::111111111111:role/a/b/Invoker")
+        );
+        assert_eq!(
+            entry_matches(&PrincipalEntry::aws(SESSION), &caller),
+            Some(PrincipalMatch::Direct)
+        );
+    }
+
+    #[test]
+    fn anonymous_matches_only_everyone() {
+        let anonymous = Principal::anonymous();
+        assert_eq!(
+            entry_matches(&PrincipalEntry::Any, &anonymous),
+            Some(PrincipalMatch::Direct)
+        );
+        assert_eq!(
+            entry_matches(&PrincipalEntry::aws("111111111111"), &anonymous),
+            None
+        );
+        assert_eq!(anonymous.principal_arn(), None);
+        assert_eq!(anonymous.user_id().as_deref(), Some("anonymous"));
+    }
+
     #[test]
     fn session_principal_arn_is_the_role() {
         let caller = Principal::from_arn(SESSION).expect("test arn is valid");
         assert_eq!(
             caller.principal_arn(),
-            "arn:aws:iam::111111111111:role/Invoker"
+            Some("arn:aws:iam::111111111111:role/Invoker")
         );
     }
 }

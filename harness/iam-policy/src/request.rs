@@ -67,6 +67,26 @@ impl Context {
     }
 }
 
+/// The Region a request for `action` on `resource` is sent to, when known.
+///
+/// IAM has one endpoint: "IAM calls are always made to the us-east-1 Region"
+/// (IAM User Guide, `aws:RequestedRegion`). A regional resource is reached
+/// through its Region's endpoint. STS (global or regional endpoint) and S3
+/// ARNs do not say.
+fn requested_region<'a>(action: &str, resource: &'a str) -> Option<&'a str> {
+    let service = action.split_once(':').map(|(service, _)| service);
+    if service.is_some_and(|s| s.eq_ignore_ascii_case("iam")) {
+        return Some("us-east-1");
+    }
+    let fields: Vec<&str> = resource.splitn(6, ':').collect();
+    match fields.as_slice() {
+        ["arn", _, _, region, _, _] if !region.is_empty() && !region.contains(['*', '?']) => {
+            Some(region)
+        }
+        _ => None,
+    }
+}
+
 /// One authorization question: may `principal` perform `action` on `resource`?
 ///
 /// # Example
@@ -93,32 +113,61 @@ pub struct Request {
 }
 
 impl Request {
-    /// Builds a request and fills the global keys AWS derives from the principal.
+    /// Builds a request and fills the global keys AWS derives from the
+    /// principal, the resource and the clock.
     ///
-    /// Set: `aws:PrincipalArn` (the role ARN for a role session),
-    /// `aws:PrincipalAccount`, `aws:PrincipalType`, `aws:PrincipalIsAWSService`,
-    /// `aws:ResourceAccount` when the resource's ARN names an account,
-    /// `aws:username` for users and `aws:PrincipalServiceName` for services. Time keys are left to the
-    /// caller ([`Context::set_current_time`]) so decisions stay reproducible.
+    /// Set, following the IAM User Guide's global condition keys and
+    /// "Principal key values":
+    /// - `aws:PrincipalType` (`Account`, `User`, `AssumedRole`,
+    ///   `FederatedUser`, `Anonymous`; absent for service principals);
+    /// - `aws:userid` when it follows from the principal (root, federated
+    ///   user, anonymous, or a user/role whose unique id was given with
+    ///   [`Principal::with_unique_id`]); `aws:username` for IAM users only;
+    /// - `aws:PrincipalArn` (the role ARN, with its path, for a role session)
+    ///   and `aws:PrincipalIsAWSService` for signed requests,
+    ///   `aws:PrincipalAccount` (`anonymous` for anonymous callers),
+    ///   `aws:PrincipalServiceName` for services;
+    /// - `aws:ResourceAccount` when the resource's ARN names an account;
+    /// - `aws:RequestedRegion`: `us-east-1` for IAM actions, whose single
+    ///   endpoint is there, else the resource ARN's Region; a caller that
+    ///   knows the endpoint it was sent to (STS, S3) sets or overrides it with
+    ///   [`Request::with_context`];
+    /// - `aws:CurrentTime` and `aws:EpochTime` from the system clock ("always
+    ///   included in the request context"); pin them with [`Request::at`].
     pub fn new(principal: Principal, action: &str, resource: &str) -> Self {
         let mut context = Context::default();
-        let service = principal.kind() == PrincipalKind::Service;
-        context.insert(
-            "aws:PrincipalIsAWSService",
-            if service { "true" } else { "false" },
-        );
-        if service {
+        let kind = principal.kind();
+        if kind != PrincipalKind::Anonymous {
+            context.insert(
+                "aws:PrincipalIsAWSService",
+                if kind == PrincipalKind::Service {
+                    "true"
+                } else {
+                    "false"
+                },
+            );
+        }
+        if kind == PrincipalKind::Service {
             context.insert("aws:PrincipalServiceName", principal.arn());
         } else {
-            context.insert("aws:PrincipalArn", principal.principal_arn());
-            context.insert("aws:PrincipalType", principal.kind().principal_type());
+            context.insert("aws:PrincipalType", kind.principal_type());
         }
-        if let Some(account) = principal.account() {
+        if let Some(arn) = principal.principal_arn() {
+            context.insert("aws:PrincipalArn", arn);
+        }
+        if let Some(account) = principal.principal_account() {
             context.insert("aws:PrincipalAccount", account);
         }
         if let Some(name) = principal.user_name() {
             context.insert("aws:username", name);
         }
+        if let Some(user_id) = principal.user_id() {
+            context.insert("aws:userid", user_id);
+        }
+        if let Some(region) = requested_region(action, resource) {
+            context.insert("aws:RequestedRegion", region);
+        }
+        context.set_current_time(SystemTime::now());
         let resource_account = arn_account(resource).map(str::to_owned);
         if let Some(account) = &resource_account {
             context.insert("aws:ResourceAccount", account.clone());
@@ -130,6 +179,12 @@ impl Request {
             resource: resource.to_owned(),
             context,
         }
+    }
+
+    /// Sets `aws:CurrentTime` and `aws:EpochTime` to `now`, for reproducible decisions.
+    pub fn at(mut self, now: SystemTime) -> Self {
+        self.context.set_current_time(now);
+        self
     }
 
     /// Adds or replaces a single-valued context key.
@@ -232,6 +287,86 @@ mod tests {
     }
 
     #[test]
+    fn principal_keys_follow_the_principal_table() {
+        let keys = |request: &Request| -> Vec<Option<String>> {
+            [
+                "aws:PrincipalType",
+                "aws:userid",
+                "aws:username",
+                "aws:PrincipalArn",
+                "aws:PrincipalAccount",
+            ]
+            .iter()
+            .map(|k| request.context.get(k).map(|v| v.join(",")))
+            .collect()
+        };
+        let some = |v: &str| Some(v.to_owned());
+        let federated =
+            Principal::from_arn("arn:aws:sts::111111111111:federated-user/bob").expect("arn");
+        let request = Request::new(federated, "s3:GetObject", "arn:aws:s3:::b/k");
+        assert_eq!(
+            keys(&request),
+            [
+                some("FederatedUser"),
+                some("111111111111:bob"),
+                None,
+                some("arn:aws:sts::111111111111:federated-user/bob"),
+                some("111111111111"),
+            ]
+        );
+        let request = Request::new(Principal::anonymous(), "s3:GetObject", "arn:aws:s3:::b/k");
+        assert_eq!(
+            keys(&request),
+            [
+                some("Anonymous"),
+                some("anonymous"),
+                None,
+                None,
+                some("anonymous")
+            ]
+        );
+        assert_eq!(request.context.get("aws:PrincipalIsAWSService"), None);
+        let root = Principal::from_arn("arn:aws:iam::111111111111:root").expect("arn");
+        let request = Request::new(root, "s3:GetObject", "arn:aws:s3:::b/k");
+        assert_eq!(
+            keys(&request)[..3],
+            [some("Account"), some("111111111111"), None]
+        );
+        let session = Principal::from_arn("arn:aws:sts::111111111111:assumed-role/r/s1")
+            .expect("arn")
+            .with_unique_id("AROAEXAMPLE");
+        let request = Request::new(session, "s3:GetObject", "arn:aws:s3:::b/k");
+        assert_eq!(keys(&request)[1], some("AROAEXAMPLE:s1"));
+    }
+
+    #[rstest::rstest]
+    #[case::regional_resource(
+        "lambda:InvokeFunction",
+        "arn:aws:lambda:eu-west-1:111111111111:function:f",
+        Some("eu-west-1")
+    )]
+    #[case::iam_is_global("iam:GetRole", "arn:aws:iam::111111111111:role/r", Some("us-east-1"))]
+    #[case::sts_endpoint_unknown("sts:AssumeRole", "arn:aws:iam::111111111111:role/r", None)]
+    #[case::s3_names_no_region("s3:GetObject", "arn:aws:s3:::b/k", None)]
+    fn requested_region_from_the_request(
+        #[case] action: &str,
+        #[case] resource: &str,
+        #[case] expected: Option<&str>,
+    ) {
+        let root = Principal::from_arn("arn:aws:iam::111111111111:root").expect("arn");
+        let request = Request::new(root, action, resource);
+        assert_eq!(
+            request
+                .context
+                .get("aws:RequestedRegion")
+                .map(|v| v.join(","))
+                .as_deref(),
+            expected
+        );
+        assert!(request.context.get("aws:CurrentTime").is_some());
+    }
+
+    #[test]
     fn current_time_sets_both_keys() {
         let mut context = Context::default();
         context.set_current_time(UNIX_EPOCH + Duration::from_secs(1_700_000_000));
@@ -242,6 +377,13 @@ mod tests {
         assert_eq!(
             context.get("aws:EpochTime"),
             Some(&["1700000000".to_owned()][..])
+        );
+        let root = Principal::from_arn("arn:aws:iam::111111111111:root").expect("arn");
+        let pinned = Request::new(root, "s3:GetObject", "arn:aws:s3:::b/k")
+            .at(UNIX_EPOCH + Duration::from_secs(1_700_000_000));
+        assert_eq!(
+            pinned.context.get("aws:CurrentTime"),
+            context.get("aws:CurrentTime")
         );
     }
 

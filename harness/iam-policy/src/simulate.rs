@@ -490,6 +490,48 @@ mod tests {
         assert!(err.to_string().contains("CallerArn"), "{err}");
     }
 
+    /// What IAM refuses to store, each named by policy and statement: an
+    /// unknown operator, a partial wildcard in `Principal` ("You cannot use a
+    /// wildcard to match part of a principal name or ARN"), `Resource` in a
+    /// trust policy ("Has prohibited field Resource") and a resource-based
+    /// policy without `Principal`.
+    #[rstest::rstest]
+    #[case::unknown_operator(
+        json!({"PolicyInputList": [
+            doc(json!([{"Effect": "Allow", "Action": "s3:*", "Resource": "*"}])),
+            doc(json!([{"Effect": "Allow", "Action": "s3:*", "Resource": "*"},
+                       {"Effect": "Allow", "Action": "s3:*", "Resource": "*",
+                        "Condition": {"StringEqualsAnything": {"aws:username": "a"}}}]))],
+               "ActionNames": ["s3:GetObject"]}),
+        "PolicyInputList.2: statement 1: unknown condition operator `StringEqualsAnything`"
+    )]
+    #[case::partial_principal_wildcard(
+        json!({"ResourcePolicy": doc(json!([{"Effect": "Allow", "Principal": {"AWS": "arn:aws:iam::111111111111:user/*"},
+                                              "Action": "s3:GetObject", "Resource": "*"}])),
+               "ActionNames": ["s3:GetObject"], "CallerArn": "arn:aws:iam::111111111111:user/ops"}),
+        "ResourcePolicy: statement 0: principal \"arn:aws:iam::111111111111:user/*\" cannot contain wildcards"
+    )]
+    #[case::resource_in_trust_policy(
+        json!({"ResourcePolicy": doc(json!([{"Effect": "Allow", "Principal": {"AWS": "*"}, "Action": "sts:AssumeRole", "Resource": "*"}])),
+               "ActionNames": ["sts:AssumeRole"], "CallerArn": "arn:aws:iam::111111111111:user/ops"}),
+        "ResourcePolicy: statement 0: element `Resource` is not allowed in trust policies"
+    )]
+    #[case::resource_policy_without_principal(
+        json!({"ResourcePolicy": doc(json!([{"Effect": "Allow", "Action": "s3:GetObject", "Resource": "*"}])),
+               "ActionNames": ["s3:GetObject"], "CallerArn": "arn:aws:iam::111111111111:user/ops"}),
+        "ResourcePolicy: statement 0: element `Principal` is required in resource policies"
+    )]
+    fn policies_iam_refuses_are_errors_naming_policy_and_statement(
+        #[case] value: serde_json::Value,
+        #[case] message: &str,
+    ) {
+        let error = simulate(&input(value)).expect_err("refused");
+        assert!(
+            error.to_string().starts_with(message),
+            "{error} does not start with {message:?}"
+        );
+    }
+
     #[test]
     fn unknown_input_fields_are_refused() {
         let parsed: Result<SimulateInput, _> =

@@ -35,8 +35,20 @@ pub const USER_A: &str = "arn:aws:iam::111111111111:user/alice";
 pub const ROOT_A: &str = "arn:aws:iam::111111111111:root";
 /// Account B's root user.
 pub const ROOT_B: &str = "arn:aws:iam::222222222222:root";
+/// A federated user session (`GetFederationToken`) in A.
+pub const FEDERATED_A: &str = "arn:aws:sts::111111111111:federated-user/bob";
+/// An anonymous caller, as the table writes it.
+pub const ANONYMOUS: &str = "*";
+/// A role in A with a path; its sessions' ARNs drop the path.
+pub const ROLE_WITH_PATH: &str = "arn:aws:iam::111111111111:role/team/x/PathInvoker";
+/// A public object in a bucket that names no account.
+pub const PUBLIC_OBJECT: &str = "arn:aws:s3:::public-reports/2026/report.csv";
+
+/// A KMS key in A.
+pub const KEY: &str = "arn:aws:kms:us-east-1:111111111111:key/1234abcd-12ab-34cd-56ef-1234567890ab";
 
 const INVOKE: &str = "lambda:InvokeFunction";
+const DECRYPT: &str = "kms:Decrypt";
 const ASSUME: &str = "sts:AssumeRole";
 
 /// What the rule says AWS decides.
@@ -81,6 +93,9 @@ pub struct RuleCase {
     /// The rule's name (the rstest case name).
     pub name: &'static str,
     principal: String,
+    /// For a role session built from its role ARN (which keeps the path).
+    session_role: Option<String>,
+    unique_id: Option<String>,
     action: String,
     resource: String,
     context: Vec<(String, Vec<String>)>,
@@ -104,12 +119,25 @@ pub fn request(principal: &str, action: &str, resource: &str) -> RuleCase {
     RuleCase {
         name: "",
         principal: principal.to_owned(),
+        session_role: None,
+        unique_id: None,
         action: action.to_owned(),
         resource: resource.to_owned(),
         context: Vec::new(),
         identity: Vec::new(),
         resource_policy: None,
         expected: Expected::Allow,
+    }
+}
+
+/// A request by session `session` of `role_arn`, a role ARN that may have a path.
+pub fn request_by_session(role_arn: &str, session: &str, action: &str, resource: &str) -> RuleCase {
+    let principal = Principal::role_session(role_arn, session)
+        .map(|p| p.arn().to_owned())
+        .unwrap_or_else(|e| format!("invalid role session: {e}"));
+    RuleCase {
+        session_role: Some(role_arn.to_owned()),
+        ..request(&principal, action, resource)
     }
 }
 
@@ -139,6 +167,14 @@ pub fn allow_invoke_if(condition: Value) -> Value {
 pub fn function_policy(principal: Value) -> Value {
     policy(
         json!([{"Sid": "Invoke", "Effect": "Allow", "Principal": principal, "Action": INVOKE, "Resource": FUNCTION}]),
+    )
+}
+
+/// A key policy allowing every `kms:` action by `principal` (the "enable IAM
+/// policies" statement when `principal` is an account).
+pub fn key_policy(principal: Value) -> Value {
+    policy(
+        json!([{"Sid": "Key", "Effect": "Allow", "Principal": principal, "Action": "kms:*", "Resource": "*"}]),
     )
 }
 
@@ -172,6 +208,12 @@ impl RuleCase {
         self
     }
 
+    /// Gives the caller IAM's unique id (`AIDA...`/`AROA...`).
+    pub fn unique_id(mut self, id: &str) -> Self {
+        self.unique_id = Some(id.to_owned());
+        self
+    }
+
     /// Sets a single-valued context key.
     pub fn ctx(self, key: &str, value: &str) -> Self {
         self.ctx_values(key, &[value])
@@ -199,11 +241,18 @@ impl RuleCase {
 
     /// The request and policies, parsed.
     pub fn build(&self) -> Result<(Request, Option<NamedPolicy>, Vec<NamedPolicy>), PolicyError> {
-        let principal = if self.principal.contains(':') {
-            Principal::from_arn(&self.principal)?
-        } else {
-            Principal::service(&self.principal)
+        let mut principal = match (&self.session_role, self.principal.as_str()) {
+            (Some(role), session_arn) => {
+                let session = session_arn.rsplit('/').next().unwrap_or_default();
+                Principal::role_session(role, session)?
+            }
+            (None, ANONYMOUS) => Principal::anonymous(),
+            (None, arn) if arn.contains(':') => Principal::from_arn(arn)?,
+            (None, service) => Principal::service(service),
         };
+        if let Some(id) = &self.unique_id {
+            principal = principal.with_unique_id(id);
+        }
         let mut request = Request::new(principal, &self.action, &self.resource);
         for (key, values) in &self.context {
             request = request.with_context_values(key, values.iter().cloned());
@@ -439,6 +488,154 @@ rule_table! {
         .resource_policy(function_policy(json!({"AWS": ROOT_B}))),
     wildcard_principal_in_function_policy_allows_same_account => invoke(SESSION_A)
         .resource_policy(function_policy(json!("*"))),
+
+    // --- KMS key policies -------------------------------------------------------------
+    // "Unless the key policy explicitly allows it, you cannot use IAM policies to allow access
+    // to a KMS key. Without permission from the key policy, IAM policies that allow permissions
+    // have no effect." (AWS KMS Developer Guide, "Key policies in AWS KMS")
+    kms_identity_policy_alone_cannot_use_a_key => request(USER_A, DECRYPT, KEY)
+        .identity(allow("kms:*", "*"))
+        .resource_policy(key_policy(json!({"AWS": "arn:aws:iam::111111111111:role/KeyAdmin"})))
+        .expect(NoResource),
+    kms_key_without_key_policy_statement_for_anyone_denies => request(USER_A, DECRYPT, KEY)
+        .identity(allow(DECRYPT, KEY))
+        .expect(NoResource),
+    // "To use an IAM policy to control access to a KMS key, the key policy for the KMS key must
+    // give the account permission to use IAM policies. Specifically, the key policy must
+    // include the policy statement that enables IAM policies." (KMS Developer Guide, "Using
+    // IAM policies with AWS KMS")
+    kms_key_policy_enabling_iam_policies_delegates_to_identity => request(USER_A, DECRYPT, KEY)
+        .identity(allow(DECRYPT, KEY))
+        .resource_policy(key_policy(json!({"AWS": ROOT_A}))),
+    kms_key_policy_enabling_iam_policies_still_needs_identity => request(USER_A, DECRYPT, KEY)
+        .resource_policy(key_policy(json!({"AWS": ROOT_A})))
+        .expect(NoIdentity),
+    // "The statements in the key policy determine who has permission to use the KMS key and
+    // how they can use it." (KMS Developer Guide, "Key policies in AWS KMS")
+    kms_key_policy_naming_the_caller_needs_no_identity_policy => request(USER_A, DECRYPT, KEY)
+        .resource_policy(key_policy(json!({"AWS": USER_A}))),
+    // "No AWS principal, including the account root user or key creator, has any permissions to
+    // a KMS key unless they are explicitly allowed, and never denied, in a key policy, IAM
+    // policy, or grant." (same page)
+    kms_root_user_needs_the_key_policy_too => request(ROOT_A, DECRYPT, KEY)
+        .resource_policy(key_policy(json!({"AWS": USER_A})))
+        .expect(NoResource),
+    kms_root_user_allowed_by_account_statement => request(ROOT_A, DECRYPT, KEY)
+        .resource_policy(key_policy(json!({"AWS": ROOT_A}))),
+    // "You can use an IAM policy to deny a permission to a KMS key without permission from a
+    // key policy." (same page)
+    kms_identity_deny_needs_no_key_policy => request(USER_A, DECRYPT, KEY)
+        .identity(deny("kms:*", "*"))
+        .resource_policy(key_policy(json!({"AWS": USER_A})))
+        .expect(ExplicitDeny(Identity)),
+    // "The key policy for the KMS key must give the external account (or users and roles in the
+    // external account) permission to use the KMS key. ... IAM policies in the external account
+    // must delegate the key policy permissions to its users and roles." (KMS Developer Guide,
+    // "Allowing users in other accounts to use a KMS key")
+    kms_cross_account_needs_key_policy_and_identity => request(SESSION_B, DECRYPT, KEY)
+        .identity(allow(DECRYPT, KEY))
+        .resource_policy(key_policy(json!({"AWS": ROOT_B}))),
+    kms_cross_account_key_policy_naming_the_role_still_needs_identity => request(SESSION_B, DECRYPT, KEY)
+        .resource_policy(key_policy(json!({"AWS": INVOKER_ROLE})))
+        .expect(NoIdentity),
+    kms_cross_account_identity_alone_is_not_enough => request(SESSION_B, DECRYPT, KEY)
+        .identity(allow(DECRYPT, KEY))
+        .resource_policy(key_policy(json!({"AWS": ROOT_A})))
+        .expect(NoResource),
+    // The alias itself is not a key: "kms:CreateAlias for the alias. Provide this permission in
+    // an IAM policy that is attached to the principal who is allowed to create the alias." (KMS
+    // Developer Guide, "Controlling access to aliases"; the key's own kms:CreateAlias is a
+    // separate request on the key.)
+    kms_alias_is_not_governed_by_a_key_policy => request(USER_A, "kms:CreateAlias",
+            "arn:aws:kms:us-east-1:111111111111:alias/alerts")
+        .identity(allow("kms:CreateAlias", "arn:aws:kms:us-east-1:111111111111:alias/*")),
+
+    // --- Federated users, anonymous callers ---------------------------------------------
+    // "To specify the federated user session ARN in the Principal element, use the following
+    // format: "Principal": { "AWS": "arn:aws:sts::AWS-account-ID:federated-user/user-name" }"
+    // (IAM User Guide, "AWS JSON policy elements: Principal", federated user sessions).
+    federated_user_named_in_function_policy => invoke(FEDERATED_A)
+        .resource_policy(function_policy(json!({"AWS": FEDERATED_A}))),
+    federated_user_of_other_name_not_matched => invoke(FEDERATED_A)
+        .resource_policy(function_policy(json!({"AWS": "arn:aws:sts::111111111111:federated-user/carol"})))
+        .expect(NoIdentity),
+    // "AWS STS federated user sessions – The request context contains the following value for
+    // condition key aws:PrincipalArn: arn:aws:sts::123456789012:federated-user/user-name"
+    // (IAM User Guide, global condition keys, aws:PrincipalArn).
+    federated_user_principal_arn_is_its_session_arn => invoke(FEDERATED_A)
+        .identity(allow_invoke_if(json!({"ArnEquals": {"aws:PrincipalArn": FEDERATED_A}}))),
+    // Principal key values table (IAM User Guide, policy variables): for an AWS STS federated
+    // user, aws:username is not present, aws:userid is account:caller-specified-name and
+    // aws:PrincipalType is FederatedUser.
+    federated_user_type_and_userid => invoke(FEDERATED_A)
+        .identity(allow_invoke_if(json!({"StringEquals": {"aws:PrincipalType": "FederatedUser", "aws:userid": "111111111111:bob"},
+                                         "Null": {"aws:username": "true"}}))),
+    // "For resource-based policies, using a wildcard (*) with an Allow effect grants access to
+    // all users, including anonymous users (public access)." (IAM User Guide, Principal, All
+    // principals)
+    anonymous_allowed_by_wildcard_principal => request(ANONYMOUS, "s3:GetObject", PUBLIC_OBJECT)
+        .resource_policy(policy(json!([{"Effect": "Allow", "Principal": "*", "Action": "s3:GetObject",
+            "Resource": "arn:aws:s3:::public-reports/*"}]))),
+    // "For anonymous users, the following elements are equivalent: "Principal": "*" and
+    // "Principal" : { "AWS" : "*" }" (same section).
+    anonymous_allowed_by_aws_wildcard_principal => request(ANONYMOUS, "s3:GetObject", PUBLIC_OBJECT)
+        .resource_policy(policy(json!([{"Effect": "Allow", "Principal": {"AWS": "*"}, "Action": "s3:GetObject",
+            "Resource": "arn:aws:s3:::public-reports/*"}]))),
+    anonymous_not_matched_by_account_principal => request(ANONYMOUS, "s3:GetObject", PUBLIC_OBJECT)
+        .resource_policy(policy(json!([{"Effect": "Allow", "Principal": {"AWS": A}, "Action": "s3:GetObject",
+            "Resource": "arn:aws:s3:::public-reports/*"}])))
+        .expect(NoResource),
+    anonymous_without_resource_policy_denied => request(ANONYMOUS, "s3:GetObject", PUBLIC_OBJECT)
+        .expect(NoResource),
+    // Principal key values table: for an anonymous caller aws:userid is anonymous and
+    // aws:PrincipalType is Anonymous; aws:PrincipalAccount: "For anonymous requests, the request
+    // context returns anonymous"; aws:PrincipalArn: "Anonymous requests do not include this
+    // key" (IAM User Guide, global condition keys).
+    anonymous_principal_keys => request(ANONYMOUS, "s3:GetObject", PUBLIC_OBJECT)
+        .resource_policy(policy(json!([{"Effect": "Allow", "Principal": "*", "Action": "s3:GetObject",
+            "Resource": "arn:aws:s3:::public-reports/*",
+            "Condition": {"StringEquals": {"aws:PrincipalType": "Anonymous", "aws:userid": "anonymous",
+                                           "aws:PrincipalAccount": "anonymous"},
+                          "Null": {"aws:PrincipalArn": "true"}}}]))),
+
+    // --- Role paths in aws:PrincipalArn ------------------------------------------------------
+    // "For IAM roles, the request context returns the ARN of the role, not the ARN of the user
+    // that assumed the role" (IAM User Guide, aws:PrincipalArn), and a role's ARN is
+    // "arn:aws:iam::account:role/role-name-with-path" while a session's is
+    // "arn:aws:sts::account:assumed-role/role-name/role-session-name" (IAM User Guide, IAM
+    // identifiers, IAM ARNs).
+    role_session_principal_arn_keeps_the_role_path => request_by_session(ROLE_WITH_PATH, "s1", INVOKE, FUNCTION)
+        .identity(allow_invoke_if(json!({"ArnEquals": {"aws:PrincipalArn": ROLE_WITH_PATH}}))),
+    role_session_principal_arn_without_the_path_does_not_match => request_by_session(ROLE_WITH_PATH, "s1", INVOKE, FUNCTION)
+        .identity(allow_invoke_if(json!({"ArnEquals": {"aws:PrincipalArn": "arn:aws:iam::111111111111:role/PathInvoker"}})))
+        .expect(NoIdentity),
+    role_session_principal_arn_path_wildcard => request_by_session(ROLE_WITH_PATH, "s1", INVOKE, FUNCTION)
+        .identity(allow_invoke_if(json!({"ArnLike": {"aws:PrincipalArn": "arn:aws:iam::111111111111:role/team/*"}}))),
+    role_session_with_path_matched_by_role_principal => request_by_session(ROLE_WITH_PATH, "s1", INVOKE, FUNCTION)
+        .resource_policy(function_policy(json!({"AWS": ROLE_WITH_PATH}))),
+
+    // --- Global keys every request carries ------------------------------------------------------
+    // Principal key values table: the root user's aws:userid is the account id and its
+    // aws:PrincipalType is Account.
+    root_userid_is_the_account_id => invoke(ROOT_A)
+        .resource_policy(policy(json!([{"Effect": "Deny", "Principal": "*", "Action": INVOKE, "Resource": FUNCTION,
+            "Condition": {"StringEquals": {"aws:userid": A, "aws:PrincipalType": "Account"}}}])))
+        .expect(ExplicitDeny(Resource)),
+    // aws:username: "This key is always included in the request context for IAM users";
+    // it holds the user's friendly name (IAM User Guide, policy variables).
+    user_username_is_the_friendly_name => request("arn:aws:iam::111111111111:user/ops/alice", INVOKE, FUNCTION)
+        .identity(allow_invoke_if(json!({"StringEquals": {"aws:username": "alice", "aws:PrincipalType": "User"}}))),
+    // aws:username: "requests that are made using the AWS account root user or IAM roles do not
+    // include this key"; Principal key values table: an assumed role's aws:userid is
+    // role-id:caller-specified-role-name.
+    role_session_userid_and_no_username => invoke(SESSION_A).unique_id("AROAEXAMPLEID")
+        .identity(allow_invoke_if(json!({"StringEquals": {"aws:userid": "AROAEXAMPLEID:s1", "aws:PrincipalType": "AssumedRole"},
+                                         "Null": {"aws:username": "true"}}))),
+    // aws:CurrentTime, aws:EpochTime, aws:RequestedRegion: "Availability – This key is always
+    // included in the request context." (IAM User Guide, global condition keys)
+    time_and_region_keys_always_present => invoke(SESSION_A)
+        .identity(allow_invoke_if(json!({"Null": {"aws:CurrentTime": "false", "aws:EpochTime": "false"},
+                                         "StringEquals": {"aws:RequestedRegion": "us-east-1"}}))),
 
     // --- NotPrincipal ----------------------------------------------------------------
     not_principal_deny_exempts_a_fully_listed_chain => invoke(SESSION_B)
@@ -677,4 +874,65 @@ rule_table! {
         .expect(NoIdentity),
     policy_variable_in_condition_value => invoke(SESSION_A).ctx("aws:RequestTag/account", A)
         .identity(allow_invoke_if(json!({"StringEquals": {"aws:RequestTag/account": "${aws:PrincipalAccount}"}}))),
+    // "You can use a policy variable for Condition values in any condition that involves the
+    // string operators or the ARN operators" (IAM User Guide, "IAM policy elements: Variables
+    // and tags", Condition element).
+    policy_variable_in_arn_condition_value => request(USER_A, INVOKE, FUNCTION)
+        .ctx("aws:SourceArn", "arn:aws:s3:::alice-uploads")
+        .identity(allow_invoke_if(json!({"ArnEquals": {"aws:SourceArn": "arn:aws:s3:::${aws:username}-uploads"}}))),
+    policy_variable_holding_a_whole_arn => invoke(SESSION_A).ctx("aws:SourceArn", ROLE)
+        .identity(allow_invoke_if(json!({"ArnEquals": {"aws:SourceArn": "${aws:PrincipalArn}"}}))),
+    // "You can't use a policy variable with other operators, such as Numeric, Date, Boolean,
+    // Binary, IP Address, or Null operators" (same page): the text stays literal.
+    policy_variable_is_literal_in_numeric_condition => invoke(SESSION_A)
+        .ctx("aws:MultiFactorAuthAge", "300").ctx("aws:RequestTag/max-age", "3600")
+        .identity(allow_invoke_if(json!({"NumericLessThan": {"aws:MultiFactorAuthAge": "${aws:RequestTag/max-age}"}})))
+        .expect(NoIdentity),
+    policy_variable_is_literal_in_bool_condition => invoke(SESSION_A)
+        .ctx("aws:SecureTransport", "true").ctx("aws:RequestTag/tls", "true")
+        .identity(allow_invoke_if(json!({"Bool": {"aws:SecureTransport": "${aws:RequestTag/tls}"}})))
+        .expect(NoIdentity),
+    policy_variable_is_literal_in_date_condition => invoke(SESSION_A)
+        .ctx("aws:CurrentTime", "2026-05-01T12:00:00Z").ctx("aws:RequestTag/until", "2027-01-01T00:00:00Z")
+        .identity(allow_invoke_if(json!({"DateLessThan": {"aws:CurrentTime": "${aws:RequestTag/until}"}})))
+        .expect(NoIdentity),
+    // "You can use a policy variable in the Resource element, but only in the resource portion
+    // of the ARN. This portion of the ARN appears after the fifth colon (:). You can't use a
+    // variable to replace parts of the ARN before the fifth colon, such as the service or
+    // account" (same page, Resource element).
+    policy_variable_in_account_field_is_literal => invoke(SESSION_A)
+        .identity(allow(INVOKE, "arn:aws:lambda:us-east-1:${aws:PrincipalAccount}:function:servicenow-alerts"))
+        .expect(NoIdentity),
+    policy_variable_in_region_field_is_literal => invoke(SESSION_A).ctx("aws:RequestedRegion", "us-east-1")
+        .identity(allow(INVOKE, "arn:aws:lambda:${aws:RequestedRegion}:111111111111:function:servicenow-alerts"))
+        .expect(NoIdentity),
+    // "anonymous users will not populate the ${aws:userid} variable. You can set the default
+    // value to anonymous for those users. To add a default value to a variable, surround the
+    // default value with single quotes (' '), and separate the variable text and the default
+    // value with a comma and space (, )" (same page, "Specifying default values").
+    policy_variable_default_applies_when_key_is_absent => invoke(SESSION_A)
+        .identity(allow(INVOKE, "arn:aws:lambda:us-east-1:111111111111:function:${aws:username, 'servicenow'}-alerts")),
+    policy_variable_default_ignored_when_key_is_present => invoke(USER_A)
+        .identity(allow(INVOKE, "arn:aws:lambda:us-east-1:111111111111:function:${aws:username, 'servicenow'}-alerts"))
+        .expect(NoIdentity),
+    policy_variable_default_in_condition_value => invoke(SESSION_A).ctx("aws:RequestTag/owner", "nobody")
+        .identity(allow_invoke_if(json!({"StringEquals": {"aws:RequestTag/owner": "${aws:username, 'nobody'}"}}))),
+    // "not present means that the value is not in the current request information, and any
+    // attempt to match it fails" (same page, principal key values): no default, no match.
+    policy_variable_absent_key_in_condition_does_not_match => invoke(SESSION_A).ctx("aws:RequestTag/owner", "alice")
+        .identity(allow_invoke_if(json!({"StringEquals": {"aws:RequestTag/owner": "${aws:username}"}})))
+        .expect(NoIdentity),
+    // "${*} - use where you need an * (asterisk) character. ${?} - use where you need a ?
+    // (question mark) character. ${$} - use where you need a $ (dollar sign) character"
+    // (same page, "Special characters").
+    policy_variable_escaped_star_is_a_literal_star => invoke(SESSION_A).ctx("aws:RequestTag/name", "report*")
+        .identity(allow_invoke_if(json!({"StringLike": {"aws:RequestTag/name": "report${*}"}}))),
+    policy_variable_escaped_star_is_not_a_wildcard => invoke(SESSION_A).ctx("aws:RequestTag/name", "report-2026")
+        .identity(allow_invoke_if(json!({"StringLike": {"aws:RequestTag/name": "report${*}"}})))
+        .expect(NoIdentity),
+    policy_variable_escaped_question_mark_is_not_a_wildcard => invoke(SESSION_A).ctx("aws:RequestTag/name", "why!")
+        .identity(allow_invoke_if(json!({"StringLike": {"aws:RequestTag/name": "why${?}"}})))
+        .expect(NoIdentity),
+    policy_variable_escaped_dollar_is_not_a_variable => invoke(USER_A).ctx("aws:RequestTag/name", "${aws:username}")
+        .identity(allow_invoke_if(json!({"StringEquals": {"aws:RequestTag/name": "${$}{aws:username}"}}))),
 }
