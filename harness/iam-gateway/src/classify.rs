@@ -15,6 +15,7 @@ use hyper::{HeaderMap, Method};
 use super::{
     aws_error::ErrorShape,
     decide::{ASSUME_ROLE, INVOKE_FUNCTION},
+    s3::{self, S3Call},
     sigv4::{self, is_account_id},
 };
 
@@ -107,6 +108,8 @@ pub struct OtherCall {
     pub action: String,
     /// Whether it may change a policy the gateway caches (see [`Operation::Other`]).
     pub may_change_policies: bool,
+    /// The S3 operation, for a request to S3 (`None` also when it cannot be told).
+    pub s3: Option<S3Call>,
 }
 
 /// A request the gateway refuses without forwarding it.
@@ -492,6 +495,17 @@ pub fn classify(facts: RequestFacts<'_>) -> Operation {
         (Some(s), None) => format!("{s}:unknown"),
         (None, _) => "unknown".to_owned(),
     };
+    if service.as_deref() == Some("s3") {
+        // Raw: an S3 key may hold `//`, which S3 keeps.
+        let call = s3::route(facts.method, facts.path, facts.query, facts.headers);
+        return Operation::Other(OtherCall {
+            action: call
+                .as_ref()
+                .map_or_else(|| "s3:unknown".to_owned(), |c| c.action.to_owned()),
+            may_change_policies: call.as_ref().is_some_and(S3Call::changes_bucket),
+            s3: call,
+        });
+    }
     let op = operation.as_deref().unwrap_or("");
     let may_change_policies = match service.as_deref() {
         Some("cloudformation") => true,
@@ -502,6 +516,7 @@ pub fn classify(facts: RequestFacts<'_>) -> Operation {
     Operation::Other(OtherCall {
         action,
         may_change_policies,
+        s3: None,
     })
 }
 
@@ -893,7 +908,6 @@ mod tests {
         "lambda:unknown",
         false
     )]
-    #[case::s3_object(Method::PUT, "/bucket/key", Some("s3"), "s3:unknown", false)]
     #[case::unsigned(Method::GET, "/_localstack/health", None, "unknown", false)]
     fn rest_operations(
         #[case] method: Method,
@@ -907,9 +921,36 @@ mod tests {
             classify(facts(&method, path, None, &headers, service, None)),
             Operation::Other(OtherCall {
                 action: action.into(),
-                may_change_policies
+                may_change_policies,
+                s3: None,
             })
         );
+    }
+
+    #[test]
+    fn s3_requests_carry_their_operation_and_bucket_writes_invalidate() {
+        let headers = HeaderMap::new();
+        let classified = |method: &Method, path: &str, query: Option<&str>| {
+            classify(facts(method, path, query, &headers, Some("s3"), None))
+        };
+        let Operation::Other(put) = classified(&Method::PUT, "/bucket/key", None) else {
+            panic!("an S3 request is another service's");
+        };
+        assert_eq!(put.action, "s3:PutObject");
+        assert_eq!(
+            put.s3.map(|c| c.resource()).as_deref(),
+            Some("arn:aws:s3:::bucket/key")
+        );
+        assert!(!put.may_change_policies);
+        let Operation::Other(policy) = classified(&Method::PUT, "/bucket", Some("policy")) else {
+            panic!("an S3 request is another service's");
+        };
+        assert_eq!(policy.action, "s3:PutBucketPolicy");
+        assert!(policy.may_change_policies);
+        let Operation::Other(unknown) = classified(&Method::PUT, "/bucket", Some("website")) else {
+            panic!("an S3 request is another service's");
+        };
+        assert_eq!((unknown.action.as_str(), unknown.s3), ("s3:unknown", None));
     }
 
     #[rstest]
@@ -958,7 +999,8 @@ mod tests {
             )),
             Operation::Other(OtherCall {
                 action: action.into(),
-                may_change_policies
+                may_change_policies,
+                s3: None,
             })
         );
     }
@@ -981,7 +1023,8 @@ mod tests {
             )),
             Operation::Other(OtherCall {
                 action: "logs:PutLogEvents".into(),
-                may_change_policies: false
+                may_change_policies: false,
+                s3: None,
             })
         );
     }

@@ -13,6 +13,7 @@ use super::{
     classify::{AssumeRoleCall, FunctionRef},
     log::reason_code,
     policies::{Caller, PolicySource},
+    s3::S3Call,
 };
 use crate::error::GatewayError;
 
@@ -264,6 +265,96 @@ pub async fn identity_only(
         request = request.with_resource_account(account);
     }
     Ok(authorize(&request, None, &identity))
+}
+
+/// Decides an S3 request as S3 does: the bucket policy (whose explicit
+/// denies bind an account root too) with the caller's identity policies, by
+/// AWS's same- and cross-account rules; then, for an object S3 encrypts with
+/// SSE-KMS, the `kms:GenerateDataKey` that S3 asks for on the caller's
+/// behalf, which the key policy must allow (`kms:ViaService` is S3).
+///
+/// Returns the deciding decision: the S3 one, or the KMS one when S3 allowed.
+pub async fn s3(
+    source: &PolicySource,
+    caller: &Caller,
+    call: &S3Call,
+    context: &[(&str, &str)],
+) -> Result<Decision, GatewayError> {
+    let caller_account = caller.principal.account().unwrap_or_default().to_owned();
+    let (identity, bucket) = match &call.bucket {
+        Some(bucket) => {
+            let (identity, info) = tokio::join!(
+                source.identity_policies(&caller.principal),
+                source.bucket(bucket)
+            );
+            (identity?, info?)
+        }
+        None => (source.identity_policies(&caller.principal).await?, None),
+    };
+    let owner = bucket
+        .as_ref()
+        .map_or(caller_account.as_str(), |b| b.owner.as_str());
+    let mut request = base_request(caller, call.action, &call.resource(), sdk_config::REGION)
+        .with_resource_account(owner);
+    for (key, value) in [
+        ("s3:x-amz-server-side-encryption", &call.sse),
+        (
+            "s3:x-amz-server-side-encryption-aws-kms-key-id",
+            &call.sse_kms_key_id,
+        ),
+    ] {
+        if let Some(value) = value {
+            request = request.with_context(key, value.clone());
+        }
+    }
+    for (key, value) in context {
+        request = request.with_context(key, *value);
+    }
+    let policy = bucket.as_ref().and_then(|b| b.policy.as_ref());
+    let decision = authorize(&request, policy, &identity);
+    if !decision.allowed || !call.writes_object() {
+        return Ok(decision);
+    }
+    let Some(bucket) = bucket else {
+        return Ok(decision);
+    };
+    // The key S3 will encrypt with: the request's, else the bucket default's.
+    let kms_key = match call.sse.as_deref() {
+        Some(algorithm) if algorithm.starts_with("aws:kms") => call
+            .sse_kms_key_id
+            .clone()
+            .or_else(|| bucket.default_kms_key.clone()),
+        Some(_) => None,
+        None => bucket.default_kms_key.clone(),
+    };
+    let Some(kms_key) = kms_key else {
+        return Ok(decision);
+    };
+    let Some(key) = source.key(&kms_key, &bucket.owner).await? else {
+        // S3 itself reports a key that does not exist.
+        return Ok(decision);
+    };
+    let bucket_arn = format!(
+        "arn:aws:s3:::{}",
+        call.bucket.as_deref().unwrap_or_default()
+    );
+    let encryption_context = if bucket.bucket_key_enabled {
+        bucket_arn
+    } else {
+        call.resource()
+    };
+    let mut kms_request = base_request(caller, "kms:GenerateDataKey", &key.arn, sdk_config::REGION)
+        .with_context(
+            "kms:ViaService",
+            format!("s3.{}.amazonaws.com", sdk_config::REGION),
+        )
+        .with_context("kms:CallerAccount", caller_account.clone())
+        .with_context("kms:EncryptionContext:aws:s3:arn", encryption_context)
+        .with_context("kms:EncryptionContextKeys", "aws:s3:arn");
+    for (key, value) in context {
+        kms_request = kms_request.with_context(key, *value);
+    }
+    Ok(authorize(&kms_request, Some(&key.policy), &identity))
 }
 
 #[cfg(test)]

@@ -8,11 +8,18 @@
 //! the secret it knows for the key (the run's root keys, sessions it saw
 //! minted, the functions' execution-role keys it issued), asks [`iam_policy`]
 //! what AWS would decide, and either forwards the request unchanged or
-//! answers with AWS's own error. Requests to other services are
-//! decided on the caller's identity policies; their resource policies (S3
-//! bucket and KMS key policies) are not read yet, and the log says so. Every
+//! answers with AWS's own error. S3 requests are decided with the bucket
+//! policy (which binds an account root too) and, for an object S3 encrypts
+//! with SSE-KMS, the `kms:GenerateDataKey` S3 asks for on the caller's behalf
+//! against the key policy. Requests to other services are decided on the
+//! caller's identity policies; KMS key policies of direct KMS calls are not
+//! read yet, and the log says so. Every
 //! request is recorded in a decision log (memory, and JSON lines in a file
 //! when configured), so nobody mistakes an unchecked request for a checked one.
+//!
+//! # Transport
+//! With [`GatewayConfig::tls`] one port serves HTTPS and plain HTTP alike;
+//! `aws:SecureTransport` is true exactly for a request that came over TLS.
 //!
 //! # Modes
 //! - [`Mode::Enforce`]: denials get AWS's error and are never forwarded.
@@ -51,6 +58,7 @@ mod keys;
 mod log;
 mod policies;
 mod proxy;
+mod s3;
 mod signature;
 mod sigv4;
 pub mod xml;

@@ -104,6 +104,31 @@ pub struct PolicySource {
     roles: TtlCache<Arc<RoleInfo>>,
     identity_policies: TtlCache<Arc<Vec<NamedPolicy>>>,
     function_policies: TtlCache<Option<Arc<NamedPolicy>>>,
+    buckets: TtlCache<Option<Arc<BucketInfo>>>,
+    key_policies: TtlCache<Option<Arc<KeyInfo>>>,
+}
+
+/// A bucket as far as authorizing a request on it needs.
+#[derive(Debug, Clone)]
+pub struct BucketInfo {
+    /// The account that owns it.
+    pub owner: String,
+    /// Its bucket policy, if it has one.
+    pub policy: Option<NamedPolicy>,
+    /// The KMS key of its default encryption (`aws:kms`), as configured.
+    pub default_kms_key: Option<String>,
+    /// Whether S3 Bucket Keys are on, which makes the bucket, not the object,
+    /// the KMS encryption context.
+    pub bucket_key_enabled: bool,
+}
+
+/// A KMS key as far as authorizing its use needs.
+#[derive(Debug, Clone)]
+pub struct KeyInfo {
+    /// The key's ARN.
+    pub arn: String,
+    /// Its key policy.
+    pub policy: NamedPolicy,
 }
 
 impl std::fmt::Debug for PolicySource {
@@ -166,6 +191,8 @@ impl PolicySource {
             roles: TtlCache::new(),
             identity_policies: TtlCache::new(),
             function_policies: TtlCache::new(),
+            buckets: TtlCache::new(),
+            key_policies: TtlCache::new(),
         }
     }
 
@@ -182,6 +209,8 @@ impl PolicySource {
         self.roles.clear();
         self.identity_policies.clear();
         self.function_policies.clear();
+        self.buckets.clear();
+        self.key_policies.clear();
     }
 
     /// Remembers who a key belongs to, e.g. from an `AssumeRole` response, saving a lookup later.
@@ -228,6 +257,157 @@ impl PolicySource {
     }
 
     /// Lambda client acting as `account`'s root in `region`.
+    async fn s3(&self, account: &str) -> aws_sdk_s3::Client {
+        sdk_config::s3_client(&self.config(account).await)
+    }
+
+    async fn kms(&self, account: &str, region: &str) -> aws_sdk_kms::Client {
+        let config = self.config(account).await;
+        aws_sdk_kms::Client::from_conf(
+            aws_sdk_kms::config::Builder::from(&config)
+                .region(aws_config::Region::new(region.to_owned()))
+                .build(),
+        )
+    }
+
+    /// The bucket's owner, policy and default encryption; `None` when no
+    /// account the gateway knows owns a bucket of that name.
+    pub async fn bucket(&self, bucket: &str) -> Result<Option<Arc<BucketInfo>>, GatewayError> {
+        if let Some(info) = self.buckets.get(bucket, self.ttl) {
+            return Ok(info);
+        }
+        let generation = self.generation.load(Ordering::SeqCst);
+        let mut owner = None;
+        let accounts: Vec<String> = self.root_keys.iter().map(|(a, _)| a.to_owned()).collect();
+        for account in accounts {
+            let listed = self
+                .s3(&account)
+                .await
+                .list_buckets()
+                .send()
+                .await
+                .map_err(|err| GatewayError::aws("s3:ListAllMyBuckets", err))?;
+            if listed.buckets().iter().any(|b| b.name() == Some(bucket)) {
+                owner = Some(account);
+                break;
+            }
+        }
+        let Some(owner) = owner else {
+            self.buckets.put(bucket, None, generation, &self.generation);
+            return Ok(None);
+        };
+        let s3 = self.s3(&owner).await;
+        let (policy, encryption) = tokio::join!(
+            s3.get_bucket_policy().bucket(bucket).send(),
+            s3.get_bucket_encryption().bucket(bucket).send()
+        );
+        let policy = match policy {
+            Ok(out) => match out.policy() {
+                Some(document) => Some(parse_policy(
+                    PolicyKind::Resource,
+                    bucket,
+                    document,
+                    &format!("the bucket policy of {bucket}"),
+                )?),
+                None => None,
+            },
+            Err(err)
+                if err
+                    .raw_response()
+                    .is_some_and(|r| r.status().as_u16() == 404) =>
+            {
+                None
+            }
+            Err(err) => return Err(GatewayError::aws("s3:GetBucketPolicy", err)),
+        };
+        let rule = match encryption {
+            Ok(out) => out
+                .server_side_encryption_configuration()
+                .and_then(|c| c.rules().first().cloned()),
+            Err(err)
+                if err
+                    .raw_response()
+                    .is_some_and(|r| r.status().as_u16() == 404) =>
+            {
+                None
+            }
+            Err(err) => return Err(GatewayError::aws("s3:GetEncryptionConfiguration", err)),
+        };
+        let default_kms_key = rule
+            .as_ref()
+            .and_then(|r| r.apply_server_side_encryption_by_default())
+            .filter(|d| d.sse_algorithm().as_str().starts_with("aws:kms"))
+            .and_then(|d| d.kms_master_key_id().map(str::to_owned));
+        let info = Some(Arc::new(BucketInfo {
+            owner,
+            policy,
+            default_kms_key,
+            bucket_key_enabled: rule.and_then(|r| r.bucket_key_enabled()).unwrap_or(false),
+        }));
+        self.buckets
+            .put(bucket, info.clone(), generation, &self.generation);
+        Ok(info)
+    }
+
+    /// The key `key` names (an ARN, or a key id or alias in `account`), with
+    /// its key policy; `None` when there is no such key.
+    pub async fn key(
+        &self,
+        key: &str,
+        account: &str,
+    ) -> Result<Option<Arc<KeyInfo>>, GatewayError> {
+        let cache_key = format!("{account}/{key}");
+        if let Some(info) = self.key_policies.get(&cache_key, self.ttl) {
+            return Ok(info);
+        }
+        let generation = self.generation.load(Ordering::SeqCst);
+        // The key's own account and region, when named by ARN.
+        let fields: Vec<&str> = key.splitn(6, ':').collect();
+        let (account, region) = match fields.as_slice() {
+            ["arn", _, "kms", region, owner, _] => (*owner, *region),
+            _ => (account, sdk_config::REGION),
+        };
+        let kms = self.kms(account, region).await;
+        let described = match kms.describe_key().key_id(key).send().await {
+            Ok(out) => out,
+            Err(err)
+                if err
+                    .as_service_error()
+                    .is_some_and(|e| e.is_not_found_exception()) =>
+            {
+                self.key_policies
+                    .put(&cache_key, None, generation, &self.generation);
+                return Ok(None);
+            }
+            Err(err) => return Err(GatewayError::aws("kms:DescribeKey", err)),
+        };
+        let Some(arn) = described
+            .key_metadata()
+            .and_then(|m| m.arn())
+            .map(str::to_owned)
+        else {
+            return Ok(None);
+        };
+        let document = kms
+            .get_key_policy()
+            .key_id(&arn)
+            // The only policy name KMS knows; LocalStack requires it.
+            .policy_name("default")
+            .send()
+            .await
+            .map_err(|err| GatewayError::aws("kms:GetKeyPolicy", err))?;
+        let policy = parse_policy(
+            PolicyKind::Resource,
+            &arn,
+            document.policy().unwrap_or("{}"),
+            &format!("the key policy of {arn}"),
+        )?;
+        let info = Some(Arc::new(KeyInfo { arn, policy }));
+        self.key_policies
+            .put(&cache_key, info.clone(), generation, &self.generation);
+        Ok(info)
+    }
+
     pub async fn lambda(&self, account: &str, region: &str) -> aws_sdk_lambda::Client {
         let config = aws_sdk_lambda::config::Builder::from(&self.config(account).await)
             .region(Region::new(region.to_owned()))

@@ -36,7 +36,7 @@ use super::{
     decide::{self, ASSUME_ROLE, INVOKE_FUNCTION, Outcome},
     issue,
     keys::{KeyError, KeyStore},
-    log::{DecisionLog, DecisionRecord, Ruling, now_ms},
+    log::{DecisionLog, DecisionRecord, Ruling, now_ms, reason_code},
     policies::{Caller, PolicySource},
     signature::{self, SignatureError, Signed},
     sigv4::{self, CredentialScope},
@@ -160,7 +160,9 @@ pub(super) async fn start(config: GatewayConfig) -> Result<GatewayHandle, Gatewa
         source: PolicySource::new(
             sdk_config::Endpoint::new(config.upstream.trim_end_matches('/')),
             config.policy_ttl,
-        ),
+        )
+        // The accounts whose buckets it looks up.
+        .with_root_keys(config.root_keys.clone()),
         log,
         overhead: Mutex::new(VecDeque::new()),
         keys: KeyStore::new(&config.root_keys),
@@ -686,9 +688,12 @@ struct OtherContext<'a> {
     started: Instant,
 }
 
-/// A request to a service whose resource policies the gateway does not read
-/// yet (S3, KMS, IAM, CloudFormation, Logs, EC2, Lambda's account-level calls).
+/// A request to a service other than STS's `AssumeRole` and Lambda's function
+/// operations: S3, KMS, IAM, CloudFormation, Logs, EC2, Lambda's account-level calls.
 ///
+/// - S3 is decided for every caller, roots included, with the bucket policy
+///   and the SSE-KMS key policy ([`decide::s3`]); an S3 operation the gateway
+///   cannot name is refused.
 /// - An account root has every permission its identity needs, so its request
 ///   goes through, logged `not_evaluated`: a bucket or key policy could still
 ///   deny it in AWS.
@@ -745,7 +750,62 @@ async fn other_service(
     };
     let principal = caller.principal.arn().to_owned();
     let root = caller.principal.kind() == iam_policy::PrincipalKind::Root;
-    let (ruling, reason, explanation, rejection) = if root {
+    let transport_context = [("aws:SecureTransport", transport.secure_transport())];
+    let mut resource = "*".to_owned();
+    let (ruling, reason, explanation, rejection) = if other.action.starts_with("s3:") {
+        // S3 is evaluated for everyone, roots included: a bucket policy's
+        // explicit deny binds the account root too.
+        match &other.s3 {
+            None => {
+                let message = "iam gateway: the S3 operation of this request cannot be told, so it is refused".to_owned();
+                (
+                    Ruling::Deny,
+                    "unknown_action",
+                    format!("DENY: {message}"),
+                    Some(message),
+                )
+            }
+            Some(call) => {
+                resource = call.resource();
+                match decide::s3(&state.source, &caller, call, &transport_context).await {
+                    Ok(decision) => match decision.access_denied_message() {
+                        None => (Ruling::Allow, "allowed", decision.to_string(), None),
+                        Some(message) => (
+                            Ruling::Deny,
+                            reason_code(decision.reason),
+                            decision.to_string(),
+                            // S3 quotes the resource ARN in its messages ("Troubleshoot
+                            // access denied (403 Forbidden) errors in Amazon S3"); a denied
+                            // data key keeps KMS's wording.
+                            Some(if decision.action.starts_with("s3:") {
+                                let on = format!("on resource: {} ", decision.resource);
+                                message.replacen(
+                                    &on,
+                                    &format!("on resource: \"{}\" ", decision.resource),
+                                    1,
+                                )
+                            } else {
+                                message
+                            }),
+                        ),
+                    },
+                    Err(err) => {
+                        let message = format!(
+                            "iam gateway could not evaluate {}: {}",
+                            other.action,
+                            err.chain()
+                        );
+                        (
+                            Ruling::Error,
+                            "evaluation_failed",
+                            message.clone(),
+                            Some(message),
+                        )
+                    }
+                }
+            }
+        }
+    } else if root {
         (
             Ruling::NotEvaluated,
             "not_evaluated",
@@ -771,8 +831,8 @@ async fn other_service(
             Some(message),
         )
     } else {
-        let context = [("aws:SecureTransport", transport.secure_transport())];
-        match decide::identity_only(&state.source, &caller, &other.action, &context).await {
+        match decide::identity_only(&state.source, &caller, &other.action, &transport_context).await
+        {
             Ok(decision) => match decision.access_denied_message() {
                 None => (
                     Ruling::Allow,
@@ -812,7 +872,7 @@ async fn other_service(
         trace,
         principal: Some(principal),
         action: other.action.clone(),
-        resource: Some("*".to_owned()),
+        resource: Some(resource),
         decision: ruling,
         reason: reason.to_owned(),
         explanation,

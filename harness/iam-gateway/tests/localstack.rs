@@ -1047,21 +1047,31 @@ fn other_requests_pass_through_with_large_bodies_intact() {
             Some(404)
         );
 
-        let s3_records: Vec<_> = world
+        // Each S3 operation is named and evaluated; a root in its own
+        // bucket with no bucket policy is allowed every one.
+        let s3_records: Vec<(String, Ruling)> = world
             .enforce
             .decisions()
             .into_iter()
             .filter(|r| {
-                r.action == "s3:unknown"
-                    && r.principal.as_deref() == Some("arn:aws:iam::111111111111:root")
+                r.action.starts_with("s3:")
+                    && r.resource
+                        .as_deref()
+                        .is_some_and(|res| res.contains(&bucket))
             })
+            .map(|r| (r.action, r.decision))
             .collect();
-        assert!(s3_records.len() >= 5, "{s3_records:?}");
-        assert!(
-            s3_records
-                .iter()
-                .all(|r| r.decision == Ruling::NotEvaluated)
-        );
+        let expected: Vec<(String, Ruling)> = [
+            "s3:CreateBucket",
+            "s3:PutObject",
+            "s3:GetObject",
+            "s3:GetObject",
+            "s3:GetObject",
+        ]
+        .iter()
+        .map(|a| ((*a).to_owned(), Ruling::Allow))
+        .collect();
+        assert_eq!(s3_records, expected);
     });
 }
 
@@ -1521,5 +1531,170 @@ fn other_services_are_decided_on_identity_policies() {
             .send()
             .await
             .expect("the root lists its roles");
+    });
+}
+
+/// A key policy that delegates everything to account A's IAM policies, or
+/// (`delegates: false`) lets A's root only administer the key.
+fn key_policy(delegates: bool) -> String {
+    let actions = if delegates {
+        json!("kms:*")
+    } else {
+        json!(["kms:Describe*", "kms:Get*", "kms:Put*", "kms:List*"])
+    };
+    json!({
+        "Version": "2012-10-17",
+        "Statement": [{
+            "Sid": "RootOfA",
+            "Effect": "Allow",
+            "Principal": {"AWS": format!("arn:aws:iam::{A}:root")},
+            "Action": actions,
+            "Resource": "*"
+        }]
+    })
+    .to_string()
+}
+
+/// A bucket in A encrypted by default with a new key under `key_policy`, and
+/// a bucket policy denying every request that is not over TLS.
+async fn encrypted_bucket(setup: &SdkConfig, key_policy: String) -> (String, String) {
+    use aws_sdk_s3::types::{
+        ServerSideEncryption, ServerSideEncryptionByDefault, ServerSideEncryptionConfiguration,
+        ServerSideEncryptionRule,
+    };
+    let key = aws_sdk_kms::Client::new(setup)
+        .create_key()
+        .policy(key_policy)
+        .send()
+        .await
+        .expect("a key");
+    let key_arn = key
+        .key_metadata()
+        .and_then(|m| m.arn())
+        .expect("key arn")
+        .to_owned();
+    let bucket = unique("code-bucket");
+    let s3 = aws::s3_client(setup);
+    s3.create_bucket()
+        .bucket(&bucket)
+        .send()
+        .await
+        .expect("bucket");
+    let by_default = ServerSideEncryptionByDefault::builder()
+        .sse_algorithm(ServerSideEncryption::AwsKms)
+        .kms_master_key_id(&key_arn)
+        .build()
+        .expect("default encryption");
+    s3.put_bucket_encryption()
+        .bucket(&bucket)
+        .server_side_encryption_configuration(
+            ServerSideEncryptionConfiguration::builder()
+                .rules(
+                    ServerSideEncryptionRule::builder()
+                        .apply_server_side_encryption_by_default(by_default)
+                        .bucket_key_enabled(true)
+                        .build(),
+                )
+                .build()
+                .expect("configuration"),
+        )
+        .send()
+        .await
+        .expect("encryption");
+    let policy = json!({
+        "Version": "2012-10-17",
+        "Statement": [{
+            "Sid": "DenyInsecureTransport",
+            "Effect": "Deny",
+            "Principal": "*",
+            "Action": "s3:*",
+            "Resource": [format!("arn:aws:s3:::{bucket}"), format!("arn:aws:s3:::{bucket}/*")],
+            "Condition": {"Bool": {"aws:SecureTransport": "false"}}
+        }]
+    });
+    s3.put_bucket_policy()
+        .bucket(&bucket)
+        .policy(policy.to_string())
+        .send()
+        .await
+        .expect("bucket policy");
+    (bucket, key_arn)
+}
+
+async fn upload(config: &SdkConfig, bucket: &str) -> Result<(), (Option<u16>, String, String)> {
+    aws::s3_client(config)
+        .put_object()
+        .bucket(bucket)
+        .key("code/bootstrap.zip")
+        .body(aws_sdk_s3::primitives::ByteStream::from_static(
+            b"PK\x05\x06zip",
+        ))
+        .send()
+        .await
+        .map(|_| ())
+        .map_err(|err| {
+            (
+                err.raw_response().map(|r| r.status().as_u16()),
+                err.code().unwrap_or_default().to_owned(),
+                err.message().unwrap_or_default().to_owned(),
+            )
+        })
+}
+
+#[test]
+fn bucket_and_key_policies_decide_an_upload_over_http_and_https() {
+    let world = world();
+    RUNTIME.block_on(async {
+        let ca = local_ca::LocalCa::generate().expect("a CA");
+        let mut config = GatewayConfig::new(any_port(), world.upstream.clone());
+        config.root_keys = ROOT_KEYS.clone();
+        config.tls = Some(ca.server_config(&["127.0.0.1"]).expect("certificate"));
+        let gateway = Gateway::start(config).await.expect("a TLS gateway");
+        let over_tls = aws::Endpoint::trusting(gateway.url(), ca.certificate_pem());
+        let https = aws::root_config(&over_tls, &ROOT_KEYS, A).await;
+        let http = root(&gateway.plain_url(), A).await;
+        let setup = root(&world.upstream, A).await;
+
+        // The bucket policy's DenyInsecureTransport binds even the account root.
+        let (bucket, _) = encrypted_bucket(&setup, key_policy(true)).await;
+        let (status, code, message) = upload(&http, &bucket)
+            .await
+            .map(|()| gateway.decisions())
+            .expect_err("plain HTTP");
+        assert_eq!((status, code.as_str()), (Some(403), "AccessDenied"));
+        assert_eq!(
+            message,
+            format!(
+                "User: arn:aws:iam::{A}:root is not authorized to perform: s3:PutObject on resource: \"arn:aws:s3:::{bucket}/code/bootstrap.zip\" with an explicit deny in a resource-based policy"
+            )
+        );
+        upload(&https, &bucket).await.expect("the same upload over HTTPS");
+
+        // A key policy that does not delegate to the account: S3's data key request fails.
+        let (bucket, key_arn) = encrypted_bucket(&setup, key_policy(false)).await;
+        let (status, code, message) = upload(&https, &bucket)
+            .await
+            .expect_err("the key policy allows A's root no kms:GenerateDataKey");
+        assert_eq!((status, code.as_str()), (Some(403), "AccessDenied"));
+        assert!(
+            message.contains(&format!(
+                "is not authorized to perform: kms:GenerateDataKey on resource: {key_arn}"
+            )),
+            "{message}"
+        );
+        let decisions = gateway.decisions();
+        let denied: Vec<(&str, &str)> = decisions
+            .iter()
+            .filter(|r| r.decision == Ruling::Deny)
+            .map(|r| (r.action.as_str(), r.reason.as_str()))
+            .collect();
+        assert_eq!(
+            denied,
+            [
+                ("s3:PutObject", "explicit_deny"),
+                ("s3:PutObject", "no_resource_based_policy_allows")
+            ],
+            "{decisions:#?}"
+        );
     });
 }
