@@ -347,6 +347,124 @@ async fn invoke(clients: &Clients, deployment: &Deployment, call: &Call) -> Outc
     outcome
 }
 
+/// Where and as whom a [`request`] is sent.
+#[derive(Debug, Clone)]
+pub struct RequestTarget<'a> {
+    /// The gateway's endpoint, trusting the run's CA.
+    pub endpoint: &'a sdk_config::Endpoint,
+    /// The account roots' keys.
+    pub root_keys: &'a sdk_config::RootKeys,
+    /// The IAM gateway's decision log; `None` when no gateway runs.
+    pub iam_log: Option<&'a Path>,
+}
+
+/// Sends one AWS request other than an invoke, tagged with a fresh trace id,
+/// and returns how it ended and the gateway's decisions on it.
+pub async fn request(
+    target: &RequestTarget<'_>,
+    deployment: &Deployment,
+    request: &scenario::AwsRequest,
+) -> Result<Outcome, ObserveError> {
+    use aws_sdk_lambda::error::ProvideErrorMetadata;
+    use scenario::{AccountLetter, Operation, Transport};
+
+    let started = Instant::now();
+    let trace = TraceId::new();
+    register_trace(&trace);
+    let account = match request.account {
+        AccountLetter::A => deployment.accounts.callee.as_str(),
+        AccountLetter::B => deployment.accounts.caller.as_str(),
+        AccountLetter::C => crate::system::OUTSIDE_ACCOUNT,
+    };
+    let endpoint = match request.transport {
+        Transport::Https => target.endpoint.clone(),
+        // The same port, spoken to in plain HTTP.
+        Transport::Http => {
+            sdk_config::Endpoint::new(target.endpoint.url().replacen("https://", "http://", 1))
+        }
+    };
+    let sdk = sdk_config::root_config(&endpoint, target.root_keys, account).await;
+    let header = trace.header();
+    // (code, message) of a failed request.
+    let failure: Option<(Option<String>, String)> = match request.operation {
+        Operation::GetFunction(via) => {
+            let function = match via {
+                Via::Caller => &deployment.caller_function_arn,
+                Via::Callee => &deployment.callee_function_arn,
+            };
+            aws_sdk_lambda::Client::new(&sdk)
+                .get_function()
+                .function_name(function)
+                .customize()
+                .mutate_request(move |req| {
+                    req.headers_mut().insert(xray_trace::HEADER, header.clone());
+                })
+                .send()
+                .await
+                .err()
+                .map(|err| (err.code().map(str::to_owned), error_text(&err)))
+        }
+        Operation::PutObject(via) => {
+            let stack = match via {
+                Via::Caller => scenario::Stack::S3Caller,
+                Via::Callee => scenario::Stack::S3Callee,
+            };
+            let bucket = deployment
+                .outputs
+                .get(&stack)
+                .and_then(|o| o.get("CodeBucketName"))
+                .cloned()
+                .unwrap_or_default();
+            sdk_config::s3_client(&sdk)
+                .put_object()
+                .bucket(bucket)
+                .key(format!("harness-requests/{}.zip", trace.root()))
+                .body(aws_sdk_s3::primitives::ByteStream::from_static(
+                    b"PK\x05\x06\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0",
+                ))
+                .customize()
+                .mutate_request(move |req| {
+                    req.headers_mut().insert(xray_trace::HEADER, header.clone());
+                })
+                .send()
+                .await
+                .err()
+                .map(|err| (err.code().map(str::to_owned), error_text(&err)))
+        }
+    };
+    let mut outcome = Outcome {
+        status: OutcomeStatus::Success,
+        trace_id: Some(trace.clone()),
+        started_at_ms: Some(
+            epoch_ms(SystemTime::now()).saturating_sub(started.elapsed().as_millis() as u64),
+        ),
+        ..Outcome::default()
+    };
+    if let Some((code, message)) = failure {
+        outcome.status = classify_service_error(code.as_deref());
+        outcome.error_type = code.or(Some("Error".into()));
+        outcome.error_message = Some(message);
+    }
+    if let Some(log) = target.iam_log {
+        let records = decisions_of(log, &trace).map_err(ObserveError::Decisions)?;
+        outcome.iam = records.iter().filter_map(checked_decision).collect();
+    }
+    outcome.duration = started.elapsed();
+    Ok(outcome)
+}
+
+/// An SDK error's message, or its whole chain when the service sent none.
+fn error_text<E, R>(err: &aws_sdk_lambda::error::SdkError<E, R>) -> String
+where
+    E: aws_sdk_lambda::error::ProvideErrorMetadata + std::error::Error + 'static,
+    R: std::fmt::Debug,
+{
+    use aws_sdk_lambda::error::ProvideErrorMetadata;
+    err.message()
+        .map(str::to_owned)
+        .unwrap_or_else(|| aws_smithy_types::error::display::DisplayErrorContext(err).to_string())
+}
+
 /// Maps a Lambda service error code to a status.
 pub fn classify_service_error(code: Option<&str>) -> OutcomeStatus {
     match code {

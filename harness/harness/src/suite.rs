@@ -10,7 +10,9 @@ use std::{
     time::{Duration, Instant},
 };
 
-use scenario::{DeployOverrides, InvocationType, Outcome, OutcomeStatus, Scenario, Verdict};
+use scenario::{
+    Action, DeployOverrides, InvocationType, Outcome, OutcomeStatus, Scenario, Verdict,
+};
 use tokio::sync::Semaphore;
 
 use crate::{
@@ -217,7 +219,7 @@ pub async fn run(
         async move {
             let _permit = semaphore.acquire().await;
             let outcome = match deployment {
-                Ok(deployment) => run_one(&suite.target, deployment, scenario).await,
+                Ok(deployment) => run_one(suite, deployment, scenario).await,
                 Err(reason) => harness_error(
                     "DeployFailed",
                     format!("deploying this scenario's overrides failed: {reason}"),
@@ -239,17 +241,31 @@ pub async fn run(
 /// Runs one scenario against one deployment and returns what was observed.
 /// When the call cannot be observed, the outcome is the harness's error,
 /// which no scenario expects.
-pub async fn run_one(target: &Target, deployment: &Deployment, scenario: &Scenario) -> Outcome {
-    let call = Call::new(
-        scenario.invoke.via,
-        scenario.invoke.payload.to_bytes(),
-        scenario.invoke.invocation_type,
-    );
-    match observe::observe(target, deployment, &call, email_wait(scenario)).await {
-        Ok(observation) => observation.outcome,
-        // `{:#}` shows the cause chain on one line.
-        Err(err) => harness_error("ObserveError", format!("{:#}", anyhow::Error::new(err))),
-    }
+pub async fn run_one(suite: &SuiteTarget, deployment: &Deployment, scenario: &Scenario) -> Outcome {
+    let observed = match &scenario.action {
+        Action::Invoke(invoke) => {
+            let call = Call::new(
+                invoke.via,
+                invoke.payload.to_bytes(),
+                invoke.invocation_type,
+            );
+            observe::observe(&suite.target, deployment, &call, email_wait(scenario))
+                .await
+                .map(|observation| observation.outcome)
+        }
+        Action::Request(request) => {
+            let target = observe::RequestTarget {
+                endpoint: &suite.endpoint,
+                root_keys: &suite.deploy_config.root_keys,
+                iam_log: suite.target.iam_log.as_deref(),
+            };
+            observe::request(&target, deployment, request).await
+        }
+    };
+    // `{:#}` shows the cause chain on one line.
+    observed.unwrap_or_else(|err| {
+        harness_error("ObserveError", format!("{:#}", anyhow::Error::new(err)))
+    })
 }
 
 /// How long to wait for a scenario's emails, and for how many.
@@ -261,7 +277,7 @@ pub async fn run_one(target: &Target, deployment: &Deployment, scenario: &Scenar
 /// returns before the function runs, so its emails are waited for, up to
 /// `within_ms`.
 fn email_wait(scenario: &Scenario) -> EmailWait {
-    if scenario.invoke.invocation_type != InvocationType::Event {
+    if scenario.invoke().map(|i| i.invocation_type) != Some(InvocationType::Event) {
         return EmailWait::NONE;
     }
     let expected = scenario.expect.emails.as_ref().map_or(0, Vec::len);

@@ -23,8 +23,9 @@ pub use group::{Shard, deploy_groups, shard};
 pub use junit::{junit_xml, merge_junit, write_junit};
 pub use load::{Filter, discover, load, load_file, parse_str};
 pub use model::{
-    Decision, DeployOverrides, Expect, ExpectedEmail, ExpectedIamDecision, ExpectedStatus,
-    InvocationType, Invoke, Payload, Scenario, Stack, SubjectRule, Via,
+    AccountLetter, Action, AwsRequest, Decision, DeployOverrides, Expect, ExpectedEmail,
+    ExpectedIamDecision, ExpectedStatus, InvocationType, Invoke, Operation, Payload, Scenario,
+    Stack, SubjectRule, Transport, Via,
 };
 pub use outcome::{CapturedEmail, IamDecision, Outcome, OutcomeStatus};
 pub use render::{ScenarioResult, render_diff, render_failure, write_summary};

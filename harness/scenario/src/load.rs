@@ -14,8 +14,9 @@ use tracing::debug;
 use crate::{
     ScenarioError,
     model::{
-        Decision, DeployOverrides, Expect, ExpectedEmail, ExpectedIamDecision, ExpectedStatus,
-        InvocationType, Invoke, Payload, Scenario, Stack, SubjectRule, Via,
+        AccountLetter, Action, AwsRequest, Decision, DeployOverrides, Expect, ExpectedEmail,
+        ExpectedIamDecision, ExpectedStatus, InvocationType, Invoke, Operation, Payload, Scenario,
+        Stack, SubjectRule, Transport, Via,
     },
 };
 
@@ -39,8 +40,24 @@ struct RawScenario {
     tags: Vec<String>,
     #[serde(default)]
     deploy: Option<RawDeploy>,
-    invoke: Spanned<RawInvoke>,
+    #[serde(default)]
+    invoke: Option<Spanned<RawInvoke>>,
+    #[serde(default)]
+    request: Option<Spanned<RawRequest>>,
     expect: RawExpect,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRequest {
+    #[serde(rename = "as")]
+    account: AccountLetter,
+    #[serde(default)]
+    get_function: Option<Via>,
+    #[serde(default)]
+    put_object: Option<Via>,
+    #[serde(default)]
+    transport: Transport,
 }
 
 #[derive(Deserialize)]
@@ -289,7 +306,7 @@ fn parse(file: &Path, text: &str) -> Result<(Scenario, u64), ScenarioError> {
                 file,
                 1,
                 ".",
-                "empty scenario file: a scenario needs at least `name`, `invoke` and `expect`",
+                "empty scenario file: a scenario needs at least `name`, `invoke` (or `request`) and `expect`",
             );
         }
         yaml_error(file, &key_path(&track.path()), &error)
@@ -299,9 +316,10 @@ fn parse(file: &Path, text: &str) -> Result<(Scenario, u64), ScenarioError> {
 }
 
 /// Keys whose values are wrapped in `Spanned`, which adds a `value` segment to the path.
-const SPANNED_KEYS: [&str; 9] = [
+const SPANNED_KEYS: [&str; 10] = [
     "name",
     "invoke",
+    "request",
     "payload_file",
     "payload_raw",
     "payload_file_raw",
@@ -433,14 +451,33 @@ fn validate(file: &Path, raw: RawScenario) -> Result<Scenario, ScenarioError> {
         ));
     }
     let deploy = raw.deploy.map(deploy_overrides).unwrap_or_default();
-    let invoke = resolve_invoke(file, raw.invoke)?;
+    let action = match (raw.invoke, raw.request) {
+        (Some(invoke), None) => Action::Invoke(resolve_invoke(file, invoke)?),
+        (None, Some(request)) => Action::Request(resolve_request(file, request)?),
+        (Some(_), Some(request)) => {
+            return Err(ScenarioError::invalid(
+                file,
+                request.referenced.line(),
+                "request",
+                "give either `invoke` or `request`, not both: a scenario makes one call",
+            ));
+        }
+        (None, None) => {
+            return Err(ScenarioError::invalid(
+                file,
+                raw.name.referenced.line(),
+                "invoke",
+                "missing `invoke` or `request`: a scenario makes one call",
+            ));
+        }
+    };
     let expect = validate_expect(file, raw.expect)?;
     Ok(Scenario {
         name,
         description: raw.description,
         tags: raw.tags,
         deploy,
-        invoke,
+        action,
         expect,
         file: file.to_owned(),
     })
@@ -457,6 +494,29 @@ fn deploy_overrides(raw: RawDeploy) -> DeployOverrides {
         .into_iter()
         .map(|(stack, parameters)| (stack, parameters.unwrap_or_default())),
     )
+}
+
+fn resolve_request(file: &Path, raw: Spanned<RawRequest>) -> Result<AwsRequest, ScenarioError> {
+    let line = raw.referenced.line();
+    let raw = raw.value;
+    let operation = match (raw.get_function, raw.put_object) {
+        (Some(via), None) => Operation::GetFunction(via),
+        (None, Some(via)) => Operation::PutObject(via),
+        _ => {
+            return Err(ScenarioError::invalid(
+                file,
+                line,
+                "request",
+                "give exactly one operation in `request`: `get_function: caller|callee` or \
+                 `put_object: caller|callee`",
+            ));
+        }
+    };
+    Ok(AwsRequest {
+        account: raw.account,
+        operation,
+        transport: raw.transport,
+    })
 }
 
 fn resolve_invoke(file: &Path, raw: Spanned<RawInvoke>) -> Result<Invoke, ScenarioError> {
@@ -743,6 +803,34 @@ expect:
         (dir, result)
     }
 
+    #[test]
+    fn a_request_names_its_account_operation_and_transport() {
+        let scenario = parse_str(
+            Path::new("r.yaml"),
+            "name: r\nrequest:\n  as: A\n  put_object: callee\n  transport: http\nexpect: { status: denied }\n",
+        )
+        .expect("a request scenario");
+        assert_eq!(
+            scenario.action,
+            Action::Request(AwsRequest {
+                account: AccountLetter::A,
+                operation: Operation::PutObject(Via::Callee),
+                transport: Transport::Http,
+            })
+        );
+        assert!(scenario.invoke().is_none());
+        let https = parse_str(
+            Path::new("r.yaml"),
+            "name: r\nrequest: { as: B, get_function: callee }\nexpect: { status: denied }\n",
+        )
+        .expect("a request scenario");
+        let Action::Request(request) = https.action else {
+            panic!("a request");
+        };
+        assert_eq!(request.transport, Transport::Https);
+        assert_eq!(request.operation, Operation::GetFunction(Via::Callee));
+    }
+
     #[rstest]
     #[case::yaml_syntax_error(
         "name: p1\ninvoke:\n  payload: {}\n payload_file: x\nexpect: { status: success }\n",
@@ -762,6 +850,36 @@ expect:
         4,
         "invoke.expekt",
         "unknown key `expekt` in invoke, expected one of via, payload"
+    )]
+    #[case::invoke_and_request(
+        "name: p1\ninvoke: { payload: {} }\nrequest: { as: B, get_function: callee }\nexpect: { status: denied }\n",
+        3,
+        "request",
+        "give either `invoke` or `request`, not both"
+    )]
+    #[case::neither_invoke_nor_request(
+        "name: p1\nexpect: { status: success }\n",
+        1,
+        "invoke",
+        "missing `invoke` or `request`"
+    )]
+    #[case::request_without_operation(
+        "name: p1\nrequest: { as: B }\nexpect: { status: denied }\n",
+        2,
+        "request",
+        "give exactly one operation in `request`"
+    )]
+    #[case::request_with_two_operations(
+        "name: p1\nrequest: { as: A, get_function: callee, put_object: callee }\nexpect: { status: success }\n",
+        2,
+        "request",
+        "give exactly one operation in `request`"
+    )]
+    #[case::request_unknown_account(
+        "name: p1\nrequest: { as: D, get_function: callee }\nexpect: { status: success }\n",
+        2,
+        "request.as",
+        "unknown variant `D`"
     )]
     #[case::unknown_key_in_expect(
         "name: p1\ninvoke: { payload: {} }\nexpect:\n  status: success\n  emails_within: 5\n",
@@ -959,9 +1077,9 @@ expect:
         let scenario = result.expect("valid scenario loads");
         assert_eq!(scenario.name, "p1 incident emails the on-call group");
         assert_eq!(scenario.tags, ["smoke"]);
-        assert_eq!(scenario.invoke.via, Via::Caller);
+        assert_eq!(scenario.invoke().expect("an invoke").via, Via::Caller);
         assert_eq!(
-            scenario.invoke.invocation_type,
+            scenario.invoke().expect("an invoke").invocation_type,
             InvocationType::RequestResponse
         );
         assert_eq!(
@@ -1002,9 +1120,12 @@ expect:
         );
 
         let scenario = result.expect("scenario loads");
-        assert_eq!(scenario.invoke.invocation_type, InvocationType::Event);
         assert_eq!(
-            scenario.invoke.payload.as_json(),
+            scenario.invoke().expect("an invoke").invocation_type,
+            InvocationType::Event
+        );
+        assert_eq!(
+            scenario.invoke().expect("an invoke").payload.as_json(),
             Some(&json!({
                 "alert": {
                     "number": "INC0012345", "priority": 1, "ratio": 1.5, "active": true,
@@ -1040,15 +1161,27 @@ expect:
                 .expect("scenario present")
         };
         assert_eq!(
-            by_name("from json").invoke.payload.as_json(),
+            by_name("from json")
+                .invoke()
+                .expect("an invoke")
+                .payload
+                .as_json(),
             Some(&json!({"alert": {"priority": 2}}))
         );
         assert_eq!(
-            by_name("from yaml").invoke.payload.as_json(),
+            by_name("from yaml")
+                .invoke()
+                .expect("an invoke")
+                .payload
+                .as_json(),
             Some(&json!({"alert": {"priority": 3}}))
         );
         assert_eq!(
-            by_name("from json").invoke.payload_file.as_deref(),
+            by_name("from json")
+                .invoke()
+                .expect("an invoke")
+                .payload_file
+                .as_deref(),
             Some(dir.path().join("suite/nested/../payloads/p.json").as_path())
         );
     }
@@ -1078,7 +1211,8 @@ expect:
                 .iter()
                 .find(|s| s.name == name)
                 .expect("scenario present")
-                .invoke
+                .invoke()
+                .expect("an invoke")
                 .payload
                 .to_bytes()
         };
@@ -1122,7 +1256,8 @@ expect:
             "name: big\ninvoke:\n  payload: { alert: { number: INC0000001, description: start }, template: incident }\n  pad_to_bytes: 270000\nexpect: { status: success }\n",
         );
 
-        let payload = result.expect("scenario loads").invoke.payload;
+        let scenario = result.expect("scenario loads");
+        let payload = &scenario.invoke().expect("an invoke").payload;
         let payload = payload.as_json().expect("a JSON payload");
         assert_eq!(serde_json::to_vec(payload).expect("json").len(), 270_000);
         let description = payload["alert"]["description"].as_str().expect("a string");
@@ -1322,7 +1457,7 @@ expect:
             .iter()
             .filter(|s| !s.tags.iter().any(|t| t == "same-record"))
             .filter_map(|s| {
-                s.invoke
+                s.invoke()?
                     .payload
                     .as_json()?
                     .pointer("/alert/number")?
@@ -1337,7 +1472,7 @@ expect:
         );
         let oversized = scenarios
             .iter()
-            .filter(|s| s.invoke.payload.to_bytes().len() > 256 * 1024)
+            .filter(|s| s.invoke().expect("an invoke").payload.to_bytes().len() > 256 * 1024)
             .count();
         assert!(oversized >= 1, "the suite needs a payload over 256 KB");
     }

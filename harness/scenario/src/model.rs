@@ -1,4 +1,4 @@
-//! The validated form of a scenario file: what to deploy, how to invoke, what to expect.
+//! The validated form of a scenario file: what to deploy, what to call, what to expect.
 
 use std::{collections::BTreeMap, fmt, path::PathBuf};
 
@@ -16,8 +16,8 @@ pub struct Scenario {
     pub tags: Vec<String>,
     /// Stack parameter overrides; scenarios with equal overrides share one deploy.
     pub deploy: DeployOverrides,
-    /// How the system is invoked.
-    pub invoke: Invoke,
+    /// What the scenario does: an invoke, or one other AWS request.
+    pub action: Action,
     /// What must happen.
     pub expect: Expect,
     /// The file the scenario was loaded from, as found while loading.
@@ -137,6 +137,67 @@ impl DeployOverrides {
             .map(|byte| format!("{byte:02x}"))
             .collect()
     }
+}
+
+/// What a scenario does.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Action {
+    /// Invokes a lambda (`invoke`).
+    Invoke(Invoke),
+    /// Sends one AWS request as an account root (`request`).
+    Request(AwsRequest),
+}
+
+impl Scenario {
+    /// The invoke, for a scenario that invokes.
+    pub fn invoke(&self) -> Option<&Invoke> {
+        match &self.action {
+            Action::Invoke(invoke) => Some(invoke),
+            Action::Request(_) => None,
+        }
+    }
+}
+
+/// The accounts by the letters decision chains show.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+pub enum AccountLetter {
+    /// Account A, the callee's.
+    A,
+    /// Account B, the caller's.
+    B,
+    /// Account C, outside the chain: for trying what a stranger may do.
+    C,
+}
+
+/// How a request reaches the IAM gateway, which `aws:SecureTransport` reflects.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Transport {
+    /// TLS, as AWS's SDKs always use.
+    #[default]
+    Https,
+    /// Plain HTTP, which only an emulator accepts.
+    Http,
+}
+
+/// One AWS request other than an invoke, sent as an account root.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AwsRequest {
+    /// Whose root signs it.
+    pub account: AccountLetter,
+    /// The operation.
+    pub operation: Operation,
+    /// HTTPS or plain HTTP.
+    pub transport: Transport,
+}
+
+/// The operations a `request` can send, each on one of the deployment's resources.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Operation {
+    /// `lambda:GetFunction` on a lambda.
+    GetFunction(Via),
+    /// `s3:PutObject` of a small zip into a lambda's code bucket, with the bucket's default encryption.
+    PutObject(Via),
 }
 
 /// Which lambda the scenario invokes.

@@ -4,22 +4,12 @@
 use std::{fmt, path::Path};
 
 use anyhow::{Result, bail};
-use clap::{Args, ValueEnum};
+use clap::Args;
 use serde::Serialize;
 
 use super::{Context, output::Output};
 use crate::system::{OUTSIDE_ACCOUNT, RunningSystem};
-
-/// The accounts by the letters decision chains show.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum AccountLetter {
-    /// Account A, the callee's.
-    A,
-    /// Account B, the caller's.
-    B,
-    /// Account C, outside the chain: for trying what a stranger may do.
-    C,
-}
+pub use scenario::AccountLetter;
 
 /// `harness env` options.
 #[derive(Debug, Clone, Args)]
