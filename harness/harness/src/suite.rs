@@ -220,10 +220,15 @@ pub async fn run(
             let _permit = semaphore.acquire().await;
             let outcome = match deployment {
                 Ok(deployment) => run_one(suite, deployment, scenario).await,
-                Err(reason) => harness_error(
-                    "DeployFailed",
-                    format!("deploying this scenario's overrides failed: {reason}"),
-                ),
+                // An outcome a scenario may expect (`deploy_failed`), for a
+                // template AWS would refuse to deploy.
+                Err(reason) => Outcome {
+                    status: OutcomeStatus::DeployFailed,
+                    ..harness_error(
+                        "DeployFailed",
+                        format!("deploying this scenario's overrides failed: {reason}"),
+                    )
+                },
             };
             let verdict = scenario::check(scenario, &outcome);
             let finished = Finished {

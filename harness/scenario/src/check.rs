@@ -744,6 +744,7 @@ mod tests {
     #[case::function_error("function_error")]
     #[case::denied("denied")]
     #[case::invalid_request("invalid_request")]
+    #[case::deploy_failed("deploy_failed")]
     fn a_harness_error_never_passes(#[case] status: &str) {
         let outcome = Outcome {
             error_message: Some("deploy failed".to_owned()),

@@ -695,7 +695,7 @@ fn validate_expect(file: &Path, raw: RawExpect) -> Result<Expect, ScenarioError>
                     value.referenced.line(),
                     format!("expect.{key}"),
                     format!(
-                        "`expect.{key}` is only allowed when `expect.status` is function_error, denied or invalid_request, not success"
+                        "`expect.{key}` is only allowed when `expect.status` is function_error, denied, invalid_request or deploy_failed, not success"
                     ),
                 ));
             }
@@ -939,7 +939,7 @@ expect:
         "name: p1\ninvoke: { payload: {} }\nexpect:\n  status: sucess\n",
         4,
         "expect.status",
-        "unknown variant `sucess`, expected one of success, function_error, denied, invalid_request"
+        "unknown variant `sucess`, expected one of success, function_error, denied, invalid_request, deploy_failed"
     )]
     #[case::unknown_via(
         "name: p1\ninvoke:\n  via: invoker\n  payload: {}\nexpect: { status: success }\n",
@@ -993,7 +993,7 @@ expect:
         "name: p1\ninvoke: { payload: {} }\nexpect:\n  status: success\n  error_type: CalleeFailed\n",
         5,
         "expect.error_type",
-        "only allowed when `expect.status` is function_error, denied or invalid_request"
+        "only allowed when `expect.status` is function_error, denied, invalid_request or deploy_failed"
     )]
     #[case::error_message_contains_with_status_success(
         "name: p1\ninvoke: { payload: {} }\nexpect:\n  status: success\n  error_message_contains: boom\n",

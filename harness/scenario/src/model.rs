@@ -303,6 +303,10 @@ pub enum ExpectedStatus {
     Denied,
     /// The Lambda service rejected the request before any handler ran.
     InvalidRequest,
+    /// Deploying the scenario's overrides failed, so no call was made: for
+    /// templates AWS would refuse to deploy. `error_message_contains` matches
+    /// the deploy's error.
+    DeployFailed,
 }
 
 impl ExpectedStatus {
@@ -313,6 +317,7 @@ impl ExpectedStatus {
             ExpectedStatus::FunctionError => "function_error",
             ExpectedStatus::Denied => "denied",
             ExpectedStatus::InvalidRequest => "invalid_request",
+            ExpectedStatus::DeployFailed => "deploy_failed",
         }
     }
 }

@@ -58,6 +58,8 @@ pub enum OutcomeStatus {
     Denied,
     /// The Lambda service rejected the request before any handler ran.
     InvalidRequest,
+    /// Deploying the scenario's overrides failed; no call was made.
+    DeployFailed,
     /// The harness itself failed (deploy, network, timeout): no scenario expects this.
     // The default, so an outcome the harness forgot to fill in can never pass.
     #[default]
@@ -72,6 +74,7 @@ impl OutcomeStatus {
             OutcomeStatus::FunctionError => "function_error",
             OutcomeStatus::Denied => "denied",
             OutcomeStatus::InvalidRequest => "invalid_request",
+            OutcomeStatus::DeployFailed => "deploy_failed",
             OutcomeStatus::Error => "error",
         }
     }
