@@ -106,6 +106,7 @@ pub struct PolicySource {
     function_policies: TtlCache<Option<Arc<NamedPolicy>>>,
     buckets: TtlCache<Option<Arc<BucketInfo>>>,
     key_policies: TtlCache<Option<Arc<KeyInfo>>>,
+    role_arns: TtlCache<Option<String>>,
 }
 
 /// A bucket as far as authorizing a request on it needs.
@@ -193,6 +194,7 @@ impl PolicySource {
             function_policies: TtlCache::new(),
             buckets: TtlCache::new(),
             key_policies: TtlCache::new(),
+            role_arns: TtlCache::new(),
         }
     }
 
@@ -211,6 +213,7 @@ impl PolicySource {
         self.function_policies.clear();
         self.buckets.clear();
         self.key_policies.clear();
+        self.role_arns.clear();
     }
 
     /// Remembers who a key belongs to, e.g. from an `AssumeRole` response, saving a lookup later.
@@ -450,6 +453,7 @@ impl PolicySource {
             what: format!("the caller `{arn}`"),
             source,
         })?;
+        let principal = self.with_role_path(principal).await?;
         let user_id = match principal.kind() {
             PrincipalKind::Root => principal.account().map(str::to_owned),
             _ => identity.user_id().map(str::to_owned),
@@ -457,6 +461,61 @@ impl PolicySource {
         let caller = Caller { principal, user_id };
         self.remember_identity(access_key_id, caller.clone());
         Ok(caller)
+    }
+
+    /// An assumed-role session whose `aws:PrincipalArn` is its role's ARN with
+    /// the role's path, which the session ARN (`assumed-role/<name>/<session>`)
+    /// does not carry; any other principal unchanged. A role that no longer
+    /// exists leaves the session as it was.
+    pub async fn with_role_path(&self, principal: Principal) -> Result<Principal, GatewayError> {
+        if principal.kind() != PrincipalKind::AssumedRole {
+            return Ok(principal);
+        }
+        let fields: Vec<&str> = principal.arn().splitn(6, ':').collect();
+        let ["arn", _, "sts", "", account, resource] = fields.as_slice() else {
+            return Ok(principal);
+        };
+        let Some((name, session)) = resource
+            .strip_prefix("assumed-role/")
+            .and_then(|rest| rest.split_once('/'))
+        else {
+            return Ok(principal);
+        };
+        let key = format!("{account}/{name}");
+        let role_arn = match self.role_arns.get(&key, self.ttl) {
+            Some(arn) => arn,
+            None => {
+                let generation = self.generation.load(Ordering::SeqCst);
+                let arn = match self
+                    .iam(account)
+                    .await
+                    .get_role()
+                    .role_name(name)
+                    .send()
+                    .await
+                {
+                    Ok(out) => out.role.map(|r| r.arn().to_owned()),
+                    Err(err)
+                        if err
+                            .as_service_error()
+                            .is_some_and(|e| e.is_no_such_entity_exception()) =>
+                    {
+                        None
+                    }
+                    Err(err) => return Err(GatewayError::aws("iam:GetRole", err)),
+                };
+                self.role_arns
+                    .put(&key, arn.clone(), generation, &self.generation);
+                arn
+            }
+        };
+        let Some(role_arn) = role_arn else {
+            return Ok(principal);
+        };
+        Principal::role_session(&role_arn, session).map_err(|source| GatewayError::Policy {
+            what: format!("the session `{}`", principal.arn()),
+            source,
+        })
     }
 
     /// The role's trust policy and session limit; `None` if the role does not exist.

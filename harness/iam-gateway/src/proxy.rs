@@ -436,6 +436,7 @@ async fn harvest_credentials(
     if let Some(key) = xml::find(&texts, "Credentials/AccessKeyId") {
         if let Some(arn) = xml::find(&texts, "AssumedRoleUser/Arn")
             && let Ok(principal) = Principal::from_arn(arn)
+            && let Ok(principal) = source.with_role_path(principal).await
         {
             let user_id = xml::find(&texts, "AssumedRoleUser/AssumedRoleId").map(str::to_owned);
             source.remember_identity(key, Caller { principal, user_id });

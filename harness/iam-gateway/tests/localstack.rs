@@ -1698,3 +1698,81 @@ fn bucket_and_key_policies_decide_an_upload_over_http_and_https() {
         );
     });
 }
+
+#[test]
+fn a_session_of_a_role_with_a_path_is_matched_on_the_role_arn_with_its_path() {
+    let world = world();
+    RUNTIME.block_on(async {
+        let url = world.enforce.url();
+        let (user_arn, user) = create_user(
+            &url,
+            B,
+            &unique("pathuser"),
+            json!([{"Effect": "Allow", "Action": "sts:AssumeRole", "Resource": "*"}]),
+        )
+        .await;
+        let exec_name = unique("pathexec");
+        let exec_role = aws_sdk_iam::Client::new(&root(&url, B).await)
+            .create_role()
+            .role_name(&exec_name)
+            .path("/team/alerts/")
+            .assume_role_policy_document(policy(json!([{
+                "Effect": "Allow", "Principal": {"AWS": user_arn}, "Action": "sts:AssumeRole"
+            }])))
+            .send()
+            .await
+            .expect("CreateRole with a path")
+            .role()
+            .map(|r| r.arn().to_owned())
+            .expect("role arn");
+        assert_eq!(
+            exec_role,
+            format!("arn:aws:iam::{B}:role/team/alerts/{exec_name}")
+        );
+        aws_sdk_iam::Client::new(&root(&url, B).await)
+            .put_role_policy()
+            .role_name(&exec_name)
+            .policy_name("inline")
+            .policy_document(policy(json!([{
+                "Effect": "Allow", "Action": "sts:AssumeRole", "Resource": "*"
+            }])))
+            .send()
+            .await
+            .expect("PutRolePolicy");
+        let session = assume(&url, &user, &exec_role, "pathy", None)
+            .await
+            .expect("the user assumes the role");
+        // Trusted by the role ARN with its path (what aws:PrincipalArn holds) or without it.
+        let target = |path: &'static str| {
+            let url = url.clone();
+            let exec_name = exec_name.clone();
+            async move {
+                create_role(
+                    &url,
+                    A,
+                    &unique("pathtarget"),
+                    json!([{
+                        "Effect": "Allow",
+                        "Principal": {"AWS": format!("arn:aws:iam::{B}:root")},
+                        "Action": "sts:AssumeRole",
+                        "Condition": {"ArnEquals": {
+                            "aws:PrincipalArn": format!("arn:aws:iam::{B}:role{path}{exec_name}")
+                        }}
+                    }]),
+                    None,
+                )
+                .await
+            }
+        };
+        let with_path = target("/team/alerts/").await;
+        let without_path = target("/").await;
+        assume(&url, &session, &with_path, "on", None)
+            .await
+            .expect("aws:PrincipalArn is the role ARN with its path");
+        let refused = assume(&url, &session, &without_path, "on", None).await;
+        assert!(
+            refused.is_err(),
+            "the path-less ARN is not the principal's: {refused:?}"
+        );
+    });
+}
