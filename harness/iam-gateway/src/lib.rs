@@ -48,6 +48,7 @@ mod error;
 mod explain;
 mod issue;
 mod keys;
+mod lambda_rules;
 mod log;
 mod policies;
 mod proxy;

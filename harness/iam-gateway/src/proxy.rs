@@ -36,6 +36,7 @@ use super::{
     decide::{self, ASSUME_ROLE, INVOKE_FUNCTION, Outcome},
     issue,
     keys::{KeyError, KeyStore},
+    lambda_rules,
     log::{DecisionLog, DecisionRecord, Ruling, now_ms},
     policies::{Caller, PolicySource},
     signature::{self, SignatureError, Signed},
@@ -514,7 +515,8 @@ async fn handle(
         .and_then(|v| v.to_str().ok())
         .map(str::to_owned);
     let authenticated = authenticate(&state.keys, &parts, &bytes, session_token.as_deref());
-    let request = Request::from_parts(parts, full_body(bytes));
+    // `Bytes` clones share one buffer: the body stays readable for Lambda's rules.
+    let request = Request::from_parts(parts, full_body(bytes.clone()));
     let scope = match authenticated {
         Ok(scope) => scope,
         Err(failure) => {
@@ -601,6 +603,14 @@ async fn handle(
     if verdict == Ruling::Deny
         && let Some(response) = rejection_response(action, &outcome, &request_id)
     {
+        state.finish(record, started, Duration::ZERO, &response);
+        return Ok(response);
+    }
+    if action == INVOKE_FUNCTION
+        && let Some(broken) =
+            lambda_rules::check_invoke(request.uri().path(), request.headers(), &bytes)
+    {
+        let response = lambda_error(broken.status, broken.code, &broken.message, &request_id);
         state.finish(record, started, Duration::ZERO, &response);
         return Ok(response);
     }
