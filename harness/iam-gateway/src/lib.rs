@@ -46,6 +46,7 @@ mod classify;
 mod decide;
 mod error;
 mod explain;
+mod faults;
 mod issue;
 mod keys;
 mod lambda_rules;
@@ -123,6 +124,8 @@ pub struct GatewayConfig {
     /// The token the emulator's executor presents at [`ISSUE_PATH`] to get a
     /// function's execution-role credentials; `None` issues none.
     pub issuer_token: Option<String>,
+    /// The scenario faults to inject, served at [`fault_plan::FAULTS_PATH`]; `None` injects none.
+    pub faults: Option<fault_plan::SharedFaultBook>,
 }
 
 impl GatewayConfig {
@@ -136,6 +139,7 @@ impl GatewayConfig {
             policy_ttl: DEFAULT_POLICY_TTL,
             root_keys: RootKeys::default(),
             issuer_token: None,
+            faults: None,
         }
     }
 }

@@ -34,7 +34,7 @@ use super::{
     },
     classify::{self, Operation, Refusal, RequestFacts},
     decide::{self, ASSUME_ROLE, INVOKE_FUNCTION, Outcome},
-    issue,
+    faults, issue,
     keys::{KeyError, KeyStore},
     lambda_rules,
     log::{DecisionLog, DecisionRecord, Ruling, now_ms},
@@ -108,6 +108,8 @@ pub(super) struct State {
     pub(super) keys: KeyStore,
     /// The shared secret the emulator's executor presents to get execution-role credentials.
     pub(super) issuer_token: Option<String>,
+    /// Scenario faults (`faults.rs`).
+    faults: faults::Book,
 }
 
 /// Parses `http://host:port` into what each forwarded URI needs.
@@ -161,6 +163,7 @@ pub(super) async fn start(config: GatewayConfig) -> Result<GatewayHandle, Gatewa
         overhead: Mutex::new(VecDeque::new()),
         keys: KeyStore::new(&config.root_keys),
         issuer_token: config.issuer_token.clone(),
+        faults: config.faults.clone(),
     });
     let (shutdown, stopped) = watch::channel(());
     let task = tokio::spawn(accept_loop(listener, state.clone(), stopped));
@@ -475,6 +478,9 @@ async fn handle(
     if request.uri().path() == issue::ISSUE_PATH {
         return Ok(issue::serve(&state, request).await);
     }
+    if request.uri().path().starts_with(fault_plan::FAULTS_PATH) {
+        return Ok(faults::serve(&state.faults, request).await);
+    }
     if state.mode == Mode::Off {
         let forwarded = state.forward(request.map(BodyExt::boxed)).await;
         state.record_overhead(started.elapsed().saturating_sub(forwarded.upstream));
@@ -595,7 +601,7 @@ async fn handle(
         (Some(_), Mode::Audit) => Ruling::WouldDeny,
         (Some(_), _) => Ruling::Deny,
     };
-    let mut record = DecisionRecord::from_decision(&outcome.decision, verdict, trace);
+    let mut record = DecisionRecord::from_decision(&outcome.decision, verdict, trace.clone());
     record.reason = outcome.reason.to_owned();
     record.explanation = outcome.explanation.clone();
     record.principal = Some(caller.principal.arn().to_owned());
@@ -611,6 +617,17 @@ async fn handle(
             lambda_rules::check_invoke(request.uri().path(), request.headers(), &bytes)
     {
         let response = lambda_error(broken.status, broken.code, &broken.message, &request_id);
+        state.finish(record, started, Duration::ZERO, &response);
+        return Ok(response);
+    }
+    let injected = match &call {
+        Call::AssumeRole(_) => faults::sts(&state.faults, trace.as_ref(), &request_id),
+        Call::Function(function) if action == INVOKE_FUNCTION => {
+            faults::invoke(&state.faults, trace.as_ref(), &function.name, &request_id).await
+        }
+        Call::Function(_) => None,
+    };
+    if let Some(response) = injected {
         state.finish(record, started, Duration::ZERO, &response);
         return Ok(response);
     }

@@ -41,6 +41,8 @@ struct RawScenario {
     deploy: Option<RawDeploy>,
     invoke: Spanned<RawInvoke>,
     expect: RawExpect,
+    #[serde(default)]
+    faults: Option<Spanned<crate::faults::RawFaults>>,
 }
 
 #[derive(Deserialize)]
@@ -434,6 +436,7 @@ fn validate(file: &Path, raw: RawScenario) -> Result<Scenario, ScenarioError> {
     }
     let deploy = raw.deploy.map(deploy_overrides).unwrap_or_default();
     let invoke = resolve_invoke(file, raw.invoke)?;
+    let faults = crate::faults::resolve(file, raw.faults, invoke.via, invoke.invocation_type)?;
     let expect = validate_expect(file, raw.expect)?;
     Ok(Scenario {
         name,
@@ -442,6 +445,7 @@ fn validate(file: &Path, raw: RawScenario) -> Result<Scenario, ScenarioError> {
         deploy,
         invoke,
         expect,
+        faults,
         file: file.to_owned(),
     })
 }

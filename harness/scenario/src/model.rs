@@ -20,6 +20,8 @@ pub struct Scenario {
     pub invoke: Invoke,
     /// What must happen.
     pub expect: Expect,
+    /// The faults injected into this scenario's call only.
+    pub faults: fault_plan::FaultPlan,
     /// The file the scenario was loaded from, as found while loading.
     pub file: PathBuf,
 }
