@@ -374,6 +374,11 @@ impl FaultBook {
         }
     }
 
+    /// The token that registers and withdraws plans.
+    pub fn token(&self) -> &str {
+        &self.token
+    }
+
     /// Whether `presented` is this book's token.
     pub fn authorises(&self, presented: &str) -> bool {
         // Constant time is not worth a dependency here: a loopback-only

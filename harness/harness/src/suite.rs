@@ -244,7 +244,8 @@ pub async fn run_one(target: &Target, deployment: &Deployment, scenario: &Scenar
         scenario.invoke.via,
         scenario.invoke.payload.to_bytes(),
         scenario.invoke.invocation_type,
-    );
+    )
+    .with_faults(scenario.faults.clone());
     match observe::observe(target, deployment, &call, email_wait(scenario)).await {
         Ok(observation) => observation.outcome,
         // `{:#}` shows the cause chain on one line.
