@@ -91,6 +91,10 @@ struct RawExpect {
     within_ms: Option<u64>,
     #[serde(default)]
     iam: Vec<RawIamDecision>,
+    #[serde(default)]
+    logs_contain: Vec<String>,
+    #[serde(default)]
+    logs_not_contain: Vec<String>,
 }
 
 #[derive(Deserialize)]
@@ -662,6 +666,8 @@ fn validate_expect(file: &Path, raw: RawExpect) -> Result<Expect, ScenarioError>
         response: raw.response,
         emails,
         within_ms: raw.within_ms,
+        logs_contain: raw.logs_contain,
+        logs_not_contain: raw.logs_not_contain,
         iam: raw
             .iam
             .into_iter()
