@@ -452,8 +452,22 @@ impl FaultBook {
         .map(|f| f.action.clone())
     }
 
-    /// What the runtime shim must do with the next invocation of `function` in `trace`.
-    pub fn invocation(&self, trace: &TraceId, function: &str) -> InvocationFaults {
+    /// What the runtime shim must do with the next invocation of `function` in
+    /// `trace`; `running` is the `bootstrap` process already up in that
+    /// environment, if any, which from now on serves this invocation, not
+    /// the one it was bound to before.
+    pub fn invocation(
+        &self,
+        trace: &TraceId,
+        function: &str,
+        running: Option<u32>,
+    ) -> InvocationFaults {
+        if let Some(pid) = running {
+            self.processes
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .remove(&pid);
+        }
         let fault = self.lambda(trace, function, true);
         let plans = self.plans();
         let Some(registered) = plans.get(trace) else {
@@ -642,11 +656,15 @@ mod tests {
             Some(LambdaAction::LatencyMs(500))
         );
         assert_eq!(
-            book.invocation(&trace, callee_arn).fault,
+            book.invocation(&trace, callee_arn, None).fault,
             Some(LambdaAction::Timeout)
         );
-        assert_eq!(book.invocation(&trace, callee_arn).fault, None, "once");
-        assert_eq!(book.invocation(&trace, "someone-else").fault, None);
+        assert_eq!(
+            book.invocation(&trace, callee_arn, None).fault,
+            None,
+            "once"
+        );
+        assert_eq!(book.invocation(&trace, "someone-else", None).fault, None);
     }
 
     #[test]
@@ -662,12 +680,37 @@ mod tests {
             ..FaultPlan::default()
         });
 
-        let caller = book.invocation(&trace, "servicenow-invoker");
-        let callee = book.invocation(&trace, "servicenow-alert");
+        let caller = book.invocation(&trace, "servicenow-invoker", None);
+        let callee = book.invocation(&trace, "servicenow-alert", None);
 
         assert!(caller.cold && !caller.report_process);
         assert!(!callee.cold && callee.report_process);
-        assert!(!book.invocation(&TraceId::new(), "servicenow-invoker").cold);
+        assert!(
+            !book
+                .invocation(&TraceId::new(), "servicenow-invoker", None)
+                .cold
+        );
+    }
+
+    #[test]
+    fn a_reused_process_no_longer_serves_the_call_it_served_before() {
+        let (book, faulted) = book_with(FaultPlan {
+            smtp: vec![SmtpFault {
+                on: SmtpEvent::Connect,
+                to: None,
+                action: SmtpAction::Disconnect,
+                times: None,
+            }],
+            ..FaultPlan::default()
+        });
+        book.bind_process(4242, faulted.clone());
+        assert_eq!(book.processes(), vec![(4242, faulted)]);
+
+        // The same environment takes another call's invocation, which has no SMTP faults.
+        let answer = book.invocation(&TraceId::new(), "servicenow-alert", Some(4242));
+
+        assert!(!answer.report_process);
+        assert_eq!(book.processes(), vec![]);
     }
 
     #[rstest]

@@ -38,6 +38,9 @@ fn plain(status: StatusCode, text: &str) -> Response<ProxyBody> {
 #[derive(Deserialize)]
 struct InvocationQuestion {
     function: String,
+    /// The `bootstrap` already running in the environment, if any.
+    #[serde(default)]
+    pid: Option<u32>,
 }
 
 #[derive(Deserialize)]
@@ -89,7 +92,8 @@ pub(crate) async fn serve(book: &Book, request: Request<Incoming>) -> Response<P
         (&Method::POST, "invocation") => {
             match serde_json::from_slice::<InvocationQuestion>(&bytes) {
                 Ok(question) => {
-                    let answer: InvocationFaults = book.invocation(&trace, &question.function);
+                    let answer: InvocationFaults =
+                        book.invocation(&trace, &question.function, question.pid);
                     if answer != InvocationFaults::default() {
                         tracing::info!(trace = %trace, function = %question.function, ?answer, "runtime faults for an invocation");
                     }

@@ -628,6 +628,12 @@ async fn handle(
         Call::Function(_) => None,
     };
     if let Some(response) = injected {
+        // Allowed by IAM; the answer is the scenario's, and the log says so.
+        record.explanation = format!(
+            "{}; then a scenario fault answered {}",
+            record.explanation,
+            response.status().as_u16()
+        );
         state.finish(record, started, Duration::ZERO, &response);
         return Ok(response);
     }

@@ -69,16 +69,18 @@ impl FaultClient {
         }
     }
 
-    /// What the call's plan says about this invocation of `function_arn`.
+    /// What the call's plan says about this invocation of `function_arn`;
+    /// `running` is the `bootstrap` already up, which serves this invocation now.
     pub async fn ask(
         &self,
         trace_header: &str,
         function_arn: &str,
+        running: Option<u32>,
     ) -> (Option<TraceId>, InvocationFaults) {
         let Some(trace) = TraceId::from_header(trace_header) else {
             return (None, InvocationFaults::default());
         };
-        let body = serde_json::json!({ "function": function_arn }).to_string();
+        let body = serde_json::json!({ "function": function_arn, "pid": running }).to_string();
         let answer = self
             .post(&trace, "invocation", body)
             .await

@@ -260,8 +260,13 @@ impl Sandbox {
     }
 
     async fn run(&mut self, request: InvokeRequest, deadline: Instant) -> Outcome {
+        let running = self.bootstrap_pid();
         let (trace, faults) = match (&self.faults, &request.trace_id) {
-            (Some(client), Some(trace)) => client.ask(trace, &request.invoked_function_arn).await,
+            (Some(client), Some(trace)) => {
+                client
+                    .ask(trace, &request.invoked_function_arn, running)
+                    .await
+            }
             _ => (None, InvocationFaults::default()),
         };
         if faults.cold {
