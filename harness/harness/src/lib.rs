@@ -12,6 +12,7 @@ pub mod observe;
 pub mod package;
 pub mod progress;
 pub mod smtp;
+mod smtp_faults;
 pub mod suite;
 pub mod system;
 pub mod viewer;

@@ -16,6 +16,7 @@ use std::{
 use aws_config::SdkConfig;
 use aws_sdk_lambda::{primitives::Blob, types::LogType};
 use base64::Engine as _;
+use fault_plan::{FaultPlan, FunctionNames, ScopedPlan};
 use iam_gateway::{DecisionRecord, Ruling};
 use scenario::{CapturedEmail, IamDecision, InvocationType, Outcome, OutcomeStatus, Via};
 use xray_trace::TraceId;
@@ -33,6 +34,8 @@ pub struct Call {
     pub invocation: InvocationType,
     /// The trace id to tag the call with.
     pub trace: TraceId,
+    /// Faults injected into this call only (a scenario's `faults` block).
+    pub faults: FaultPlan,
 }
 
 impl Call {
@@ -43,7 +46,78 @@ impl Call {
             payload,
             invocation,
             trace: TraceId::new(),
+            faults: FaultPlan::default(),
         }
+    }
+
+    /// The same call with `faults` injected into it.
+    pub fn with_faults(mut self, faults: FaultPlan) -> Self {
+        self.faults = faults;
+        self
+    }
+}
+
+/// Where and how a running system takes a call's faults: its IAM gateway's
+/// fault book ([`fault_plan::FAULTS_PATH`]) and the token that registers them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FaultsEndpoint {
+    /// The gateway's URL, `http://127.0.0.1:<port>`.
+    pub gateway: String,
+    /// The token the gateway's fault book accepts.
+    pub token: String,
+}
+
+impl FaultsEndpoint {
+    fn url(&self, trace: &TraceId) -> String {
+        format!(
+            "{}{}{}",
+            self.gateway.trim_end_matches('/'),
+            fault_plan::FAULTS_PATH,
+            trace.root()
+        )
+    }
+
+    /// Registers `plan` for the call `trace`, naming the deployment's functions.
+    async fn register(
+        &self,
+        trace: &TraceId,
+        deployment: &Deployment,
+        plan: &FaultPlan,
+    ) -> Result<(), ObserveError> {
+        let scoped = ScopedPlan {
+            trace: trace.clone(),
+            functions: FunctionNames {
+                callee: deployment.callee_function_name.clone(),
+                caller: deployment.caller_function_name.clone(),
+            },
+            plan: plan.clone(),
+        };
+        let answer = reqwest::Client::new()
+            .put(self.url(trace))
+            .header(fault_plan::TOKEN_HEADER, &self.token)
+            .json(&scoped)
+            .send()
+            .await
+            .map_err(|e| ObserveError::Faults(e.to_string()))?;
+        if !answer.status().is_success() {
+            let status = answer.status();
+            let text = answer.text().await.unwrap_or_default();
+            return Err(ObserveError::Faults(format!(
+                "the gateway refused the plan: {status} {text}"
+            )));
+        }
+        Ok(())
+    }
+
+    /// Withdraws the plan of the call `trace`.
+    async fn withdraw(&self, trace: &TraceId) -> Result<(), ObserveError> {
+        reqwest::Client::new()
+            .delete(self.url(trace))
+            .header(fault_plan::TOKEN_HEADER, &self.token)
+            .send()
+            .await
+            .map_err(|e| ObserveError::Faults(e.to_string()))?;
+        Ok(())
     }
 }
 
@@ -105,6 +179,8 @@ pub struct Target {
     pub mailbox: Mailbox,
     /// The IAM gateway's decision log; `None` when no gateway runs.
     pub iam_log: Option<PathBuf>,
+    /// Where a call's faults are registered; `None` when no gateway runs.
+    pub faults: Option<FaultsEndpoint>,
 }
 
 /// Everything observed about one call.
@@ -143,6 +219,9 @@ pub enum ObserveError {
     /// The IAM gateway's decision log could not be read.
     #[error("cannot read the IAM gateway's decisions")]
     Decisions(#[source] iam_gateway::GatewayError),
+    /// The call's faults could not be registered with the gateway.
+    #[error("cannot inject the call's faults: {0}")]
+    Faults(String),
 }
 
 /// The trace ids of every call this process has made. An email carrying none
@@ -199,6 +278,35 @@ pub async fn observe(
     let started = Instant::now();
     let started_wall = SystemTime::now();
     register_trace(&call.trace);
+    let faults = match (&target.faults, call.faults.is_empty()) {
+        (_, true) => None,
+        (Some(endpoint), false) => {
+            endpoint
+                .register(&call.trace, deployment, &call.faults)
+                .await?;
+            Some(endpoint)
+        }
+        (None, false) => {
+            return Err(ObserveError::Faults(
+                "faults are injected by the IAM gateway, and this system runs none (--iam off); run it with --iam enforce or audit".into(),
+            ));
+        }
+    };
+    let observed = observe_call(target, deployment, call, wait, started, started_wall).await;
+    if let Some(endpoint) = faults {
+        endpoint.withdraw(&call.trace).await?;
+    }
+    observed
+}
+
+async fn observe_call(
+    target: &Target,
+    deployment: &Deployment,
+    call: &Call,
+    wait: EmailWait,
+    started: Instant,
+    started_wall: SystemTime,
+) -> Result<Observation, ObserveError> {
     let mut outcome = invoke(&target.clients, deployment, call).await;
 
     let (entry_sdk, entry_name, entry_group) = match call.via {

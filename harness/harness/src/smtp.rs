@@ -16,6 +16,7 @@ use std::{
     time::{Duration, Instant},
 };
 
+use fault_plan::SharedFaultBook;
 use mailin_embedded::{Handler, Response, Server, SslConfig, response};
 use scenario::CapturedEmail;
 use tokio::sync::{Notify, watch};
@@ -146,6 +147,9 @@ pub struct CaptureConfig {
     pub bind: SocketAddr,
     /// When set, every message is also written there as `.eml` and `.json`.
     pub spool_dir: Option<PathBuf>,
+    /// Scenario faults to inject into the sessions of their calls
+    /// (`smtp_faults.rs`); `None` relays nothing and injects none.
+    pub faults: Option<SharedFaultBook>,
 }
 
 impl Default for CaptureConfig {
@@ -153,6 +157,7 @@ impl Default for CaptureConfig {
         Self {
             bind: SocketAddr::from(([127, 0, 0, 1], crate::DEFAULT_SMTP_PORT)),
             spool_dir: None,
+            faults: None,
         }
     }
 }
@@ -195,13 +200,28 @@ impl MailCapture {
             to: Vec::new(),
             data: Vec::new(),
         };
+        // With faults, the server listens privately and a relay takes the
+        // public port, to act on the sessions of calls with SMTP faults.
+        let server_listener = match config.faults {
+            Some(book) => {
+                let private = TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], 0)))
+                    .map_err(HarnessError::Io)?;
+                let inner = private.local_addr().map_err(HarnessError::Io)?;
+                std::thread::Builder::new()
+                    .name("smtp-fault-relay".into())
+                    .spawn(move || crate::smtp_faults::serve(listener, inner, book))
+                    .map_err(HarnessError::Io)?;
+                private
+            }
+            None => listener,
+        };
         let mut server = Server::new(handler);
         server
             .with_name("harness.localhost")
             .with_ssl(SslConfig::None)
             .map_err(|e| HarnessError::Smtp(e.to_string()))?
             .with_num_threads(16)
-            .with_tcp_listener(listener);
+            .with_tcp_listener(server_listener);
         std::thread::Builder::new()
             .name("smtp-capture".into())
             .spawn(move || {
@@ -326,6 +346,7 @@ mod tests {
         MailCapture::start(CaptureConfig {
             bind: "127.0.0.1:0".parse().unwrap(),
             spool_dir: spool,
+            faults: None,
         })
         .unwrap()
     }
@@ -430,6 +451,7 @@ mod tests {
         let err = MailCapture::start(CaptureConfig {
             bind: SocketAddr::from(([127, 0, 0, 1], port)),
             spool_dir: None,
+            faults: None,
         })
         .unwrap_err();
 

@@ -253,7 +253,8 @@ pub async fn run_one(suite: &SuiteTarget, deployment: &Deployment, scenario: &Sc
                 invoke.via,
                 invoke.payload.to_bytes(),
                 invoke.invocation_type,
-            );
+            )
+            .with_faults(scenario.faults.clone());
             observe::observe(&suite.target, deployment, &call, email_wait(scenario))
                 .await
                 .map(|observation| observation.outcome)

@@ -15,6 +15,7 @@ use std::{
 };
 
 use clap::Parser;
+use fault_plan::{FaultBook, SharedFaultBook};
 use iam_gateway::{Gateway, GatewayConfig, GatewayHandle, Mode};
 use nix::{sys::signal::kill, unistd::Pid};
 use scenario::{DeployOverrides, InvocationType, OutcomeStatus, Via};
@@ -25,7 +26,7 @@ use crate::{
     deploy::{self, Accounts, DeployConfig, Deployment},
     emulator::{Backend, Emulator, EmulatorOptions},
     error::HarnessError,
-    observe::{self, Call, Clients, EmailWait, Mailbox, Observation, Target},
+    observe::{self, Call, Clients, EmailWait, FaultsEndpoint, Mailbox, Observation, Target},
     package::{self, Artifacts, BuildOptions},
     smtp::{CaptureConfig, MailCapture},
     viewer::{self, ViewerHandle, ViewerSources},
@@ -232,6 +233,9 @@ pub struct RunningSystem {
     /// The mail viewer's URL; `None` when none is served.
     #[serde(default)]
     pub viewer: Option<String>,
+    /// The token that registers a call's faults with the gateway; `None` without a gateway.
+    #[serde(default)]
+    pub faults_token: Option<String>,
     /// The default deployment.
     pub deployment: Deployment,
     /// Phase timings of the start.
@@ -299,6 +303,18 @@ impl RunningSystem {
             .deploy_config(self.smtp.port(), &self.root_keys, quiet)
     }
 
+    /// Where this system takes a call's faults, if it runs a gateway.
+    pub fn faults_endpoint(&self) -> Option<FaultsEndpoint> {
+        self.faults_token.as_ref().map(|token| FaultsEndpoint {
+            // The gateway serves plain HTTP on its HTTPS port too.
+            gateway: match self.endpoint.strip_prefix("https://") {
+                Some(rest) => format!("http://{rest}"),
+                None => self.endpoint.clone(),
+            },
+            token: token.clone(),
+        })
+    }
+
     /// Reaches this system from another process: SDK clients for its endpoint,
     /// its mail spool and its decision log.
     pub async fn connect(&self) -> Result<Target, HarnessError> {
@@ -317,6 +333,7 @@ impl RunningSystem {
             .await,
             mailbox: Mailbox::Spool(spool),
             iam_log: self.iam_log.clone(),
+            faults: self.faults_endpoint(),
         })
     }
 }
@@ -385,9 +402,18 @@ impl System {
         if let Some(dir) = &mail_spool {
             let _ = std::fs::remove_dir_all(dir);
         }
+        // One fault book: the gateway serves it (and injects STS and Lambda
+        // faults), the capture server injects SMTP faults from it.
+        let with_gateway = config.iam != Mode::Off;
+        let faults = with_gateway.then(|| {
+            SharedFaultBook(std::sync::Arc::new(FaultBook::new(
+                sdk_config::random_secret(),
+            )))
+        });
         let capture = MailCapture::start(CaptureConfig {
             bind: SocketAddr::from(([127, 0, 0, 1], config.smtp_port)),
             spool_dir: mail_spool.clone(),
+            faults: faults.clone(),
         })?;
         let viewer_listener = launch.viewer.map(viewer::bind).transpose()?;
 
@@ -400,10 +426,14 @@ impl System {
 
         // With the IAM gateway, it takes the public port and LocalStack a private
         // one; every client, the lambdas included, goes through the gateway.
-        let with_gateway = config.iam != Mode::Off;
         let host = config.backend == Backend::Host;
         let public = if host {
-            SocketAddr::from(([127, 0, 0, 1], config.gateway_port))
+            // Port 0 means any free port, as for the SMTP capture.
+            let port = match config.gateway_port {
+                0 => free_port()?,
+                port => port,
+            };
+            SocketAddr::from(([127, 0, 0, 1], port))
         } else {
             SocketAddr::from(([127, 0, 0, 1], 0))
         };
@@ -473,6 +503,7 @@ impl System {
                 gateway.log_file = Some(log.clone());
                 gateway.root_keys = root_keys.clone();
                 gateway.issuer_token = issuer.as_ref().map(|(_, token)| token.clone());
+                gateway.faults = faults.clone();
                 gateway.tls = tls.as_ref().map(|(_, _, server)| server.clone());
                 Some(Gateway::start(gateway).await?)
             }
@@ -508,6 +539,7 @@ impl System {
                 smtp: capture.addr(),
                 mail_spool,
                 viewer: None,
+                faults_token: faults.as_ref().map(|book| book.token().to_owned()),
                 deployment,
                 timings: Timings {
                     build_ms,
@@ -574,6 +606,7 @@ impl System {
             clients: self.clients.clone(),
             mailbox: Mailbox::InProcess(self.capture.clone()),
             iam_log: self.running.iam_log.clone(),
+            faults: self.running.faults_endpoint(),
         }
     }
 
@@ -627,6 +660,7 @@ impl RunningSystem {
             smtp: "127.0.0.1:2525".parse().expect("address"),
             mail_spool: None,
             viewer: None,
+            faults_token: None,
             deployment: Deployment {
                 accounts: Accounts::default(),
                 stacks: Default::default(),

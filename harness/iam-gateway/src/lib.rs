@@ -53,8 +53,10 @@ mod classify;
 mod decide;
 mod error;
 mod explain;
+mod faults;
 mod issue;
 mod keys;
+mod lambda_rules;
 mod log;
 mod policies;
 mod proxy;
@@ -130,6 +132,8 @@ pub struct GatewayConfig {
     /// The token the emulator's executor presents at [`ISSUE_PATH`] to get a
     /// function's execution-role credentials; `None` issues none.
     pub issuer_token: Option<String>,
+    /// The scenario faults to inject, served at [`fault_plan::FAULTS_PATH`]; `None` injects none.
+    pub faults: Option<fault_plan::SharedFaultBook>,
     /// Serve HTTPS with this configuration as well as plain HTTP, on the same
     /// port (told apart by the first byte a client sends). A request that came
     /// over TLS is evaluated with `aws:SecureTransport` true, any other false.
@@ -147,6 +151,7 @@ impl GatewayConfig {
             policy_ttl: DEFAULT_POLICY_TTL,
             root_keys: RootKeys::default(),
             issuer_token: None,
+            faults: None,
             tls: None,
         }
     }

@@ -34,8 +34,9 @@ use super::{
     },
     classify::{self, Operation, Refusal, RequestFacts},
     decide::{self, ASSUME_ROLE, INVOKE_FUNCTION, Outcome},
-    issue,
+    faults, issue,
     keys::{KeyError, KeyStore},
+    lambda_rules,
     log::{DecisionLog, DecisionRecord, Ruling, now_ms, reason_code},
     policies::{Caller, PolicySource},
     signature::{self, SignatureError, Signed},
@@ -107,6 +108,8 @@ pub(super) struct State {
     pub(super) keys: KeyStore,
     /// The shared secret the emulator's executor presents to get execution-role credentials.
     pub(super) issuer_token: Option<String>,
+    /// Scenario faults (`faults.rs`).
+    faults: faults::Book,
     /// Accepts TLS connections, when the gateway serves HTTPS.
     pub(super) tls: Option<tokio_rustls::TlsAcceptor>,
 }
@@ -167,6 +170,7 @@ pub(super) async fn start(config: GatewayConfig) -> Result<GatewayHandle, Gatewa
         overhead: Mutex::new(VecDeque::new()),
         keys: KeyStore::new(&config.root_keys),
         issuer_token: config.issuer_token.clone(),
+        faults: config.faults.clone(),
         tls: config.tls.clone().map(tokio_rustls::TlsAcceptor::from),
     });
     let (shutdown, stopped) = watch::channel(());
@@ -528,6 +532,9 @@ async fn handle(
     if request.uri().path() == issue::ISSUE_PATH {
         return Ok(issue::serve(&state, request).await);
     }
+    if request.uri().path().starts_with(fault_plan::FAULTS_PATH) {
+        return Ok(faults::serve(&state.faults, request).await);
+    }
     if state.mode == Mode::Off {
         let forwarded = state.forward(request.map(BodyExt::boxed)).await;
         state.record_overhead(started.elapsed().saturating_sub(forwarded.upstream));
@@ -568,7 +575,8 @@ async fn handle(
         .and_then(|v| v.to_str().ok())
         .map(str::to_owned);
     let authenticated = authenticate(&state.keys, &parts, &bytes, session_token.as_deref());
-    let request = Request::from_parts(parts, full_body(bytes));
+    // `Bytes` clones share one buffer: the body stays readable for Lambda's rules.
+    let request = Request::from_parts(parts, full_body(bytes.clone()));
     let scope = match authenticated {
         Ok(scope) => scope,
         Err(failure) => {
@@ -651,7 +659,7 @@ async fn handle(
         (Some(_), Mode::Audit) => Ruling::WouldDeny,
         (Some(_), _) => Ruling::Deny,
     };
-    let mut record = DecisionRecord::from_decision(&outcome.decision, verdict, trace);
+    let mut record = DecisionRecord::from_decision(&outcome.decision, verdict, trace.clone());
     record.reason = outcome.reason.to_owned();
     record.explanation = outcome.explanation.clone();
     record.principal = Some(caller.principal.arn().to_owned());
@@ -659,6 +667,31 @@ async fn handle(
     if verdict == Ruling::Deny
         && let Some(response) = rejection_response(action, &outcome, &request_id)
     {
+        state.finish(record, started, Duration::ZERO, &response);
+        return Ok(response);
+    }
+    if action == INVOKE_FUNCTION
+        && let Some(broken) =
+            lambda_rules::check_invoke(request.uri().path(), request.headers(), &bytes)
+    {
+        let response = lambda_error(broken.status, broken.code, &broken.message, &request_id);
+        state.finish(record, started, Duration::ZERO, &response);
+        return Ok(response);
+    }
+    let injected = match &call {
+        Call::AssumeRole(_) => faults::sts(&state.faults, trace.as_ref(), &request_id),
+        Call::Function(function) if action == INVOKE_FUNCTION => {
+            faults::invoke(&state.faults, trace.as_ref(), &function.name, &request_id).await
+        }
+        Call::Function(_) => None,
+    };
+    if let Some(response) = injected {
+        // Allowed by IAM; the answer is the scenario's, and the log says so.
+        record.explanation = format!(
+            "{}; then a scenario fault answered {}",
+            record.explanation,
+            response.status().as_u16()
+        );
         state.finish(record, started, Duration::ZERO, &response);
         return Ok(response);
     }

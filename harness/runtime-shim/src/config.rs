@@ -34,6 +34,9 @@ pub struct Config {
     /// The environment `bootstrap` gets: the shim's own, minus what only the
     /// shim may see ([`is_for_function`]).
     pub function_env: Vec<(OsString, OsString)>,
+    /// The harness's IAM gateway, which serves scenario faults: the function's
+    /// `AWS_ENDPOINT_URL`, as a plain `http://` URL; `None` asks nobody.
+    pub faults_endpoint: Option<String>,
 }
 
 /// Whether a variable of the shim's environment is passed to the function.
@@ -127,6 +130,13 @@ impl Config {
             listen,
             debug: get("SHIM_DEBUG").as_deref() == Some("1"),
             function_env: Vec::new(),
+            // The gateway serves plain HTTP and HTTPS on one port; the shim
+            // asks over plain HTTP, with no trust store to set up.
+            faults_endpoint: get("AWS_ENDPOINT_URL").and_then(|url| {
+                url.strip_prefix("https://")
+                    .or_else(|| url.strip_prefix("http://"))
+                    .map(|rest| format!("http://{}", rest.trim_end_matches('/')))
+            }),
         })
     }
 

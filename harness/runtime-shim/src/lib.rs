@@ -10,6 +10,7 @@ pub mod callback;
 pub mod config;
 pub mod error;
 pub mod executor;
+pub mod faults;
 pub mod http;
 pub mod logs;
 pub mod protocol;

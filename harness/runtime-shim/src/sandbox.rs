@@ -6,6 +6,7 @@ use std::{
 };
 
 use bytes::Bytes;
+use fault_plan::{InvocationFaults, LambdaAction};
 use tokio::time::sleep_until;
 use tracing::{info, instrument, warn};
 
@@ -14,9 +15,14 @@ use crate::{
     callback::Callback,
     config::Config,
     error::ShimError,
+    faults::FaultClient,
     protocol::{self, ErrorPayload, InvokeRequest, Report},
     runtime_api::{Invocation, RuntimeApi, RuntimeEvent},
 };
+
+/// The error type of an injected init failure: what Lambda reports for a
+/// runtime whose init failed.
+const INJECTED_INIT_ERROR: &str = "Runtime.InitError";
 
 /// Longest wait for an init that has no invocation deadline; LocalStack's own startup timer ends it sooner.
 const UNBOUNDED_INIT: Duration = Duration::from_secs(24 * 60 * 60);
@@ -91,6 +97,8 @@ struct Generation {
 pub struct Sandbox {
     config: Config,
     callback: Callback,
+    /// Scenario faults, when the function runs behind the harness's gateway.
+    faults: Option<FaultClient>,
     current: Option<Generation>,
     /// Output of bootstraps that are gone, not yet attributed to an invocation.
     unattributed: Vec<u8>,
@@ -100,6 +108,7 @@ impl Sandbox {
     /// Creates an environment with no bootstrap running yet.
     pub fn new(config: Config, callback: Callback) -> Self {
         Self {
+            faults: config.faults_endpoint.clone().map(FaultClient::new),
             config,
             callback,
             current: None,
@@ -251,6 +260,19 @@ impl Sandbox {
     }
 
     async fn run(&mut self, request: InvokeRequest, deadline: Instant) -> Outcome {
+        let running = self.bootstrap_pid();
+        let (trace, faults) = match (&self.faults, &request.trace_id) {
+            (Some(client), Some(trace)) => {
+                client
+                    .ask(trace, &request.invoked_function_arn, running)
+                    .await
+            }
+            _ => (None, InvocationFaults::default()),
+        };
+        if faults.cold {
+            // As after a deploy: the function assumes nothing from earlier calls.
+            self.discard().await;
+        }
         // A bootstrap that died between invocations is re-initialised, as Lambda does.
         if let Some(generation) = self.current.as_mut()
             && let Some(status) = generation.bootstrap.try_wait()
@@ -266,6 +288,44 @@ impl Sandbox {
         let Some(generation) = self.current.as_mut() else {
             return Outcome::InitFailed(InitFailure::TimedOut);
         };
+
+        if let (true, Some(client), Some(trace), Some(pid)) = (
+            faults.report_process,
+            &self.faults,
+            &trace,
+            generation.bootstrap.pid(),
+        ) {
+            client.report_process(trace, pid).await;
+        }
+        match faults.fault {
+            Some(LambdaAction::Timeout) => {
+                // The function never gets the event: it is stuck past its timeout.
+                sleep_until(deadline.into()).await;
+                return Outcome::TimedOut;
+            }
+            Some(LambdaAction::Crash) => {
+                generation.bootstrap.kill().await;
+                let status = generation
+                    .bootstrap
+                    .wait()
+                    .await
+                    .unwrap_or_else(|_| std::os::unix::process::ExitStatusExt::from_raw(9));
+                return Outcome::Exited(status);
+            }
+            Some(LambdaAction::InitError) => {
+                return Outcome::InitFailed(InitFailure::Reported {
+                    error_type: Some(INJECTED_INIT_ERROR.into()),
+                    body: Bytes::from(
+                        serde_json::json!({
+                            "errorType": INJECTED_INIT_ERROR,
+                            "errorMessage": "the harness failed this environment's init (a scenario's init_error fault)",
+                        })
+                        .to_string(),
+                    ),
+                });
+            }
+            _ => {}
+        }
 
         let remaining = deadline.saturating_duration_since(Instant::now());
         let deadline_ms = (SystemTime::now() + remaining)

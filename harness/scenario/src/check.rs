@@ -186,6 +186,37 @@ pub fn check(scenario: &Scenario, outcome: &Outcome) -> Verdict {
             }
         }
     }
+    for (index, wanted) in expect.logs_contain.iter().enumerate() {
+        if !outcome
+            .logs
+            .values()
+            .any(|log| log.contains(wanted.as_str()))
+        {
+            mismatches.push(Mismatch {
+                path: format!("logs_contain[{index}]"),
+                expected: format!("a lambda log of the call contains {}", quote(wanted)),
+                actual: format!(
+                    "not in the logs of {}",
+                    if outcome.logs.is_empty() {
+                        "any lambda (none were read)".to_owned()
+                    } else {
+                        outcome.logs.keys().cloned().collect::<Vec<_>>().join(", ")
+                    }
+                ),
+            });
+        }
+    }
+    for (index, unwanted) in expect.logs_not_contain.iter().enumerate() {
+        for (lambda, log) in &outcome.logs {
+            if let Some(line) = log.lines().find(|line| line.contains(unwanted.as_str())) {
+                mismatches.push(Mismatch {
+                    path: format!("logs_not_contain[{index}]"),
+                    expected: format!("no lambda log of the call contains {}", quote(unwanted)),
+                    actual: format!("{lambda}: {}", quote(line)),
+                });
+            }
+        }
+    }
     for (index, expected) in expect.iam.iter().enumerate() {
         if !outcome
             .iam
@@ -706,6 +737,56 @@ mod tests {
 
     fn paths(verdict: &Verdict) -> Vec<&str> {
         verdict.mismatches.iter().map(|m| m.path.as_str()).collect()
+    }
+
+    #[rstest]
+    #[case::in_the_callees_log(&["smtp server accepted the message attempts=2"], true)]
+    #[case::in_either_log(&["attempts=2", "callee answered"], true)]
+    #[case::absent(&["attempts=3"], false)]
+    fn logs_contain_looks_in_every_lambdas_log(#[case] wanted: &[&str], #[case] passes: bool) {
+        let list = wanted
+            .iter()
+            .map(|w| format!("\"{w}\""))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let scenario = scenario(&format!("  status: success\n  logs_contain: [{list}]\n"));
+        let mut outcome = success();
+        outcome.logs.insert(
+            "servicenow-alert".into(),
+            "INFO smtp server accepted the message attempts=2\n".into(),
+        );
+        outcome
+            .logs
+            .insert("servicenow-invoker".into(), "INFO callee answered\n".into());
+
+        let verdict = check(&scenario, &outcome);
+
+        assert_eq!(verdict.passed(), passes, "{:?}", verdict.mismatches);
+        if !passes {
+            assert_eq!(paths(&verdict), ["logs_contain[0]"]);
+        }
+    }
+
+    #[test]
+    fn logs_not_contain_names_the_lambda_and_line() {
+        let scenario = scenario("  status: success\n  logs_not_contain: [retrying]\n");
+        let mut outcome = success();
+        outcome.logs.insert(
+            "servicenow-alert".into(),
+            "START\nWARN transient smtp failure, retrying attempt=1\nEND\n".into(),
+        );
+
+        let verdict = check(&scenario, &outcome);
+
+        assert_eq!(paths(&verdict), ["logs_not_contain[0]"]);
+        assert_eq!(
+            verdict.mismatches[0].actual,
+            "servicenow-alert: \"WARN transient smtp failure, retrying attempt=1\""
+        );
+        outcome
+            .logs
+            .insert("servicenow-alert".into(), "START\nEND\n".into());
+        assert!(check(&scenario, &outcome).passed());
     }
 
     #[test]

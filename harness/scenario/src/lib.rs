@@ -9,6 +9,7 @@
 
 mod check;
 mod error;
+mod faults;
 mod group;
 mod junit;
 mod load;

@@ -45,6 +45,8 @@ struct RawScenario {
     #[serde(default)]
     request: Option<Spanned<RawRequest>>,
     expect: RawExpect,
+    #[serde(default)]
+    faults: Option<Spanned<crate::faults::RawFaults>>,
 }
 
 #[derive(Deserialize)]
@@ -106,6 +108,10 @@ struct RawExpect {
     within_ms: Option<u64>,
     #[serde(default)]
     iam: Vec<RawIamDecision>,
+    #[serde(default)]
+    logs_contain: Vec<String>,
+    #[serde(default)]
+    logs_not_contain: Vec<String>,
 }
 
 #[derive(Deserialize)]
@@ -471,6 +477,20 @@ fn validate(file: &Path, raw: RawScenario) -> Result<Scenario, ScenarioError> {
             ));
         }
     };
+    let faults = match (&action, raw.faults) {
+        (Action::Invoke(invoke), faults) => {
+            crate::faults::resolve(file, faults, invoke.via, invoke.invocation_type)?
+        }
+        (Action::Request(_), None) => fault_plan::FaultPlan::default(),
+        (Action::Request(_), Some(faults)) => {
+            return Err(ScenarioError::invalid(
+                file,
+                faults.referenced.line(),
+                "faults",
+                "faults apply to an `invoke`'s call through the chain, not to a `request`",
+            ));
+        }
+    };
     let expect = validate_expect(file, raw.expect)?;
     Ok(Scenario {
         name,
@@ -479,6 +499,7 @@ fn validate(file: &Path, raw: RawScenario) -> Result<Scenario, ScenarioError> {
         deploy,
         action,
         expect,
+        faults,
         file: file.to_owned(),
     })
 }
@@ -718,6 +739,8 @@ fn validate_expect(file: &Path, raw: RawExpect) -> Result<Expect, ScenarioError>
         response: raw.response,
         emails,
         within_ms: raw.within_ms,
+        logs_contain: raw.logs_contain,
+        logs_not_contain: raw.logs_not_contain,
         iam: raw
             .iam
             .into_iter()

@@ -20,6 +20,8 @@ pub struct Scenario {
     pub action: Action,
     /// What must happen.
     pub expect: Expect,
+    /// The faults injected into this scenario's call only.
+    pub faults: fault_plan::FaultPlan,
     /// The file the scenario was loaded from, as found while loading.
     pub file: PathBuf,
 }
@@ -343,6 +345,10 @@ pub struct Expect {
     pub emails: Option<Vec<ExpectedEmail>>,
     /// How long the harness waits for emails, in milliseconds.
     pub within_ms: Option<u64>,
+    /// Substrings that must each appear in the call's lambda logs (any lambda's).
+    pub logs_contain: Vec<String>,
+    /// Substrings that must appear in none of the call's lambda logs.
+    pub logs_not_contain: Vec<String>,
     /// IAM decisions that must have been recorded.
     pub iam: Vec<ExpectedIamDecision>,
 }
