@@ -204,6 +204,7 @@ mod tests {
                 RecipientAllowlist::from_csv("example.com").expect("valid allowlist"),
             ),
             smtp,
+            function_timeout: Duration::from_secs(10),
         }
     }
 
