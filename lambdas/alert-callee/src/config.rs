@@ -1,5 +1,7 @@
 //! The callee's configuration, read from the environment once per process.
 
+use std::time::Duration;
+
 use alert_payload::{
     Allowlists, DEFAULT_INSTANCE_HOSTS, InstanceHostAllowlist, RecipientAllowlist,
 };
@@ -14,8 +16,9 @@ use crate::CalleeError;
 /// (comma-separated hosts or `*.domain` patterns `alert.instance_url` may name; unset or
 /// empty means `*.service-now.com`), `SMTP_HOST` (required), `SMTP_PORT`
 /// (default 2525), `SMTP_TLS` (`none`, `starttls` or `required`; default `required`),
-/// `SMTP_USERNAME` and `SMTP_PASSWORD` (optional, both or neither). An empty value counts
-/// as unset.
+/// `SMTP_USERNAME` and `SMTP_PASSWORD` (optional, both or neither),
+/// `AWS_LAMBDA_FUNCTION_TIMEOUT` (whole seconds, 1-900; default 3, see
+/// [`Config::function_timeout`]). An empty value counts as unset.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Config {
     /// Sender mailbox, e.g. `ServiceNow Alerts <alerts@example.com>`.
@@ -24,7 +27,21 @@ pub struct Config {
     pub allowlists: Allowlists,
     /// SMTP server, TLS, credentials and retry policy; its `Debug` redacts the password.
     pub smtp: SmtpConfig,
+    /// The function's timeout, the budget an invocation gets when the runtime's deadline
+    /// is not one Lambda could have sent (see the handler's deadline rule).
+    ///
+    /// AWS Lambda does not tell a function its timeout: this comes from
+    /// `AWS_LAMBDA_FUNCTION_TIMEOUT`, which LocalStack and AWS's runtime interface
+    /// emulator set, and is otherwise [`DEFAULT_FUNCTION_TIMEOUT`], AWS's default timeout.
+    pub function_timeout: Duration,
 }
+
+/// The function timeout assumed when `AWS_LAMBDA_FUNCTION_TIMEOUT` is unset: 3 s, the
+/// timeout AWS Lambda gives a function that configures none.
+pub const DEFAULT_FUNCTION_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// The longest timeout AWS Lambda allows a function: 900 s.
+pub const MAX_FUNCTION_TIMEOUT: Duration = Duration::from_secs(900);
 
 impl Config {
     /// Reads the process environment.
@@ -83,6 +100,20 @@ impl Config {
             }
         };
 
+        let function_timeout = match get("AWS_LAMBDA_FUNCTION_TIMEOUT") {
+            None => DEFAULT_FUNCTION_TIMEOUT,
+            Some(secs) => secs
+                .trim()
+                .parse::<u64>()
+                .ok()
+                .map(Duration::from_secs)
+                .filter(|t| !t.is_zero() && *t <= MAX_FUNCTION_TIMEOUT)
+                .ok_or_else(|| CalleeError::Config {
+                    name: "AWS_LAMBDA_FUNCTION_TIMEOUT",
+                    reason: format!("{secs:?} is not a function timeout (1-900 seconds)"),
+                })?,
+        };
+
         Ok(Self {
             mail_from,
             allowlists: Allowlists {
@@ -90,6 +121,7 @@ impl Config {
                 instance_hosts,
             },
             smtp,
+            function_timeout,
         })
     }
 }
@@ -130,6 +162,7 @@ mod tests {
         assert_eq!(config.smtp.port, 2525);
         assert_eq!(config.smtp.tls, TlsMode::Required);
         assert_eq!(config.smtp.credentials, None);
+        assert_eq!(config.function_timeout, Duration::from_secs(3));
         assert!(
             config.allowlists.recipients.is_empty(),
             "unset allowlist allows nobody"
@@ -150,8 +183,10 @@ mod tests {
             ("SMTP_TLS", "none"),
             ("SMTP_USERNAME", "alerts"),
             ("SMTP_PASSWORD", "hunter2-secret"),
+            ("AWS_LAMBDA_FUNCTION_TIMEOUT", "900"),
         ]);
         let config = Config::from_lookup(lookup(&vars)).expect("valid");
+        assert_eq!(config.function_timeout, Duration::from_secs(900));
         assert_eq!(config.smtp.port, 587);
         assert_eq!(config.smtp.tls, TlsMode::None);
         assert_eq!(
@@ -190,6 +225,9 @@ mod tests {
     #[case::username_without_password(&[("SMTP_USERNAME", "alerts")], "SMTP_PASSWORD")]
     #[case::password_without_username(&[("SMTP_PASSWORD", "secret")], "SMTP_USERNAME")]
     #[case::allowlist_entry_not_a_domain(&[("ALLOWED_RECIPIENT_DOMAINS", "oncall@example.com")], "ALLOWED_RECIPIENT_DOMAINS")]
+    #[case::function_timeout_not_seconds(&[("AWS_LAMBDA_FUNCTION_TIMEOUT", "3s")], "AWS_LAMBDA_FUNCTION_TIMEOUT")]
+    #[case::function_timeout_zero(&[("AWS_LAMBDA_FUNCTION_TIMEOUT", "0")], "AWS_LAMBDA_FUNCTION_TIMEOUT")]
+    #[case::function_timeout_beyond_lambda_s_limit(&[("AWS_LAMBDA_FUNCTION_TIMEOUT", "901")], "AWS_LAMBDA_FUNCTION_TIMEOUT")]
     #[case::instance_host_not_a_host(&[("ALLOWED_INSTANCE_HOSTS", "https://acme.service-now.com")], "ALLOWED_INSTANCE_HOSTS")]
     fn invalid_setting_is_a_config_error_naming_it(
         #[case] vars: &[(&'static str, &'static str)],

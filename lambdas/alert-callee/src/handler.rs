@@ -1,6 +1,6 @@
 //! The invocation handler: validate, render, send.
 
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use alert_payload::{AlertPayload, Allowlists, Renderer};
 use lambda_runtime::{Context, LambdaEvent};
@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 use tracing::{info, instrument, warn};
 
-use crate::{CalleeError, Config};
+use crate::{CalleeError, Config, MAX_FUNCTION_TIMEOUT};
 
 /// What a successful invocation returns.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -35,6 +35,7 @@ struct Ready {
     allowlists: Allowlists,
     renderer: Renderer,
     mailer: Mailer,
+    function_timeout: Duration,
 }
 
 impl AlertCallee {
@@ -46,6 +47,7 @@ impl AlertCallee {
                 renderer: Renderer::new()?,
                 mailer: Mailer::new(config.smtp, &config.mail_from)?,
                 allowlists: config.allowlists,
+                function_timeout: config.function_timeout,
             })
         });
         Self { ready }
@@ -82,7 +84,8 @@ impl AlertCallee {
             .map(|(_, number)| number.clone())
             .unwrap_or_default();
 
-        let delivery = ready.mailer.send(&email, deadline(&context)).await?;
+        let deadline = deadline(&context, ready.function_timeout);
+        let delivery = ready.mailer.send(&email, deadline).await?;
         info!(
             incident = %incident,
             recipients = delivery.accepted.len(),
@@ -145,13 +148,65 @@ pub fn compose(
     })
 }
 
-/// The invocation deadline as an `Instant`; a deadline already past gives "now".
-fn deadline(context: &Context) -> Instant {
-    let remaining = context
-        .deadline()
-        .duration_since(SystemTime::now())
-        .unwrap_or(Duration::ZERO);
-    Instant::now() + remaining
+/// The invocation deadline as an `Instant`, read by the rule of [`time_left`]: a plausible
+/// deadline already past gives "now" (the send fails fast), an implausible one gives the
+/// function timeout from now, with a one-line warning.
+fn deadline(context: &Context, function_timeout: Duration) -> Instant {
+    let now = Instant::now();
+    match time_left(context.deadline, SystemTime::now()) {
+        TimeLeft::Until(left) => now + left,
+        TimeLeft::Implausible => {
+            warn!(
+                deadline_ms = context.deadline,
+                budget = ?function_timeout,
+                "Lambda-Runtime-Deadline-Ms is not a plausible deadline in Unix epoch milliseconds \
+                 (cargo lambda watch sends 600000); using the function timeout as the budget"
+            );
+            now + function_timeout
+        }
+    }
+}
+
+/// Slack for the clocks of whoever set the deadline and of this process to differ.
+const CLOCK_TOLERANCE: Duration = Duration::from_secs(60);
+
+/// What the handler makes of `Lambda-Runtime-Deadline-Ms`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum TimeLeft {
+    /// A deadline Lambda could have sent: the time until it, zero once it has passed.
+    Until(Duration),
+    /// Not a deadline for an invocation running now.
+    Implausible,
+}
+
+/// Reads `deadline_ms` (`Lambda-Runtime-Deadline-Ms`, as `lambda_runtime` hands it over:
+/// the header parsed as a `u64`, `Context::default()` giving 0) at `now`.
+///
+/// AWS documents the header as the date the function times out, in Unix time
+/// milliseconds; Lambda sets it to the invocation's start plus the function timeout,
+/// which is at most [`MAX_FUNCTION_TIMEOUT`], and stops the function at that date. So a
+/// genuine deadline lies within the longest timeout (plus [`CLOCK_TOLERANCE`]) of `now`:
+///
+/// - within that window and ahead: the time until it;
+/// - within that window and already past: zero, so the send fails fast without
+///   connecting. This is AWS's near deadline, kept as is;
+/// - outside the window, either side: implausible, and the caller falls back to the
+///   function timeout. This catches 0 (no deadline), a relative duration such as
+///   cargo-lambda 1.9.2's emulator sends (a constant `600000`, read as 1970-01-01
+///   00:10 UTC), a timestamp in seconds or microseconds, and values like
+///   `9999999999999`.
+fn time_left(deadline_ms: u64, now: SystemTime) -> TimeLeft {
+    let now_ms = now.duration_since(UNIX_EPOCH).map_or(0, |since| {
+        u64::try_from(since.as_millis()).unwrap_or(u64::MAX)
+    });
+    let distance = Duration::from_millis(deadline_ms.abs_diff(now_ms));
+    if distance > MAX_FUNCTION_TIMEOUT + CLOCK_TOLERANCE {
+        TimeLeft::Implausible
+    } else if deadline_ms > now_ms {
+        TimeLeft::Until(distance)
+    } else {
+        TimeLeft::Until(Duration::ZERO)
+    }
 }
 
 /// The X-Ray trace id, if it is safe to put in a header.
@@ -173,7 +228,7 @@ fn trace_id(context: &Context) -> Option<&str> {
 
 #[cfg(test)]
 mod tests {
-    use std::{collections::VecDeque, time::UNIX_EPOCH};
+    use std::collections::VecDeque;
 
     use alert_payload::RecipientAllowlist;
     use mail_parser::MessageParser;
@@ -204,11 +259,19 @@ mod tests {
                 RecipientAllowlist::from_csv("example.com").expect("valid allowlist"),
             ),
             smtp,
+            function_timeout: Duration::from_secs(10),
         }
     }
 
     fn callee(port: u16) -> AlertCallee {
         AlertCallee::new(Ok(config(port)))
+    }
+
+    fn callee_with_timeout(port: u16, function_timeout: Duration) -> AlertCallee {
+        AlertCallee::new(Ok(Config {
+            function_timeout,
+            ..config(port)
+        }))
     }
 
     fn payload() -> Value {
@@ -253,6 +316,15 @@ mod tests {
             .as_millis() as u64;
         context.xray_trace_id = trace.map(str::to_owned);
         let raw = RawValue::from_string(payload.to_string()).expect("json");
+        LambdaEvent::new(raw, context)
+    }
+
+    /// An event whose `Lambda-Runtime-Deadline-Ms` was `deadline_ms`.
+    fn event_with_deadline_ms(deadline_ms: u64) -> LambdaEvent<Box<RawValue>> {
+        let mut context = Context::default();
+        context.request_id = "8f507cfc-example".into();
+        context.deadline = deadline_ms;
+        let raw = RawValue::from_string(payload().to_string()).expect("json");
         LambdaEvent::new(raw, context)
     }
 
@@ -589,6 +661,83 @@ mod tests {
             .expect_err("no time left");
 
         assert_eq!(err.error_type(), "SmtpTransient");
+        assert_eq!(sink.connections(), 0);
+    }
+
+    /// 2026-12-01T02:40:51.583Z, the clock when cargo lambda watch was seen sending 600000.
+    const NOW_MS: u64 = 1_796_092_851_583;
+
+    #[rstest::rstest]
+    #[case::ten_seconds_ahead(NOW_MS + 10_000, TimeLeft::Until(Duration::from_secs(10)))]
+    #[case::longest_timeout_ahead(NOW_MS + 900_000, TimeLeft::Until(Duration::from_secs(900)))]
+    #[case::edge_of_clock_tolerance_ahead(NOW_MS + 960_000, TimeLeft::Until(Duration::from_secs(960)))]
+    #[case::just_now(NOW_MS, TimeLeft::Until(Duration::ZERO))]
+    #[case::passed_a_moment_ago(NOW_MS - 1_500, TimeLeft::Until(Duration::ZERO))]
+    #[case::edge_of_clock_tolerance_behind(NOW_MS - 960_000, TimeLeft::Until(Duration::ZERO))]
+    #[case::beyond_the_longest_timeout_ahead(NOW_MS + 960_001, TimeLeft::Implausible)]
+    #[case::beyond_the_longest_timeout_behind(NOW_MS - 960_001, TimeLeft::Implausible)]
+    #[case::cargo_lambda_watch_s_constant(600_000, TimeLeft::Implausible)]
+    #[case::zero_as_in_a_default_context(0, TimeLeft::Implausible)]
+    #[case::unix_seconds(NOW_MS / 1_000 + 10, TimeLeft::Implausible)]
+    #[case::unix_microseconds((NOW_MS + 10_000) * 1_000, TimeLeft::Implausible)]
+    #[case::far_future_as_in_lambda_runtime_s_tests(9_999_999_999_999, TimeLeft::Implausible)]
+    #[case::largest_value(u64::MAX, TimeLeft::Implausible)]
+    fn deadline_header_is_read_by_the_plausibility_rule(
+        #[case] deadline_ms: u64,
+        #[case] expected: TimeLeft,
+    ) {
+        let now = UNIX_EPOCH + Duration::from_millis(NOW_MS);
+        assert_eq!(time_left(deadline_ms, now), expected);
+    }
+
+    #[tokio::test]
+    async fn cargo_lambda_watch_deadline_falls_back_to_the_function_timeout_and_sends() {
+        let sink = SmtpSink::start().expect("sink");
+
+        let response = callee(sink.port())
+            .handle(event_with_deadline_ms(600_000))
+            .await
+            .expect("sent within the function timeout");
+
+        assert_eq!(response.accepted.len(), 2);
+        assert_eq!(sink.messages().len(), 1);
+    }
+
+    #[tokio::test]
+    async fn fallback_budget_is_the_function_timeout() {
+        let server = SilentServer::start().expect("silent server");
+        let function_timeout = Duration::from_millis(1200);
+        let started = Instant::now();
+
+        let err = callee_with_timeout(server.port(), function_timeout)
+            .handle(event_with_deadline_ms(0))
+            .await
+            .expect_err("server never greets");
+
+        let elapsed = started.elapsed();
+        assert_eq!(err.error_type(), "SmtpTransient");
+        assert!(err.to_string().contains("after 1 attempt(s)"), "{err}");
+        // One attempt ran until the budget less the 200 ms safety margin, and no longer.
+        assert!(elapsed >= Duration::from_millis(900), "took {elapsed:?}");
+        assert!(elapsed < function_timeout, "took {elapsed:?}");
+    }
+
+    #[tokio::test]
+    async fn deadline_passed_a_moment_ago_fails_fast_without_connecting() {
+        let sink = SmtpSink::start().expect("sink");
+        let a_moment_ago = SystemTime::now() - Duration::from_secs(2);
+        let deadline_ms = a_moment_ago
+            .duration_since(UNIX_EPOCH)
+            .expect("after the epoch")
+            .as_millis() as u64;
+
+        let err = callee(sink.port())
+            .handle(event_with_deadline_ms(deadline_ms))
+            .await
+            .expect_err("no time left");
+
+        assert_eq!(err.error_type(), "SmtpTransient");
+        assert!(err.to_string().contains("after 0 attempt(s)"), "{err}");
         assert_eq!(sink.connections(), 0);
     }
 

@@ -11,6 +11,6 @@ mod config;
 mod error;
 mod handler;
 
-pub use config::Config;
+pub use config::{Config, DEFAULT_FUNCTION_TIMEOUT, MAX_FUNCTION_TIMEOUT};
 pub use error::CalleeError;
 pub use handler::{AlertCallee, CalleeResponse, compose};
