@@ -24,7 +24,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::{
     deploy::{self, Accounts, DeployConfig, Deployment},
-    emulator::{Backend, Emulator, EmulatorOptions},
+    emulator::{self, Backend, Emulator, EmulatorOptions},
     error::HarnessError,
     observe::{self, Call, Clients, EmailWait, FaultsEndpoint, Mailbox, Observation, Target},
     package::{self, Artifacts, BuildOptions},
@@ -146,15 +146,16 @@ impl SystemConfig {
     }
 
     /// Refuses `--iam enforce` where the gateway cannot stand in front of the
-    /// lambdas' own calls: a container or external emulator hands its
-    /// functions its own endpoint and credentials, so their STS and Invoke
-    /// calls would bypass the gateway while the run reported `enforce`.
+    /// lambdas' own calls: LocalStack's image hands its functions its own
+    /// endpoint and credentials, so their STS and Invoke calls would bypass the
+    /// gateway while the run reported `enforce`. A host emulator is started
+    /// with the gateway's settings; an external one is attached to it
+    /// ([`crate::emulator::attach`]), or the start fails.
     pub fn check_enforceable(&self) -> Result<(), HarnessError> {
-        if self.iam == Mode::Enforce && self.backend != Backend::Host {
-            return Err(HarnessError::Config(format!(
-                "--iam enforce needs --backend host: with --backend {}, the lambdas call the emulator directly, so the IAM gateway would not see their sts:AssumeRole and lambda:InvokeFunction calls. Use --backend host, or --iam audit or --iam off to run unenforced knowingly",
-                self.backend
-            )));
+        if self.iam == Mode::Enforce && self.backend == Backend::Container {
+            return Err(HarnessError::Config(
+                "--iam enforce needs --backend host or external: with --backend container, LocalStack's image runs the lambdas with its own executor, which calls the emulator directly, so the IAM gateway would not see their sts:AssumeRole and lambda:InvokeFunction calls. Use --backend host, --backend external with an emulator that runs the harness's executor plugin, or --iam audit or --iam off to run unenforced knowingly".to_owned(),
+            ));
         }
         Ok(())
     }
@@ -427,7 +428,11 @@ impl System {
         // With the IAM gateway, it takes the public port and LocalStack a private
         // one; every client, the lambdas included, goes through the gateway.
         let host = config.backend == Backend::Host;
-        let public = if host {
+        // The gateway stands in front of the lambdas' calls where the harness
+        // configures their executor: a host emulator it starts, or an external
+        // one it attaches to.
+        let fronts_lambdas = with_gateway && config.backend != Backend::Container;
+        let public = if host || fronts_lambdas {
             // Port 0 means any free port, as for the SMTP capture.
             let port = match config.gateway_port {
                 0 => free_port()?,
@@ -442,7 +447,7 @@ impl System {
         } else {
             public
         };
-        if with_gateway && host {
+        if fronts_lambdas {
             // Fail fast, naming the public port, before LocalStack starts.
             drop(std::net::TcpListener::bind(public).map_err(|source| {
                 HarnessError::PortInUse {
@@ -463,7 +468,7 @@ impl System {
         ]);
         // A fresh CA per run: it signs the gateway's certificate, its key stays
         // in this process, and its certificate is what every client trusts.
-        let tls = if with_gateway && host {
+        let tls = if fronts_lambdas {
             let ca = local_ca::LocalCa::generate().map_err(tls_error)?;
             let file = ca_file(&launch.work_dir);
             std::fs::write(&file, ca.certificate_pem())?;
@@ -475,7 +480,7 @@ impl System {
             None
         };
         let issuer_token = sdk_config::random_secret();
-        let issuer = (with_gateway && host).then(|| {
+        let issuer = fronts_lambdas.then(|| {
             (
                 format!("http://{public}{}", iam_gateway::ISSUE_PATH),
                 issuer_token.clone(),
@@ -509,6 +514,21 @@ impl System {
             }
             None => None,
         };
+        if let (Backend::External, Some(gateway), Some((ca_pem, _, _)), Some((issue_url, token))) =
+            (config.backend, &gateway, &tls, &issuer)
+        {
+            // Before anything is deployed: every function must start with them.
+            emulator::attach(
+                emulator.endpoint(),
+                &emulator::Attach {
+                    lambda_endpoint: gateway.url(),
+                    ca_pem: ca_pem.clone(),
+                    credentials_url: issue_url.clone(),
+                    credentials_token: token.clone(),
+                },
+            )
+            .await?;
+        }
         let emulator_start_ms = ms(emulator.started_in);
         let endpoint = match &gateway {
             Some(g) => g.url(),
@@ -710,7 +730,7 @@ mod tests {
     #[rstest]
     #[case(Backend::Host, Mode::Enforce, true)]
     #[case(Backend::Container, Mode::Enforce, false)]
-    #[case(Backend::External, Mode::Enforce, false)]
+    #[case(Backend::External, Mode::Enforce, true)]
     #[case(Backend::Container, Mode::Audit, true)]
     #[case(Backend::External, Mode::Off, true)]
     fn enforcing_needs_the_gateway_in_front_of_the_lambdas(
@@ -724,7 +744,7 @@ mod tests {
         let checked = config.check_enforceable();
         assert_eq!(checked.is_ok(), ok, "{checked:?}");
         if let Err(err) = checked {
-            assert!(err.to_string().contains("--backend host"), "{err}");
+            assert!(err.to_string().contains("--backend container"), "{err}");
         }
     }
 

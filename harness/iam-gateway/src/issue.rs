@@ -72,7 +72,7 @@ fn answer(status: StatusCode, body: String) -> Response<ProxyBody> {
     response
 }
 
-fn refusal(status: StatusCode, message: &str) -> Response<ProxyBody> {
+pub(super) fn refusal(status: StatusCode, message: &str) -> Response<ProxyBody> {
     answer(
         status,
         serde_json::json!({ "message": message }).to_string(),

@@ -523,6 +523,13 @@ fn evaluated_record(
     }
 }
 
+/// Whether `path` names one of the emulator's `/_harness/` routes, however it
+/// is spelled (percent-encoded, with doubled slashes), as its router would match it.
+fn is_harness_route(path: &str) -> bool {
+    let decoded = classify::percent_decode(path).unwrap_or_else(|| path.to_owned());
+    decoded.trim_start_matches('/').starts_with("_harness")
+}
+
 async fn handle(
     state: Arc<State>,
     request: Request<Incoming>,
@@ -534,6 +541,15 @@ async fn handle(
     }
     if request.uri().path().starts_with(fault_plan::FAULTS_PATH) {
         return Ok(faults::serve(&state.faults, request).await);
+    }
+    if is_harness_route(request.uri().path()) {
+        // The emulator's own harness routes (the executor plugin's
+        // `/_harness/attach`) are for the harness alone: a client that reached
+        // one through the gateway could re-point the functions around it.
+        return Ok(issue::refusal(
+            StatusCode::FORBIDDEN,
+            "the emulator's /_harness/ routes cannot be reached through the IAM gateway",
+        ));
     }
     if state.mode == Mode::Off {
         let forwarded = state.forward(request.map(BodyExt::boxed)).await;
@@ -1273,6 +1289,21 @@ mod tests {
             refused.is_err(),
             "a client not trusting the CA must fail: {refused:?}"
         );
+    }
+
+    #[rstest::rstest]
+    #[case("/_harness/attach", true)]
+    #[case("//_harness/attach", true)]
+    #[case("/%5Fharness/attach", true)]
+    #[case("/%5fharness%2Fattach", true)]
+    #[case("/_localstack/health", false)]
+    #[case("/2015-03-31/functions/servicenow-alert/invocations", false)]
+    #[case("/bucket/_harness/attach", false)]
+    fn the_emulators_harness_routes_are_recognised_however_spelled(
+        #[case] path: &str,
+        #[case] harness: bool,
+    ) {
+        assert_eq!(is_harness_route(path), harness, "{path}");
     }
 
     #[tokio::test]

@@ -19,6 +19,9 @@ Environment read in the LocalStack process:
   They replace the ones LocalStack minted, which the gateway would not know:
   the gateway verifies every signature, and Lambda in AWS runs a function with
   credentials of a session of its execution role, which must trust Lambda.
+- A harness that did not start LocalStack sets the four ``HARNESS_LAMBDA_*`` and
+  ``HARNESS_CREDENTIALS_*`` values above through ``POST /_harness/attach`` instead
+  (``attach.py``).
 - ``SHIM_DEBUG`` / ``SHIM_LOG`` (optional): passed to the shim; ``SHIM_DEBUG=1``
   echoes function output and shim diagnostics into LocalStack's debug log.
 """
@@ -55,14 +58,18 @@ from localstack.services.lambda_.invocation.runtime_executor import (
     RuntimeExecutor,
 )
 
+from localstack_native_executor.attach import (
+    ATTACHMENT,
+    CA_FILE_ENV,
+    CREDENTIALS_TOKEN_ENV,
+    CREDENTIALS_URL_ENV,
+)
+from localstack_native_executor.attach import ENDPOINT_ENV as ENDPOINT_OVERRIDE_ENV
+from localstack_native_executor.attach import TOKEN_HEADER as ISSUER_TOKEN_HEADER
+
 LOG = logging.getLogger(__name__)
 
 SHIM_ENV = "HARNESS_RUNTIME_SHIM"
-ENDPOINT_OVERRIDE_ENV = "HARNESS_LAMBDA_ENDPOINT_URL"
-CA_FILE_ENV = "HARNESS_LAMBDA_CA_FILE"
-CREDENTIALS_URL_ENV = "HARNESS_CREDENTIALS_URL"
-CREDENTIALS_TOKEN_ENV = "HARNESS_CREDENTIALS_TOKEN"
-ISSUER_TOKEN_HEADER = "x-harness-issuer-token"
 ISSUE_TIMEOUT_SECONDS = 10.0
 # Shim settings forwarded from LocalStack's environment; the shim keeps them from the function.
 SHIM_PASSTHROUGH = ("SHIM_DEBUG", "SHIM_LOG")
@@ -224,16 +231,19 @@ class NativeRuntimeExecutor(RuntimeExecutor):
     def start(self, env_vars: dict[str, str]) -> None:
         shim = shim_path()
         code_dir = self._code_dir()
-        env = function_env(env_vars, code_dir, os.environ)
+        # LocalStack's environment, or what a harness attached (attach.py).
+        environ = ATTACHMENT.settings()
+        env = function_env(env_vars, code_dir, environ)
         config = self.function_version.config
         issued = issued_credentials(
             config.role,
             self.function_version.id.unqualified_arn(),
             self.function_version.id.function_name,
-            os.environ,
+            environ,
         )
         if issued is not None:
             env.update(issued)
+        ATTACHMENT.started(self.id)
         self.executor_endpoint.start()
         # No new session or process group: LocalStack's group is killed as a
         # whole by whoever started it, and the shim must go with it. The stdin
@@ -357,6 +367,7 @@ class NativeRuntimeExecutor(RuntimeExecutor):
                 process.wait()
 
     def stop(self) -> None:
+        ATTACHMENT.stopped(self.id)
         self._stopping.set()
         if self._connection is not None:
             self._connection.close()

@@ -150,3 +150,59 @@ impl Emulator {
         }
     }
 }
+
+/// Where an external emulator's functions must send their AWS calls, which CA
+/// they trust, and where they get execution-role credentials: what the
+/// harness sets in the environment of a host emulator it starts.
+#[derive(Debug, Clone, Serialize)]
+pub struct Attach {
+    /// The IAM gateway's URL, the functions' `AWS_ENDPOINT_URL`.
+    pub lambda_endpoint: String,
+    /// The local CA that signed the gateway's certificate.
+    pub ca_pem: String,
+    /// The gateway's credentials issuer.
+    pub credentials_url: String,
+    /// The secret the executor presents to the issuer.
+    pub credentials_token: String,
+}
+
+/// The route of the harness's executor plugin that takes an [`Attach`]
+/// (`harness/localstack-plugin/localstack_native_executor/attach.py`).
+pub const ATTACH_PATH: &str = "/_harness/attach";
+
+/// Attaches the external emulator at `endpoint` to this harness, so that the
+/// functions it runs call the IAM gateway. Fails, saying why, when it cannot:
+/// the emulator does not run the harness's executor plugin, or it already
+/// runs functions (or serves another live harness) that would bypass the gateway.
+pub async fn attach(endpoint: &str, settings: &Attach) -> Result<(), HarnessError> {
+    let url = format!("{}{ATTACH_PATH}", endpoint.trim_end_matches('/'));
+    let refused = |reason: String| {
+        HarnessError::Config(format!(
+            "cannot put the IAM gateway in front of the functions of the emulator at {endpoint}: {reason}. Use an emulator that runs the harness's executor plugin (harness/localstack-plugin, LAMBDA_RUNTIME_EXECUTOR=native), freshly started, or --iam off"
+        ))
+    };
+    let answer = reqwest::Client::new()
+        .post(&url)
+        .json(settings)
+        .timeout(Duration::from_secs(10))
+        .send()
+        .await
+        .map_err(|e| refused(format!("POST {url} failed: {e}")))?;
+    let status = answer.status();
+    if status.is_success() {
+        return Ok(());
+    }
+    let body = answer.text().await.unwrap_or_default();
+    // The plugin answers `{"__type": ..., "message": ...}`; anything else is
+    // the emulator's own answer to a path it does not know.
+    let plugin_says = serde_json::from_str::<serde_json::Value>(&body)
+        .ok()
+        .filter(|v| v.get("__type").is_some())
+        .and_then(|v| v.get("message").and_then(|m| m.as_str()).map(str::to_owned));
+    Err(refused(match plugin_says {
+        Some(message) => format!("POST {url} answered {status}: {message}"),
+        None => format!(
+            "POST {url} answered {status}, not as the harness's executor plugin does, so the emulator does not run it"
+        ),
+    }))
+}
