@@ -337,10 +337,18 @@ fn lambda_operation(method: &Method, path: &str) -> &'static str {
 }
 
 /// The error shape a request's refusal takes: Lambda's for an invoke path
-/// (whatever it was signed for), else the signing service's.
+/// (whatever it was signed for); awsJson for a request in that protocol
+/// (`X-Amz-Target` with an `application/x-amz-json-*` body, as SQS, KMS or
+/// Logs take), since a service answers in the protocol it was asked in; else
+/// the signing service's.
 pub fn shape(facts: RequestFacts<'_>) -> ErrorShape {
+    let header = |name: &str| facts.headers.get(name).and_then(|v| v.to_str().ok());
+    let aws_json = header("x-amz-target").is_some()
+        && header("content-type").is_some_and(|t| t.starts_with("application/x-amz-json"));
     if invoke_name(facts.method, &normalize_path(facts.path)).is_some() {
         ErrorShape::Lambda
+    } else if aws_json {
+        ErrorShape::Json
     } else {
         ErrorShape::of_service(facts.service.map(str::to_ascii_lowercase).as_deref())
     }
@@ -609,6 +617,49 @@ mod tests {
             Some(b"Action=AssumeRole&RoleArn=arn:aws:iam::1:role/r"),
         ));
         assert!(matches!(op, Operation::Other(_)), "{op:?}");
+    }
+
+    #[rstest]
+    #[case::sqs_json(
+        "sqs",
+        Some("AmazonSQS.ListQueues"),
+        "application/x-amz-json-1.0",
+        ErrorShape::Json
+    )]
+    #[case::sqs_query("sqs", None, "application/x-www-form-urlencoded", ErrorShape::Query)]
+    #[case::kms(
+        "kms",
+        Some("TrentService.Encrypt"),
+        "application/x-amz-json-1.1",
+        ErrorShape::Json
+    )]
+    #[case::target_without_json(
+        "sts",
+        Some("x"),
+        "application/x-www-form-urlencoded",
+        ErrorShape::Query
+    )]
+    #[case::ec2("ec2", None, "application/x-www-form-urlencoded", ErrorShape::Ec2)]
+    fn a_refusal_takes_the_protocol_the_request_was_sent_in(
+        #[case] service: &str,
+        #[case] target: Option<&'static str>,
+        #[case] content_type: &'static str,
+        #[case] expected: ErrorShape,
+    ) {
+        let mut headers = HeaderMap::new();
+        headers.insert("content-type", HeaderValue::from_static(content_type));
+        if let Some(target) = target {
+            headers.insert("x-amz-target", HeaderValue::from_static(target));
+        }
+        let found = shape(facts(
+            &Method::POST,
+            "/",
+            None,
+            &headers,
+            Some(service),
+            None,
+        ));
+        assert_eq!(found, expected);
     }
 
     fn refused(op: &Operation) -> &Refusal {

@@ -267,6 +267,154 @@ pub async fn identity_only(
     Ok(authorize(&request, None, &identity))
 }
 
+/// Decides a KMS request that names a key as KMS does: the key policy
+/// decides, and an identity policy (an account root's implicit one included)
+/// counts only where the key policy allows the account (`authorize`'s KMS
+/// rule). `Ok(None)` when the key does not exist: KMS itself answers
+/// `NotFoundException`.
+pub async fn kms(
+    source: &PolicySource,
+    caller: &Caller,
+    action: &str,
+    key: &str,
+    context: &[(&str, &str)],
+) -> Result<Option<Decision>, GatewayError> {
+    let caller_account = caller.principal.account().unwrap_or_default().to_owned();
+    let (identity, info) = tokio::join!(
+        source.identity_policies(&caller.principal),
+        source.key(key, &caller_account)
+    );
+    let (identity, Some(info)) = (identity?, info?) else {
+        return Ok(None);
+    };
+    let owner = info.arn.split(':').nth(4).unwrap_or_default().to_owned();
+    let mut request = base_request(caller, action, &info.arn, sdk_config::REGION)
+        .with_resource_account(&owner)
+        .with_context("kms:CallerAccount", caller_account);
+    for (key, value) in context {
+        request = request.with_context(key, *value);
+    }
+    Ok(Some(authorize(&request, Some(&info.policy), &identity)))
+}
+
+/// The KMS operations that name their key only inside a ciphertext blob, when
+/// sent without `KeyId`.
+const KEY_IN_CIPHERTEXT: [&str; 2] = ["kms:Decrypt", "kms:ReEncrypt"];
+
+/// The key a KMS request acts on: `KeyId` (`TargetKeyId` for aliases,
+/// `DestinationKeyId` for a re-encryption), as KMS's JSON body names it.
+/// `None` for an operation on no key (`CreateKey`, `ListKeys`, ...), decided
+/// on identity policies; `Err` for a request the gateway cannot tie to a key.
+pub fn kms_key(action: &str, body: &[u8]) -> Option<Result<String, String>> {
+    let json: serde_json::Value = match serde_json::from_slice(body) {
+        Ok(json) => json,
+        Err(_) if body.iter().all(u8::is_ascii_whitespace) => serde_json::Value::Null,
+        Err(err) => {
+            return Some(Err(format!(
+                "iam gateway: the body of this {action} request is not JSON ({err}), so its key cannot be told and it is refused"
+            )));
+        }
+    };
+    let named = ["KeyId", "TargetKeyId", "DestinationKeyId"]
+        .iter()
+        .find_map(|field| json.get(field).and_then(|v| v.as_str()));
+    match named {
+        Some(key) => Some(Ok(key.to_owned())),
+        None if KEY_IN_CIPHERTEXT.contains(&action) => Some(Err(format!(
+            "iam gateway: {action} without KeyId names its key only inside the ciphertext, which the gateway cannot read, so the key policy cannot be evaluated and the request is refused; send KeyId"
+        ))),
+        None => None,
+    }
+}
+
+/// The services where an account root's request can only act in its own
+/// account unless it names another account's resource by ARN, and that have
+/// no resource-based policy that could deny it: there the root's own full
+/// access decides. (Of KMS, only operations on no key, such as `CreateKey`,
+/// come here; Lambda's function operations and `sts:AssumeRole` are decided
+/// with their resource policies before.)
+const ROOT_OWN_ACCOUNT_SERVICES: [&str; 7] = [
+    "cloudformation",
+    "ec2",
+    "iam",
+    "kms",
+    "lambda",
+    "logs",
+    "sts",
+];
+
+/// Decides an account root's request to a service other than S3 and KMS's
+/// keys (which read their resource policies) without a resource policy: allowed in
+/// its own account, as AWS allows the root everything there; refused,
+/// failing closed, when it names another account's resource or goes to a
+/// service whose resource policies the gateway does not read.
+pub fn root_request(
+    action: &str,
+    account: &str,
+    uri: &hyper::Uri,
+    body: &[u8],
+) -> Result<String, String> {
+    let service = action.split(':').next().unwrap_or(action);
+    if !ROOT_OWN_ACCOUNT_SERVICES.contains(&service) {
+        return Err(format!(
+            "iam gateway: an account root's {action} request is refused: the resource policies of {service} are not evaluated, so the gateway cannot tell what AWS would decide"
+        ));
+    }
+    let path = uri.path_and_query().map_or("", |p| p.as_str());
+    let mut named = vec![crate::classify::percent_decode(path).unwrap_or_else(|| path.to_owned())];
+    named.extend(resource_parameters(body));
+    if let Some(other) = named.iter().find_map(|text| foreign_account(text, account)) {
+        return Err(format!(
+            "iam gateway: an account root's {action} request names a resource of account {other}; access across accounts needs that resource's policy, which the gateway does not read for {service}, so it is refused"
+        ));
+    }
+    Ok(format!(
+        "ALLOW (the account root has full access in its own account, and {service} has no resource-based policy)"
+    ))
+}
+
+/// The values of a request body's parameters that name a resource to act on:
+/// top-level JSON members and form fields called `...Arn`, `...ARN`,
+/// `...Identifier` (and their plurals), `Role` and `Layers`. Other values are
+/// data: a function's environment or a stack's template may well quote
+/// another account's ARN without acting on it.
+fn resource_parameters(body: &[u8]) -> Vec<String> {
+    let names_resource = |key: &str| {
+        let key = key.rsplit('.').next().unwrap_or(key).trim_end_matches('s');
+        key.ends_with("Arn")
+            || key.ends_with("ARN")
+            || key.ends_with("Identifier")
+            || matches!(key, "Role" | "Layer")
+    };
+    if let Ok(serde_json::Value::Object(members)) = serde_json::from_slice(body) {
+        return members
+            .iter()
+            .filter(|(key, _)| names_resource(key))
+            .flat_map(|(_, value)| match value {
+                serde_json::Value::String(text) => vec![text.clone()],
+                serde_json::Value::Array(items) => items
+                    .iter()
+                    .filter_map(|item| item.as_str().map(str::to_owned))
+                    .collect(),
+                _ => Vec::new(),
+            })
+            .collect();
+    }
+    form_urlencoded::parse(body)
+        .filter(|(key, _)| names_resource(key))
+        .map(|(_, value)| value.into_owned())
+        .collect()
+}
+
+/// The first 12-digit account other than `account` that an ARN in `text` names.
+fn foreign_account(text: &str, account: &str) -> Option<String> {
+    text.match_indices("arn:").find_map(|(at, _)| {
+        let owner = text[at..].split(':').nth(4)?;
+        (owner.len() == 12 && owner.bytes().all(|b| b.is_ascii_digit()) && owner != account)
+            .then(|| owner.to_owned())
+    })
+}
+
 /// Decides an S3 request as S3 does: the bucket policy (whose explicit
 /// denies bind an account root too) with the caller's identity policies, by
 /// AWS's same- and cross-account rules; then, for an object S3 encrypts with
@@ -409,6 +557,114 @@ mod tests {
             assert_eq!(rejection.status, StatusCode::BAD_REQUEST);
             assert_eq!(rejection.code, "ValidationError");
         }
+    }
+
+    #[rstest]
+    #[case::key_id(
+        "kms:Encrypt",
+        r#"{"KeyId":"alias/code","Plaintext":"eA=="}"#,
+        Some(Ok("alias/code"))
+    )]
+    #[case::alias_target(
+        "kms:CreateAlias",
+        r#"{"AliasName":"alias/x","TargetKeyId":"k-1"}"#,
+        Some(Ok("k-1"))
+    )]
+    #[case::no_key("kms:ListKeys", "{}", None)]
+    #[case::empty_body("kms:CreateKey", "", None)]
+    #[case::decrypt_without_key(
+        "kms:Decrypt",
+        r#"{"CiphertextBlob":"AAAA"}"#,
+        Some(Err("ciphertext"))
+    )]
+    #[case::decrypt_with_key(
+        "kms:Decrypt",
+        r#"{"CiphertextBlob":"AAAA","KeyId":"k-2"}"#,
+        Some(Ok("k-2"))
+    )]
+    #[case::not_json("kms:Encrypt", "KeyId=k-1", Some(Err("not JSON")))]
+    fn kms_requests_are_tied_to_their_key(
+        #[case] action: &str,
+        #[case] body: &str,
+        #[case] expected: Option<Result<&str, &str>>,
+    ) {
+        let found = kms_key(action, body.as_bytes());
+        match (found, expected) {
+            (None, None) => {}
+            (Some(Ok(key)), Some(Ok(want))) => assert_eq!(key, want),
+            (Some(Err(message)), Some(Err(part))) => {
+                assert!(message.contains(part), "{message}")
+            }
+            (found, expected) => panic!("{found:?}, expected {expected:?}"),
+        }
+    }
+
+    #[rstest]
+    #[case::own_stack(
+        "cloudformation:DescribeStacks",
+        "/",
+        "Action=DescribeStacks&StackName=s3callee",
+        true
+    )]
+    #[case::own_logs(
+        "logs:FilterLogEvents",
+        "/",
+        r#"{"logGroupName":"/aws/lambda/servicenow-alert"}"#,
+        true
+    )]
+    #[case::own_arn(
+        "lambda:ListFunctions",
+        "/2015-03-31/functions/?x=arn:aws:lambda:us-east-1:111111111111:function:f",
+        "",
+        true
+    )]
+    #[case::foreign_log_group(
+        "logs:FilterLogEvents",
+        "/",
+        r#"{"logGroupIdentifier":"arn:aws:logs:us-east-1:222222222222:log-group:g"}"#,
+        false
+    )]
+    #[case::foreign_in_path(
+        "lambda:GetLayerVersionByArn",
+        "/2018-10-31/layers?find=LayerVersion&Arn=arn%3Aaws%3Alambda%3Aus-east-1%3A222222222222%3Alayer%3Ax%3A1",
+        "",
+        false
+    )]
+    #[case::unread_service("sqs:SendMessage", "/", "Action=SendMessage", false)]
+    #[case::foreign_arn_as_data("lambda:CreateFunction", "/2015-03-31/functions", r#"{"FunctionName":"f","Role":"arn:aws:iam::111111111111:role/r","Environment":{"Variables":{"TARGET":"arn:aws:iam::222222222222:role/x"}}}"#, true)]
+    #[case::foreign_role(
+        "lambda:CreateFunction",
+        "/2015-03-31/functions",
+        r#"{"FunctionName":"f","Role":"arn:aws:iam::222222222222:role/r"}"#,
+        false
+    )]
+    #[case::foreign_layers(
+        "lambda:CreateFunction",
+        "/2015-03-31/functions",
+        r#"{"Layers":["arn:aws:lambda:us-east-1:222222222222:layer:l:1"]}"#,
+        false
+    )]
+    #[case::template_quoting_another_account(
+        "cloudformation:CreateStack",
+        "/",
+        "Action=CreateStack&TemplateBody=arn%3Aaws%3Aiam%3A%3A222222222222%3Arole%2Fx&Parameters.member.1.ParameterValue=arn%3Aaws%3Aiam%3A%3A222222222222%3Arole%2Fy",
+        true
+    )]
+    #[case::stack_service_role_elsewhere(
+        "cloudformation:CreateStack",
+        "/",
+        "Action=CreateStack&RoleARN=arn%3Aaws%3Aiam%3A%3A222222222222%3Arole%2Fdeploy",
+        false
+    )]
+    fn an_account_roots_request_is_allowed_only_where_nothing_else_could_decide(
+        #[case] action: &str,
+        #[case] uri: &str,
+        #[case] body: &str,
+        #[case] allowed: bool,
+    ) {
+        let uri: hyper::Uri = uri.parse().expect("uri");
+        let decided = root_request(action, "111111111111", &uri, body.as_bytes());
+        assert_eq!(decided.is_ok(), allowed, "{decided:?}");
     }
 
     #[test]

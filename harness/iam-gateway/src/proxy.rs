@@ -612,6 +612,7 @@ async fn handle(
                 shape,
                 trace,
                 started,
+                body: &bytes,
             };
             return Ok(other_service(&state, request, other, context).await);
         }
@@ -736,6 +737,8 @@ struct OtherContext<'a> {
     shape: ErrorShape,
     trace: Option<TraceId>,
     started: Instant,
+    /// The request body, read whole.
+    body: &'a [u8],
 }
 
 /// A request to a service other than STS's `AssumeRole` and Lambda's function
@@ -764,6 +767,7 @@ async fn other_service(
         shape,
         trace,
         started,
+        body,
     } = context;
     let caller = match state
         .source
@@ -855,13 +859,74 @@ async fn other_service(
                 }
             }
         }
+    } else if other.action.starts_with("kms:")
+        && let Some(key) = decide::kms_key(&other.action, body)
+    {
+        match key {
+            Err(message) => (
+                Ruling::Deny,
+                "cannot_evaluate",
+                format!("DENY: {message}"),
+                Some(message),
+            ),
+            Ok(key) => {
+                resource = key.clone();
+                match decide::kms(
+                    &state.source,
+                    &caller,
+                    &other.action,
+                    &key,
+                    &transport_context,
+                )
+                .await
+                {
+                    Ok(Some(decision)) => {
+                        resource = decision.resource.clone();
+                        match decision.access_denied_message() {
+                            None => (Ruling::Allow, "allowed", decision.to_string(), None),
+                            Some(message) => (
+                                Ruling::Deny,
+                                reason_code(decision.reason),
+                                decision.to_string(),
+                                Some(message),
+                            ),
+                        }
+                    }
+                    Ok(None) => (
+                        Ruling::Allow,
+                        "allowed",
+                        format!(
+                            "ALLOW to reach KMS: no key {key} exists, and KMS answers NotFoundException"
+                        ),
+                        None,
+                    ),
+                    Err(err) => {
+                        let message = format!(
+                            "iam gateway could not evaluate {}: {}",
+                            other.action,
+                            err.chain()
+                        );
+                        (
+                            Ruling::Error,
+                            "evaluation_failed",
+                            message.clone(),
+                            Some(message),
+                        )
+                    }
+                }
+            }
+        }
     } else if root {
-        (
-            Ruling::NotEvaluated,
-            "not_evaluated",
-            "signature verified; an account root needs no identity policy, and this service's resource policies are not evaluated yet".to_owned(),
-            None,
-        )
+        let account = caller.principal.account().unwrap_or_default();
+        match decide::root_request(&other.action, account, request.uri(), body) {
+            Ok(explanation) => (Ruling::Allow, "allowed", explanation, None),
+            Err(message) => (
+                Ruling::Deny,
+                "cannot_evaluate",
+                format!("DENY: {message}"),
+                Some(message),
+            ),
+        }
     } else if other.action == "sts:GetCallerIdentity" {
         (
             Ruling::Allow,

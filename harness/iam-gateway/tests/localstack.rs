@@ -1776,3 +1776,123 @@ fn a_session_of_a_role_with_a_path_is_matched_on_the_role_arn_with_its_path() {
         );
     });
 }
+
+#[test]
+fn kms_calls_on_a_key_are_decided_by_its_key_policy_roots_included() {
+    let world = world();
+    RUNTIME.block_on(async {
+        let url = world.enforce.url();
+        let kms_a = aws_sdk_kms::Client::new(&root(&url, A).await);
+        let new_key = |policy: String| {
+            let kms = kms_a.clone();
+            async move {
+                kms.create_key()
+                    .policy(policy)
+                    .send()
+                    .await
+                    .expect("A's root creates a key: an operation on no key")
+                    .key_metadata()
+                    .and_then(|m| m.arn())
+                    .expect("key arn")
+                    .to_owned()
+            }
+        };
+        let delegating = new_key(key_policy(true)).await;
+        let admin_only = new_key(key_policy(false)).await;
+        let encrypt = |kms: aws_sdk_kms::Client, key: String| async move {
+            kms.encrypt()
+                .key_id(key)
+                .plaintext(aws_sdk_kms::primitives::Blob::new("alert"))
+                .send()
+                .await
+        };
+
+        encrypt(kms_a.clone(), delegating.clone())
+            .await
+            .expect("the key policy grants A's root kms:*");
+        let err = encrypt(kms_a.clone(), admin_only.clone())
+            .await
+            .expect_err("the key policy grants A's root administration only");
+        assert_eq!(err.code(), Some("AccessDeniedException"), "{err:?}");
+        assert!(
+            err.message().unwrap_or_default().contains("kms:Encrypt"),
+            "{err:?}"
+        );
+        // B's root, full access in B, has none on A's key, whose policy names only A.
+        let kms_b = aws_sdk_kms::Client::new(&root(&url, B).await);
+        let err = encrypt(kms_b, delegating.clone())
+            .await
+            .expect_err("A's key policy does not name B");
+        assert_eq!(err.code(), Some("AccessDeniedException"), "{err:?}");
+
+        let record = record_for(&world.enforce, &format!("{A}:root"), &admin_only);
+        assert_eq!(record.action, "kms:Encrypt");
+        assert_eq!(record.decision, Ruling::Deny, "{record:?}");
+    });
+}
+
+#[test]
+fn a_roots_request_no_policy_of_the_gateway_can_decide_is_refused() {
+    let world = world();
+    RUNTIME.block_on(async {
+        let url = world.enforce.url();
+        // SQS queue policies are not read: refused, in SQS's (JSON) shape.
+        let (status, _, body) = raw(
+            &url,
+            "/",
+            A,
+            "sqs",
+            &[
+                ("content-type", "application/x-amz-json-1.0"),
+                ("x-amz-target", "AmazonSQS.ListQueues"),
+            ],
+            b"{}".to_vec(),
+        )
+        .await;
+        // SQS answers in the protocol it was asked in: awsJson, 400.
+        assert_eq!(status, 400, "{body}");
+        assert!(
+            body.contains("\"__type\":\"AccessDeniedException\""),
+            "{body}"
+        );
+        assert!(
+            body.contains("resource policies of sqs are not evaluated"),
+            "{body}"
+        );
+        // Another account's log group, named by ARN, is not the root's to read.
+        let foreign = format!(
+            r#"{{"logGroupIdentifier":"arn:aws:logs:us-east-1:{B}:log-group:/aws/lambda/x"}}"#
+        );
+        let (status, _, body) = raw(
+            &url,
+            "/",
+            A,
+            "logs",
+            &[
+                ("content-type", "application/x-amz-json-1.1"),
+                ("x-amz-target", "Logs_20140328.FilterLogEvents"),
+            ],
+            foreign.into_bytes(),
+        )
+        .await;
+        assert_eq!(status, 400, "{body}");
+        assert!(
+            body.contains(&format!("names a resource of account {B}")),
+            "{body}"
+        );
+        // Its own log groups are its own.
+        let (status, _, body) = raw(
+            &url,
+            "/",
+            A,
+            "logs",
+            &[
+                ("content-type", "application/x-amz-json-1.1"),
+                ("x-amz-target", "Logs_20140328.DescribeLogGroups"),
+            ],
+            b"{}".to_vec(),
+        )
+        .await;
+        assert_eq!(status, 200, "{body}");
+    });
+}
