@@ -150,6 +150,38 @@ pub enum SmtpAction {
     /// Closes the connection without a reply; at `message`, after the server
     /// stored the message (so the client cannot know it was delivered).
     Disconnect,
+    /// At `ehlo`: the relay leaves this extension out of its reply and refuses
+    /// the command for the rest of the session, as a server without it would.
+    Withhold {
+        /// The extension left out.
+        extension: SmtpExtension,
+    },
+}
+
+/// An SMTP extension the relay offers unless a fault withholds it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SmtpExtension {
+    /// `STARTTLS`: without it, the session stays plaintext.
+    Starttls,
+    /// `AUTH PLAIN LOGIN`: without it, the relay takes mail from anyone.
+    Auth,
+}
+
+impl SmtpExtension {
+    /// The name scenario files use.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Starttls => "starttls",
+            Self::Auth => "auth",
+        }
+    }
+}
+
+impl fmt::Display for SmtpExtension {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
 }
 
 /// One SMTP fault.

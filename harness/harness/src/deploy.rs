@@ -67,7 +67,10 @@ pub struct DeployConfig {
     /// SMTP port the callee sends to.
     pub smtp_port: u16,
     /// SMTP TLS mode for the callee.
-    pub smtp_tls: String,
+    pub smtp_tls: mailer::TlsMode,
+    /// SMTP AUTH credentials for the callee; the password goes to the stack's
+    /// `NoEcho` parameter. `None`: no AUTH.
+    pub smtp_credentials: Option<crate::smtp::SmtpCredentials>,
     /// The callee's From address.
     pub mail_from: String,
     /// Domains the callee may send to, comma-separated.
@@ -260,7 +263,11 @@ async fn deploy_inner(
     params.insert("CallerRoleName".into(), caller_role_name.clone());
     params.insert("SmtpHost".into(), config.smtp_host.clone());
     params.insert("SmtpPort".into(), config.smtp_port.to_string());
-    params.insert("SmtpTls".into(), config.smtp_tls.clone());
+    params.insert("SmtpTls".into(), config.smtp_tls.to_string());
+    if let Some(credentials) = &config.smtp_credentials {
+        params.insert("SmtpUsername".into(), credentials.username.clone());
+        params.insert("SmtpPassword".into(), credentials.password.clone());
+    }
     params.insert("MailFrom".into(), config.mail_from.clone());
     params.insert(
         "AllowedRecipientDomains".into(),

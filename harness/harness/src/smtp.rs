@@ -4,6 +4,10 @@
 //! accepts is parsed with mail-parser, kept in memory, and optionally spooled to
 //! a directory as `.eml` plus a `.json` summary so that other processes (for
 //! example `harness invoke` next to a running `harness up`) can read it.
+//!
+//! The server listens on a private loopback port; the public port belongs to
+//! the relay in `smtp_faults.rs`, which offers STARTTLS and AUTH as a
+//! production server does and injects scenario faults.
 
 use std::{
     io,
@@ -18,10 +22,71 @@ use std::{
 
 use fault_plan::SharedFaultBook;
 use mailin_embedded::{Handler, Response, Server, SslConfig, response};
+use rustls::ServerConfig;
 use scenario::CapturedEmail;
+use serde::{Deserialize, Serialize};
 use tokio::sync::{Notify, watch};
 
-use crate::error::HarnessError;
+use crate::{error::HarnessError, smtp_faults::RelaySecurity};
+
+/// The SMTP AUTH user name and password of one run; `Debug` hides the password.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SmtpCredentials {
+    /// The user name.
+    pub username: String,
+    /// The password: never print or log it.
+    pub password: String,
+}
+
+impl SmtpCredentials {
+    /// Fresh credentials for one run.
+    pub fn generate() -> Self {
+        Self {
+            username: format!("harness-{}", &sdk_config::random_secret()[..8]),
+            password: sdk_config::random_secret(),
+        }
+    }
+
+    /// Whether `username` and `password` are these.
+    pub(crate) fn matches(&self, username: &str, password: &str) -> bool {
+        // Compare every byte, so how long a refusal takes says nothing.
+        let same = |a: &str, b: &str| {
+            a.len() == b.len()
+                && a.bytes()
+                    .zip(b.bytes())
+                    .fold(0, |acc, (x, y)| acc | (x ^ y))
+                    == 0
+        };
+        same(&self.username, username) & same(&self.password, password)
+    }
+}
+
+impl std::fmt::Debug for SmtpCredentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SmtpCredentials")
+            .field("username", &self.username)
+            .field("password", &"<redacted>")
+            .finish()
+    }
+}
+
+/// What the public SMTP port demands: STARTTLS with this certificate, then
+/// AUTH with these credentials.
+#[derive(Clone)]
+pub struct SmtpSecurity {
+    /// The server side of STARTTLS (a certificate from the run's local CA).
+    pub tls: Arc<ServerConfig>,
+    /// What AUTH must present.
+    pub credentials: SmtpCredentials,
+}
+
+impl std::fmt::Debug for SmtpSecurity {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SmtpSecurity")
+            .field("credentials", &self.credentials)
+            .finish_non_exhaustive()
+    }
+}
 
 #[derive(Default)]
 struct Inbox {
@@ -148,8 +213,11 @@ pub struct CaptureConfig {
     /// When set, every message is also written there as `.eml` and `.json`.
     pub spool_dir: Option<PathBuf>,
     /// Scenario faults to inject into the sessions of their calls
-    /// (`smtp_faults.rs`); `None` relays nothing and injects none.
+    /// (`smtp_faults.rs`); `None` injects none.
     pub faults: Option<SharedFaultBook>,
+    /// STARTTLS and AUTH, required of every session; `None` offers neither
+    /// and takes mail from anyone.
+    pub security: Option<SmtpSecurity>,
 }
 
 impl Default for CaptureConfig {
@@ -158,6 +226,7 @@ impl Default for CaptureConfig {
             bind: SocketAddr::from(([127, 0, 0, 1], crate::DEFAULT_SMTP_PORT)),
             spool_dir: None,
             faults: None,
+            security: None,
         }
     }
 }
@@ -200,21 +269,25 @@ impl MailCapture {
             to: Vec::new(),
             data: Vec::new(),
         };
-        // With faults, the server listens privately and a relay takes the
-        // public port, to act on the sessions of calls with SMTP faults.
-        let server_listener = match config.faults {
-            Some(book) => {
-                let private = TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], 0)))
-                    .map_err(HarnessError::Io)?;
-                let inner = private.local_addr().map_err(HarnessError::Io)?;
-                std::thread::Builder::new()
-                    .name("smtp-fault-relay".into())
-                    .spawn(move || crate::smtp_faults::serve(listener, inner, book))
-                    .map_err(HarnessError::Io)?;
-                private
+        // The server listens privately; the relay takes the public port, to
+        // speak TLS and AUTH and to act on the sessions of calls with SMTP faults.
+        let server_listener =
+            TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], 0))).map_err(HarnessError::Io)?;
+        let inner = server_listener.local_addr().map_err(HarnessError::Io)?;
+        let security = config.security.map(|security| {
+            // The gateway's configuration names HTTP as ALPN; SMTP has none.
+            let mut tls = (*security.tls).clone();
+            tls.alpn_protocols.clear();
+            RelaySecurity {
+                tls: Arc::new(tls),
+                credentials: security.credentials,
             }
-            None => listener,
-        };
+        });
+        let book = config.faults;
+        std::thread::Builder::new()
+            .name("smtp-relay".into())
+            .spawn(move || crate::smtp_faults::serve(listener, inner, book, security))
+            .map_err(HarnessError::Io)?;
         let mut server = Server::new(handler);
         server
             .with_name("harness.localhost")
@@ -347,6 +420,7 @@ mod tests {
             bind: "127.0.0.1:0".parse().unwrap(),
             spool_dir: spool,
             faults: None,
+            security: None,
         })
         .unwrap()
     }
@@ -452,6 +526,7 @@ mod tests {
             bind: SocketAddr::from(([127, 0, 0, 1], port)),
             spool_dir: None,
             faults: None,
+            security: None,
         })
         .unwrap_err();
 

@@ -17,6 +17,7 @@ use std::{
 use clap::Parser;
 use fault_plan::{FaultBook, SharedFaultBook};
 use iam_gateway::{Gateway, GatewayConfig, GatewayHandle, Mode};
+use mailer::TlsMode;
 use nix::{sys::signal::kill, unistd::Pid};
 use scenario::{DeployOverrides, InvocationType, OutcomeStatus, Via};
 use sdk_config::RootKeys;
@@ -28,7 +29,7 @@ use crate::{
     error::HarnessError,
     observe::{self, Call, Clients, EmailWait, FaultsEndpoint, Mailbox, Observation, Target},
     package::{self, Artifacts, BuildOptions},
-    smtp::{CaptureConfig, MailCapture},
+    smtp::{CaptureConfig, MailCapture, SmtpCredentials, SmtpSecurity},
     viewer::{self, ViewerHandle, ViewerSources},
 };
 
@@ -46,9 +47,14 @@ pub const OUTSIDE_ACCOUNT: &str = "333333333333";
 /// callee's own default, which every scenario payload's `example.service-now.com` matches.
 pub const DEFAULT_INSTANCE_HOSTS: &str = alert_payload::DEFAULT_INSTANCE_HOSTS;
 
-/// The SMTP TLS mode the harness deploys the callee with: the capture server
-/// speaks plain SMTP on loopback.
-pub const SMTP_TLS: &str = "none";
+/// The SMTP TLS mode the harness deploys the callee with when the relay
+/// serves STARTTLS and AUTH (the host backend): production's default.
+pub const SMTP_TLS: TlsMode = TlsMode::Required;
+
+/// The SMTP TLS mode for backends whose lambdas are not given the run's CA
+/// (container, external): they could not verify the relay's certificate, so
+/// the relay offers neither STARTTLS nor AUTH and the callee sends in clear.
+pub const SMTP_TLS_WITHOUT_CA: TlsMode = TlsMode::None;
 
 fn default_instance_hosts() -> String {
     DEFAULT_INSTANCE_HOSTS.to_owned()
@@ -127,14 +133,26 @@ impl SystemConfig {
         }
     }
 
-    /// How the stacks are deployed for this system, with the callee sending to `smtp_port`.
-    pub fn deploy_config(&self, smtp_port: u16, root_keys: &RootKeys, quiet: bool) -> DeployConfig {
+    /// How the stacks are deployed for this system, with the callee sending to
+    /// `smtp_port` and, when the relay demands them, STARTTLS and AUTH with
+    /// `smtp_credentials`.
+    pub fn deploy_config(
+        &self,
+        smtp_port: u16,
+        smtp_credentials: Option<&SmtpCredentials>,
+        root_keys: &RootKeys,
+        quiet: bool,
+    ) -> DeployConfig {
         DeployConfig {
             accounts: self.accounts(),
             templates_dir: crate::workspace::templates_dir(),
             smtp_host: self.smtp_host_for_lambdas.clone(),
             smtp_port,
-            smtp_tls: SMTP_TLS.into(),
+            smtp_tls: match smtp_credentials {
+                Some(_) => SMTP_TLS,
+                None => SMTP_TLS_WITHOUT_CA,
+            },
+            smtp_credentials: smtp_credentials.cloned(),
             mail_from: self.mail_from.clone(),
             allowed_domains: self.allowed_domains.clone(),
             allowed_instance_hosts: self.allowed_instance_hosts.clone(),
@@ -229,6 +247,10 @@ pub struct RunningSystem {
     pub iam_log: Option<PathBuf>,
     /// The SMTP capture server's address.
     pub smtp: SocketAddr,
+    /// The SMTP AUTH credentials of this run (the file is private to its
+    /// owner); `None` when the relay offers no STARTTLS and AUTH.
+    #[serde(default)]
+    pub smtp_credentials: Option<SmtpCredentials>,
     /// Where captured emails are spooled; `None` when they stay in memory.
     pub mail_spool: Option<PathBuf>,
     /// The mail viewer's URL; `None` when none is served.
@@ -300,8 +322,12 @@ impl RunningSystem {
 
     /// How the default stacks were deployed; variants start from it.
     pub fn deploy_config(&self, quiet: bool) -> DeployConfig {
-        self.config
-            .deploy_config(self.smtp.port(), &self.root_keys, quiet)
+        self.config.deploy_config(
+            self.smtp.port(),
+            self.smtp_credentials.as_ref(),
+            &self.root_keys,
+            quiet,
+        )
     }
 
     /// Where this system takes a call's faults, if it runs a gateway.
@@ -411,10 +437,36 @@ impl System {
                 sdk_config::random_secret(),
             )))
         });
+        let host = config.backend == Backend::Host;
+        // The gateway stands in front of the lambdas' calls where the harness
+        // configures their executor: a host emulator it starts, or an external
+        // one it attaches to.
+        let fronts_lambdas = with_gateway && config.backend != Backend::Container;
+        // A fresh CA per run: it signs the gateway's and the SMTP relay's
+        // certificates, its key stays in this process, and its certificate is
+        // what every client trusts. The lambdas get it from a host emulator's
+        // environment, or from the attach of an external one.
+        let ca = local_ca::LocalCa::generate().map_err(tls_error)?;
+        let smtp_security = if host || fronts_lambdas {
+            let mut names = vec![config.smtp_host_for_lambdas.as_str()];
+            names.extend(
+                ["127.0.0.1", "localhost"]
+                    .into_iter()
+                    .filter(|n| *n != config.smtp_host_for_lambdas),
+            );
+            Some(SmtpSecurity {
+                tls: ca.server_config(&names).map_err(tls_error)?,
+                credentials: SmtpCredentials::generate(),
+            })
+        } else {
+            None
+        };
+        let smtp_credentials = smtp_security.as_ref().map(|s| s.credentials.clone());
         let capture = MailCapture::start(CaptureConfig {
             bind: SocketAddr::from(([127, 0, 0, 1], config.smtp_port)),
             spool_dir: mail_spool.clone(),
             faults: faults.clone(),
+            security: smtp_security,
         })?;
         let viewer_listener = launch.viewer.map(viewer::bind).transpose()?;
 
@@ -427,11 +479,6 @@ impl System {
 
         // With the IAM gateway, it takes the public port and LocalStack a private
         // one; every client, the lambdas included, goes through the gateway.
-        let host = config.backend == Backend::Host;
-        // The gateway stands in front of the lambdas' calls where the harness
-        // configures their executor: a host emulator it starts, or an external
-        // one it attaches to.
-        let fronts_lambdas = with_gateway && config.backend != Backend::Container;
         let public = if host || fronts_lambdas {
             // Port 0 means any free port, as for the SMTP capture.
             let port = match config.gateway_port {
@@ -466,16 +513,18 @@ impl System {
             accounts.caller.as_str(),
             OUTSIDE_ACCOUNT,
         ]);
-        // A fresh CA per run: it signs the gateway's certificate, its key stays
-        // in this process, and its certificate is what every client trusts.
-        let tls = if fronts_lambdas {
-            let ca = local_ca::LocalCa::generate().map_err(tls_error)?;
+        let ca_file = if host {
             let file = ca_file(&launch.work_dir);
             std::fs::write(&file, ca.certificate_pem())?;
+            Some(file)
+        } else {
+            None
+        };
+        let tls = if fronts_lambdas {
             let server = ca
                 .server_config(&["127.0.0.1", "localhost"])
                 .map_err(tls_error)?;
-            Some((ca.certificate_pem(), file, server))
+            Some((ca.certificate_pem(), server))
         } else {
             None
         };
@@ -494,7 +543,7 @@ impl System {
             runtime_shim: artifacts.runtime_shim.clone().unwrap_or_default(),
             work_dir: launch.work_dir.clone(),
             lambda_endpoint: tls.as_ref().map(|_| format!("https://{public}")),
-            lambda_ca_file: tls.as_ref().map(|(_, file, _)| file.clone()),
+            lambda_ca_file: ca_file,
             credentials_issuer: issuer.clone(),
             quiet: launch.quiet,
         })
@@ -509,12 +558,12 @@ impl System {
                 gateway.root_keys = root_keys.clone();
                 gateway.issuer_token = issuer.as_ref().map(|(_, token)| token.clone());
                 gateway.faults = faults.clone();
-                gateway.tls = tls.as_ref().map(|(_, _, server)| server.clone());
+                gateway.tls = tls.as_ref().map(|(_, server)| server.clone());
                 Some(Gateway::start(gateway).await?)
             }
             None => None,
         };
-        if let (Backend::External, Some(gateway), Some((ca_pem, _, _)), Some((issue_url, token))) =
+        if let (Backend::External, Some(gateway), Some((ca_pem, _)), Some((issue_url, token))) =
             (config.backend, &gateway, &tls, &issuer)
         {
             // Before anything is deployed: every function must start with them.
@@ -534,14 +583,19 @@ impl System {
             Some(g) => g.url(),
             None => emulator.endpoint().to_owned(),
         };
-        let ca_pem = tls.map(|(pem, _, _)| pem);
+        let ca_pem = tls.map(|(pem, _)| pem);
         let aws_endpoint = aws_endpoint(&endpoint, ca_pem.as_deref());
 
         let deploy_started = Instant::now();
         let deployment = deploy::deploy(
             &aws_endpoint,
             &artifacts,
-            &config.deploy_config(capture.addr().port(), &root_keys, launch.quiet),
+            &config.deploy_config(
+                capture.addr().port(),
+                smtp_credentials.as_ref(),
+                &root_keys,
+                launch.quiet,
+            ),
         )
         .await?;
         let deploy_ms = ms(deploy_started.elapsed());
@@ -557,6 +611,7 @@ impl System {
                 root_keys,
                 iam_log,
                 smtp: capture.addr(),
+                smtp_credentials,
                 mail_spool,
                 viewer: None,
                 faults_token: faults.as_ref().map(|book| book.token().to_owned()),
@@ -678,6 +733,7 @@ impl RunningSystem {
             root_keys: RootKeys::generate(["111111111111", "222222222222", OUTSIDE_ACCOUNT]),
             iam_log: None,
             smtp: "127.0.0.1:2525".parse().expect("address"),
+            smtp_credentials: Some(SmtpCredentials::generate()),
             mail_spool: None,
             viewer: None,
             faults_token: None,
@@ -768,17 +824,44 @@ mod tests {
     }
 
     #[test]
-    fn the_default_deploy_sends_to_the_capture_port_over_plain_smtp() {
+    fn the_default_deploy_sends_over_required_starttls_with_the_runs_credentials() {
         let config = SystemConfig::defaults().expect("defaults");
+        let credentials = SmtpCredentials::generate();
 
         let keys = RootKeys::generate(["111111111111", "222222222222"]);
-        let deploy = config.deploy_config(40125, &keys, true);
+        let deploy = config.deploy_config(40125, Some(&credentials), &keys, true);
 
         assert_eq!(deploy.smtp_port, 40125);
-        assert_eq!(deploy.smtp_tls, "none");
+        assert_eq!(deploy.smtp_tls, TlsMode::Required);
+        assert_eq!(deploy.smtp_credentials, Some(credentials));
         assert_eq!(deploy.accounts, Accounts::default());
         assert_eq!(deploy.root_keys, keys);
         assert!(deploy.overrides.is_empty() && deploy.suffix.is_none());
+    }
+
+    #[test]
+    fn without_relay_security_the_deploy_sends_in_clear_without_auth() {
+        let config = SystemConfig::defaults().expect("defaults");
+        let keys = RootKeys::generate(["111111111111", "222222222222"]);
+
+        let deploy = config.deploy_config(40125, None, &keys, true);
+
+        assert_eq!(deploy.smtp_tls, TlsMode::None);
+        assert_eq!(deploy.smtp_credentials, None);
+    }
+
+    #[test]
+    fn the_smtp_password_never_shows_in_debug_output() {
+        let state = running(std::process::id());
+        let password = state
+            .smtp_credentials
+            .clone()
+            .expect("credentials")
+            .password;
+
+        let shown = format!("{state:?} {:?}", state.deploy_config(true));
+
+        assert!(!shown.contains(&password), "{shown}");
     }
 
     #[rstest]

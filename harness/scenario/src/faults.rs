@@ -6,7 +6,7 @@ use std::path::Path;
 
 use fault_plan::{
     AwsError, ChainFunction, FaultPlan, LambdaAction, LambdaFault, SmtpAction, SmtpEvent,
-    SmtpFault, StsFault,
+    SmtpExtension, SmtpFault, StsFault,
 };
 use serde::Deserialize;
 use serde_saphyr::Spanned;
@@ -39,6 +39,8 @@ struct RawSmtpFault {
     stall_ms: Option<u64>,
     #[serde(default)]
     disconnect: Option<bool>,
+    #[serde(default)]
+    withhold: Option<SmtpExtension>,
     #[serde(default)]
     times: Option<u32>,
 }
@@ -151,13 +153,12 @@ pub(crate) fn resolve(
         let line = fault.referenced.line();
         let key = format!("faults.smtp[{i}]");
         let raw = fault.value;
-        if matches!(raw.on, SmtpEvent::Starttls | SmtpEvent::Auth) {
+        if raw.withhold.is_some() && raw.on != SmtpEvent::Ehlo {
             return invalid(
                 line,
-                format!("{key}.on"),
+                format!("{key}.withhold"),
                 format!(
-                    "the capture server offers no {} yet, so `on: {}` would never apply",
-                    raw.on.as_str().to_uppercase(),
+                    "an extension is offered or withheld in the EHLO reply: write `on: ehlo`, not `on: {}`",
                     raw.on
                 ),
             );
@@ -169,14 +170,15 @@ pub(crate) fn resolve(
                 format!("`to` narrows `on: rcpt` only, not `on: {}`", raw.on),
             );
         }
-        let action = match (raw.reply, raw.stall_ms, raw.disconnect) {
-            (Some(reply), None, None) => match parse_reply(&reply) {
+        let action = match (raw.reply, raw.stall_ms, raw.disconnect, raw.withhold) {
+            (Some(reply), None, None, None) => match parse_reply(&reply) {
                 Ok((code, text)) => SmtpAction::Reply { code, text },
                 Err(why) => return invalid(line, format!("{key}.reply"), why),
             },
-            (None, Some(ms), None) => SmtpAction::Stall { ms },
-            (None, None, Some(true)) => SmtpAction::Disconnect,
-            (None, None, Some(false)) => {
+            (None, Some(ms), None, None) => SmtpAction::Stall { ms },
+            (None, None, Some(true), None) => SmtpAction::Disconnect,
+            (None, None, None, Some(extension)) => SmtpAction::Withhold { extension },
+            (None, None, Some(false), None) => {
                 return invalid(
                     line,
                     format!("{key}.disconnect"),
@@ -187,7 +189,7 @@ pub(crate) fn resolve(
                 return invalid(
                     line,
                     key,
-                    "give exactly one of `reply`, `stall_ms` and `disconnect`".into(),
+                    "give exactly one of `reply`, `stall_ms`, `disconnect` and `withhold`".into(),
                 );
             }
         };
@@ -418,6 +420,8 @@ mod tests {
     - { on: rcpt, to: noc@example.com, reply: \"450 4.2.1 mailbox busy\", times: 1 }
     - { on: connect, stall_ms: 30000 }
     - { on: message, disconnect: true, times: 1 }
+    - { on: ehlo, withhold: starttls }
+    - { on: auth, reply: \"535 5.7.8 Authentication credentials invalid\" }
   sts:
     - { action: AssumeRole, error: Throttling, times: 2 }
     - { error: AccessDenied, status: 403, message: nope }
@@ -445,6 +449,13 @@ mod tests {
         );
         assert_eq!(plan.smtp[1].action, SmtpAction::Stall { ms: 30000 });
         assert_eq!(plan.smtp[2].action, SmtpAction::Disconnect);
+        assert_eq!(
+            plan.smtp[3].action,
+            SmtpAction::Withhold {
+                extension: SmtpExtension::Starttls
+            }
+        );
+        assert_eq!(plan.smtp[4].on, SmtpEvent::Auth);
         assert_eq!(
             plan.sts[0].error,
             AwsError {
@@ -502,7 +513,28 @@ mod tests {
         "RequestResponse",
         "  smtp:\n    - { on: data, reply: \"554 5.7.1 no\", disconnect: true }\n",
         10,
-        "exactly one of `reply`, `stall_ms` and `disconnect`"
+        "exactly one of `reply`, `stall_ms`, `disconnect` and `withhold`"
+    )]
+    #[case::withhold_and_reply(
+        "caller",
+        "RequestResponse",
+        "  smtp:\n    - { on: ehlo, withhold: starttls, reply: \"554 5.7.1 no\" }\n",
+        10,
+        "exactly one of `reply`, `stall_ms`, `disconnect` and `withhold`"
+    )]
+    #[case::withhold_outside_ehlo(
+        "caller",
+        "RequestResponse",
+        "  smtp:\n    - { on: mail, withhold: auth }\n",
+        10,
+        "write `on: ehlo`"
+    )]
+    #[case::withhold_unknown_extension(
+        "caller",
+        "RequestResponse",
+        "  smtp:\n    - { on: ehlo, withhold: pipelining }\n",
+        10,
+        "pipelining"
     )]
     #[case::no_smtp_action(
         "caller",
@@ -531,13 +563,6 @@ mod tests {
         "  smtp:\n    - { on: data, reply: \"250 ok\" }\n",
         10,
         "4xx or 5xx"
-    )]
-    #[case::starttls_not_offered(
-        "caller",
-        "RequestResponse",
-        "  smtp:\n    - { on: starttls, reply: \"454 4.7.0 no\" }\n",
-        10,
-        "offers no STARTTLS"
     )]
     #[case::disconnect_false(
         "caller",
