@@ -848,6 +848,43 @@ mod tests {
         }
 
         #[tokio::test]
+        async fn the_callees_mailer_fails_permanently_on_an_untrusted_certificate() {
+            let relay = relay();
+            let mut config = mailer::SmtpConfig::new("127.0.0.1");
+            config.port = relay.capture.addr().port();
+            config.tls = mailer::TlsMode::Required;
+            config.credentials = Some(mailer::SmtpCredentials::new(
+                relay.credentials.username.clone(),
+                relay.credentials.password.clone(),
+            ));
+            config.retry.backoff = Duration::from_millis(10);
+            // No SSL_CERT_FILE here: the system's roots, which lack the run's CA.
+            let mailer = mailer::Mailer::new(config, "alerts@example.com").expect("mailer");
+            let email = mailer::OutgoingEmail {
+                to: vec!["oncall@example.com".into()],
+                cc: Vec::new(),
+                subject: "untrusted".into(),
+                text: "body".into(),
+                html: "<p>body</p>".into(),
+                message_id: mailer::MessageId::derive(["INC1", "", "", ""]),
+                headers: Vec::new(),
+            };
+
+            let err = mailer
+                .send(&email, std::time::Instant::now() + Duration::from_secs(10))
+                .await
+                .expect_err("untrusted certificate");
+
+            assert!(!err.is_transient(), "{err}");
+            // Permanent: the send loop does not retry it.
+            assert!(
+                matches!(&err, mailer::MailerError::Permanent { reason, .. } if reason.contains("UnknownIssuer")),
+                "{err}"
+            );
+            assert!(relay.capture.messages().is_empty());
+        }
+
+        #[tokio::test]
         async fn auth_is_not_offered_in_clear_before_starttls() {
             let relay = relay();
 

@@ -229,6 +229,17 @@ impl Mailer {
         .await
         .map_err(|_| Failure::Timeout)?
         .map_err(classify)?;
+        if let Some(tls) = &self.tls
+            && connection.can_starttls()
+        {
+            match timeout_at(end, connection.starttls(tls.clone(), &self.hello)).await {
+                Err(_) => return Err(Failure::Timeout),
+                // A failed handshake leaves lettre's connection without a stream
+                // (writing QUIT to it trips an assertion in lettre): dropped unspoken.
+                Ok(Err(error)) => return Err(classify(error)),
+                Ok(Ok(())) => {}
+            }
+        }
 
         match timeout_at(end, self.transaction(&mut connection, recipients, body)).await {
             Ok(Ok(outcome)) => {
@@ -252,18 +263,11 @@ impl Mailer {
         recipients: &[Address],
         body: &[u8],
     ) -> Result<(Vec<String>, Vec<RejectedRecipient>), Failure> {
-        if let Some(tls) = &self.tls {
-            if connection.can_starttls() {
-                connection
-                    .starttls(tls.clone(), &self.hello)
-                    .await
-                    .map_err(classify)?;
-            } else if self.config.tls == TlsMode::Required {
-                return Err(Failure::Permanent {
-                    code: None,
-                    reason: "server does not offer STARTTLS and SMTP_TLS is required".to_owned(),
-                });
-            }
+        if self.config.tls == TlsMode::Required && !connection.is_encrypted() {
+            return Err(Failure::Permanent {
+                code: None,
+                reason: "server does not offer STARTTLS and SMTP_TLS is required".to_owned(),
+            });
         }
         if let Some(credentials) = &self.config.credentials {
             connection
@@ -341,11 +345,31 @@ fn status_code(error: &SmtpError) -> Option<u16> {
         .and_then(|code| code.to_string().parse().ok())
 }
 
+/// Whether rustls refused the TLS session (an untrusted or mismatched
+/// certificate, a protocol failure): lettre reports a handshake that rustls
+/// ends as a connection error, which would otherwise look transient, but the
+/// same certificate is refused on every retry.
+fn tls_refused(error: &SmtpError) -> bool {
+    let mut source = std::error::Error::source(error);
+    while let Some(cause) = source {
+        let rustls_error = cause.downcast_ref::<rustls::Error>().is_some()
+            || cause
+                .downcast_ref::<std::io::Error>()
+                .and_then(|io| io.get_ref())
+                .is_some_and(|inner| inner.downcast_ref::<rustls::Error>().is_some());
+        if rustls_error {
+            return true;
+        }
+        source = cause.source();
+    }
+    false
+}
+
 /// Sorts a lettre error into transient (may pass) or permanent (will not).
 fn classify(error: SmtpError) -> Failure {
     let code = status_code(&error);
     let reason = error.to_string();
-    if error.is_permanent() || error.is_tls() || error.is_client() {
+    if error.is_permanent() || error.is_tls() || error.is_client() || tls_refused(&error) {
         // 5xx replies, failed TLS handshakes and client-side refusals (no common AUTH
         // mechanism, no STARTTLS) repeat identically on retry.
         Failure::Permanent { code, reason }
