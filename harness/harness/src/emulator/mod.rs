@@ -30,7 +30,7 @@ pub const AWS_EVENT_RETRY_BASE_DELAY_SECS: u64 = 60;
 pub const RETRY_BASE_DELAY_ENV: &str = "LAMBDA_RETRY_BASE_DELAY";
 
 const _: () = assert!(
-    AWS_EVENT_RETRY_BASE_DELAY_SECS % EVENT_RETRY_TIME_SCALE == 0
+    AWS_EVENT_RETRY_BASE_DELAY_SECS.is_multiple_of(EVENT_RETRY_TIME_SCALE)
         && AWS_EVENT_RETRY_BASE_DELAY_SECS / EVENT_RETRY_TIME_SCALE >= 1,
     "LocalStack takes a whole, non-zero number of seconds"
 );
