@@ -309,6 +309,12 @@ async fn observe_call(
 ) -> Result<Observation, ObserveError> {
     let mut outcome = invoke(&target.clients, deployment, call).await;
 
+    // Logs are read after the wait for emails: an Event call returns before
+    // its function runs, and Lambda's retries of it run later still.
+    let mut emails = emails_of(&target.mailbox, &call.trace, wait).await?;
+    emails.sort_by_key(|e| e.seq);
+    outcome.emails = emails;
+
     let (entry_sdk, entry_name, entry_group) = match call.via {
         Via::Caller => (
             &target.clients.caller_account,
@@ -343,9 +349,6 @@ async fn observe_call(
         }
     }
 
-    let mut emails = emails_of(&target.mailbox, &call.trace, wait).await?;
-    emails.sort_by_key(|e| e.seq);
-    outcome.emails = emails;
     // Everything that arrived while this call was watched, not only its own
     // mail: `emails: []` must mean no email at all, not none with this trace.
     let window_end = epoch_ms(SystemTime::now());

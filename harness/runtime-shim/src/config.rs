@@ -2,7 +2,7 @@
 
 use std::{ffi::OsString, net::SocketAddr, path::PathBuf, time::Duration};
 
-use crate::error::ShimError;
+use crate::{error::ShimError, protocol::MAX_RESPONSE_BYTES};
 
 /// Prefix of the variables meant for the shim itself; they are not passed on to `bootstrap`.
 pub const SHIM_ENV_PREFIX: &str = "SHIM_";
@@ -34,6 +34,10 @@ pub struct Config {
     /// The environment `bootstrap` gets: the shim's own, minus what only the
     /// shim may see ([`is_for_function`]).
     pub function_env: Vec<(OsString, OsString)>,
+    /// Largest response body the function may post (`LOCALSTACK_MAX_PAYLOAD_SIZE`,
+    /// which LocalStack sets from its `LAMBDA_LIMITS_MAX_FUNCTION_PAYLOAD_SIZE_BYTES`;
+    /// AWS's [`MAX_RESPONSE_BYTES`] when unset).
+    pub max_response_bytes: usize,
     /// The harness's IAM gateway, which serves scenario faults: the function's
     /// `AWS_ENDPOINT_URL`, as a plain `http://` URL; `None` asks nobody.
     pub faults_endpoint: Option<String>,
@@ -119,6 +123,20 @@ impl Config {
             })?,
         };
 
+        let max_response_bytes = match get("LOCALSTACK_MAX_PAYLOAD_SIZE") {
+            None => MAX_RESPONSE_BYTES,
+            Some(value) => match value.parse::<usize>() {
+                Ok(bytes) if bytes > 0 => bytes,
+                _ => {
+                    return Err(ShimError::InvalidEnv {
+                        name: "LOCALSTACK_MAX_PAYLOAD_SIZE",
+                        value,
+                        reason: "expected a positive number of bytes",
+                    });
+                }
+            },
+        };
+
         Ok(Self {
             runtime_endpoint,
             runtime_id,
@@ -130,6 +148,7 @@ impl Config {
             listen,
             debug: get("SHIM_DEBUG").as_deref() == Some("1"),
             function_env: Vec::new(),
+            max_response_bytes,
             // The gateway serves plain HTTP and HTTPS on one port; the shim
             // asks over plain HTTP, with no trust store to set up.
             faults_endpoint: get("AWS_ENDPOINT_URL").and_then(|url| {
@@ -218,6 +237,7 @@ mod tests {
         assert_eq!(config.function_version, "$LATEST");
         assert_eq!(config.listen.port(), 0);
         assert!(!config.debug);
+        assert_eq!(config.max_response_bytes, 6_291_556);
         assert_eq!(config.bootstrap_path(), PathBuf::from("/code/bootstrap"));
     }
 
@@ -229,8 +249,10 @@ mod tests {
             ("AWS_LAMBDA_FUNCTION_VERSION", Some("7")),
             ("SHIM_LISTEN_ADDR", Some("127.0.0.1:9563")),
             ("SHIM_DEBUG", Some("1")),
+            ("LOCALSTACK_MAX_PAYLOAD_SIZE", Some("1000")),
         ])
         .expect("valid config");
+        assert_eq!(config.max_response_bytes, 1000);
         assert_eq!(config.timeout, Duration::from_secs(30));
         assert_eq!(config.memory_size_mb, 512);
         assert_eq!(config.function_version, "7");
@@ -251,6 +273,8 @@ mod tests {
     #[case::timeout_must_be_a_number("AWS_LAMBDA_FUNCTION_TIMEOUT", Some("3s"), "seconds")]
     #[case::timeout_must_be_positive("AWS_LAMBDA_FUNCTION_TIMEOUT", Some("0"), "positive")]
     #[case::memory_must_be_a_number("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", Some("lots"), "megabytes")]
+    #[case::payload_size_must_be_a_number("LOCALSTACK_MAX_PAYLOAD_SIZE", Some("6MB"), "bytes")]
+    #[case::payload_size_must_be_positive("LOCALSTACK_MAX_PAYLOAD_SIZE", Some("0"), "positive")]
     #[case::listen_must_be_a_socket_address("SHIM_LISTEN_ADDR", Some("localhost"), "ip:port")]
     fn invalid_env_is_rejected(
         #[case] name: &'static str,

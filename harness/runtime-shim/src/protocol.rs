@@ -26,6 +26,13 @@ pub struct InvokeRequest {
     pub cognito_identity: Option<String>,
 }
 
+/// The largest response body Lambda takes from a function: 6 MiB and 100 bytes.
+///
+/// AWS's Runtime API (`interop.MaxPayloadSize` in aws-lambda-runtime-interface-emulator)
+/// accepts exactly this many bytes and refuses one more; LocalStack hands the same
+/// figure to its own runtime init as `LOCALSTACK_MAX_PAYLOAD_SIZE`.
+pub const MAX_RESPONSE_BYTES: usize = 6 * 1024 * 1024 + 100;
+
 /// The error body AWS Lambda returns to the invoker for platform-detected failures.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -54,6 +61,27 @@ impl ErrorPayload {
         Self {
             error_type: "Runtime.ExitError".into(),
             error_message: with_request_id(request_id, &message),
+        }
+    }
+
+    /// The payload for a function whose response body (`size` bytes) is over `limit`.
+    ///
+    /// AWS's wording, as its Runtime API reports it to the invoker; the function
+    /// ran to its end, but the invoker gets this function error instead.
+    pub fn response_too_large(size: usize, limit: usize) -> Self {
+        Self {
+            error_type: "Function.ResponseSizeTooLarge".into(),
+            error_message: format!(
+                "Response payload size ({size} bytes) exceeded maximum allowed payload size ({limit} bytes)."
+            ),
+        }
+    }
+
+    /// What the Runtime API answers (413) to a function that posts a response over `limit`.
+    pub fn request_entity_too_large(limit: usize) -> Self {
+        Self {
+            error_type: "RequestEntityTooLarge".into(),
+            error_message: format!("Exceeded maximum allowed payload size ({limit} bytes)."),
         }
     }
 

@@ -20,6 +20,7 @@ use tracing::{debug, warn};
 use crate::{
     error::ShimError,
     http::{self, HttpResponse},
+    protocol::ErrorPayload,
 };
 
 const PREFIX: &str = "/2018-06-01/runtime";
@@ -89,11 +90,13 @@ struct ApiState {
     queue: tokio::sync::Mutex<mpsc::UnboundedReceiver<Invocation>>,
     in_flight: Mutex<Option<String>>,
     initialized: AtomicBool,
+    max_response_bytes: usize,
 }
 
 impl RuntimeApi {
-    /// Binds a server on `127.0.0.1` with an ephemeral port.
-    pub async fn bind() -> Result<Self, ShimError> {
+    /// Binds a server on `127.0.0.1` with an ephemeral port; a response body over
+    /// `max_response_bytes` becomes a `Function.ResponseSizeTooLarge` error.
+    pub async fn bind(max_response_bytes: usize) -> Result<Self, ShimError> {
         let listener = http::bind(SocketAddr::from(([127, 0, 0, 1], 0))).await?;
         let addr = listener.local_addr().map_err(|source| ShimError::Bind {
             addr: "127.0.0.1:0".into(),
@@ -106,6 +109,7 @@ impl RuntimeApi {
             queue: tokio::sync::Mutex::new(queue),
             in_flight: Mutex::new(None),
             initialized: AtomicBool::new(false),
+            max_response_bytes,
         });
         let server = tokio::spawn(http::serve(listener, state, handle));
         Ok(Self {
@@ -257,6 +261,27 @@ async fn response(
     if !finish(state, &request_id) {
         return invalid_request_id(&request_id);
     }
+    let limit = state.max_response_bytes;
+    if body.len() > limit {
+        // As AWS's Runtime API: the function hears 413, the invoker gets a
+        // function error in place of the response, and the invocation is over.
+        warn!(
+            request_id,
+            size = body.len(),
+            limit,
+            "function response over the payload limit"
+        );
+        let too_large = ErrorPayload::response_too_large(body.len(), limit);
+        let _ = state.events.send(RuntimeEvent::Error {
+            request_id,
+            error_type: Some(too_large.error_type.clone()),
+            body: too_large.to_bytes(),
+        });
+        return http::respond(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            ErrorPayload::request_entity_too_large(limit).to_bytes(),
+        );
+    }
     let _ = state
         .events
         .send(RuntimeEvent::Response { request_id, body });
@@ -358,7 +383,9 @@ mod tests {
 
     #[tokio::test]
     async fn next_carries_the_invocation_and_a_result_is_taken_once() {
-        let mut api = RuntimeApi::bind().await.expect("bind");
+        let mut api = RuntimeApi::bind(crate::protocol::MAX_RESPONSE_BYTES)
+            .await
+            .expect("bind");
         let addr = api.addr();
         let poll = tokio::spawn(async move {
             call(
@@ -409,7 +436,9 @@ mod tests {
 
     #[tokio::test]
     async fn error_for_another_request_is_refused() {
-        let mut api = RuntimeApi::bind().await.expect("bind");
+        let mut api = RuntimeApi::bind(crate::protocol::MAX_RESPONSE_BYTES)
+            .await
+            .expect("bind");
         let addr = api.addr();
         let poll = tokio::spawn(async move {
             call(
@@ -455,7 +484,9 @@ mod tests {
 
     #[tokio::test]
     async fn init_error_counts_only_before_the_first_poll() {
-        let mut api = RuntimeApi::bind().await.expect("bind");
+        let mut api = RuntimeApi::bind(crate::protocol::MAX_RESPONSE_BYTES)
+            .await
+            .expect("bind");
         let addr = api.addr();
         let client = new_client();
         let path = "/2018-06-01/runtime/init/error";
@@ -488,7 +519,9 @@ mod tests {
 
     #[tokio::test]
     async fn unsupported_paths_are_not_found() {
-        let api = RuntimeApi::bind().await.expect("bind");
+        let api = RuntimeApi::bind(crate::protocol::MAX_RESPONSE_BYTES)
+            .await
+            .expect("bind");
         let client = new_client();
         for path in [
             "/2020-01-01/extension/register",

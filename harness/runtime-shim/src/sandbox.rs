@@ -120,7 +120,9 @@ impl Sandbox {
     #[instrument(skip(self))]
     pub async fn init(&mut self, deadline: Option<Instant>) -> Result<(), InitFailure> {
         self.discard().await;
-        let api = RuntimeApi::bind().await.map_err(InitFailure::Spawn)?;
+        let api = RuntimeApi::bind(self.config.max_response_bytes)
+            .await
+            .map_err(InitFailure::Spawn)?;
         let started = Instant::now();
         let path = self.config.bootstrap_path();
         let bootstrap = Bootstrap::spawn(&BootstrapSpec {

@@ -521,6 +521,84 @@ async fn function_error_is_returned_as_the_invocation_error() {
     );
 }
 
+/// AWS's limit on a function's response body (6 MiB and 100 bytes).
+const MAX_RESPONSE_BYTES: u64 = 6 * 1024 * 1024 + 100;
+
+#[tokio::test]
+async fn a_response_over_6_mb_is_function_response_size_too_large() {
+    let server = MockServer::start().await;
+    sink(&server).await;
+    let shim = start_shim(&server, ShimOptions::default()).await;
+    ready(&server).await;
+
+    let size = MAX_RESPONSE_BYTES + 1;
+    assert_eq!(
+        invoke(&shim, "req-big", json!({"respond_bytes": size}), json!({})).await,
+        202
+    );
+    let (_, error) = wait_for(
+        &server,
+        "/invocations/req-big/error",
+        Duration::from_secs(10),
+    )
+    .await;
+    assert_eq!(
+        json_body(&error),
+        json!({
+            "errorType": "Function.ResponseSizeTooLarge",
+            "errorMessage": "Response payload size (6291557 bytes) exceeded maximum allowed payload size (6291556 bytes).",
+        })
+    );
+    assert_eq!(
+        received_on(&server, "/invocations/req-big/response").await,
+        0,
+        "the oversized body never reaches the invoker"
+    );
+
+    // The environment serves the next invocation as usual.
+    assert_eq!(
+        invoke(&shim, "req-next", json!({"n": 2}), json!({})).await,
+        202
+    );
+    let (_, response) = wait_for(
+        &server,
+        "/invocations/req-next/response",
+        Duration::from_secs(10),
+    )
+    .await;
+    assert_eq!(json_body(&response), json!({"n": 2}));
+}
+
+#[tokio::test]
+async fn a_response_of_exactly_the_limit_reaches_the_invoker() {
+    let server = MockServer::start().await;
+    sink(&server).await;
+    let shim = start_shim(&server, ShimOptions::default()).await;
+    ready(&server).await;
+
+    assert_eq!(
+        invoke(
+            &shim,
+            "req-limit",
+            json!({"respond_bytes": MAX_RESPONSE_BYTES}),
+            json!({})
+        )
+        .await,
+        202
+    );
+    let (_, response) = wait_for(
+        &server,
+        "/invocations/req-limit/response",
+        Duration::from_secs(10),
+    )
+    .await;
+    assert_eq!(response.body.len() as u64, MAX_RESPONSE_BYTES);
+    assert_eq!(
+        received_on(&server, "/invocations/req-limit/error").await,
+        0
+    );
+}
+
 #[tokio::test]
 async fn reported_init_error_fails_startup_at_once() {
     let server = MockServer::start().await;

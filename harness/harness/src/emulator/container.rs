@@ -57,6 +57,7 @@ pub fn request(image: &str, auth_token: Option<&str>) -> ContainerRequest<LocalS
         .with_tag(tag)
         .with_env_var("SERVICES", SERVICES)
         .with_env_var("EAGER_SERVICE_LOADING", "1")
+        .with_env_var(super::RETRY_BASE_DELAY_ENV, super::retry_base_delay_secs())
         .with_mount(Mount::bind_mount(DOCKER_SOCKET, DOCKER_SOCKET));
     if let Some(token) = auth_token.filter(|t| !t.is_empty()) {
         request = request.with_env_var("LOCALSTACK_AUTH_TOKEN", token);

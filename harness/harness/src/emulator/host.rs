@@ -149,6 +149,9 @@ fn spawn(python: &Path, options: &HostOptions) -> Result<HostEmulator, HarnessEr
         // The plugin's start-up hook shortens CloudFormation's 5 s poll of
         // in-progress resources (a new function is "in progress" for milliseconds).
         .env("HARNESS_CFN_POLL_SECONDS", "0.1")
+        // A failed Event invocation is retried after 1 s and 2 s instead of AWS's
+        // 1 and 2 minutes, so a scenario's `within_ms` can see the retries.
+        .env(super::RETRY_BASE_DELAY_ENV, super::retry_base_delay_secs())
         .env_remove("AWS_ENDPOINT_URL")
         .stdin(Stdio::null())
         .stdout(Stdio::from(log_file))

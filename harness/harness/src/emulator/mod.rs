@@ -12,6 +12,34 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::HarnessError;
 
+/// How many times faster than AWS the harness runs Lambda's retries of a failed
+/// `Event` invocation.
+///
+/// AWS retries such an invocation twice, about a minute and then two minutes
+/// later. LocalStack waits `n × LAMBDA_RETRY_BASE_DELAY` seconds before the
+/// nth retry (60 unless set, as AWS); the harness sets that base to
+/// [`AWS_EVENT_RETRY_BASE_DELAY_SECS`] divided by this, so 1 s and then 2 s. It
+/// cannot go further: LocalStack takes the base in whole seconds and releases
+/// delayed events on a 1 s tick, so a base of 0 would retry at once.
+pub const EVENT_RETRY_TIME_SCALE: u64 = 60;
+
+/// AWS's wait before the first retry of a failed `Event` invocation (the second waits twice as long).
+pub const AWS_EVENT_RETRY_BASE_DELAY_SECS: u64 = 60;
+
+/// LocalStack's variable for the base delay between retries of a failed `Event` invocation.
+pub const RETRY_BASE_DELAY_ENV: &str = "LAMBDA_RETRY_BASE_DELAY";
+
+const _: () = assert!(
+    AWS_EVENT_RETRY_BASE_DELAY_SECS.is_multiple_of(EVENT_RETRY_TIME_SCALE)
+        && AWS_EVENT_RETRY_BASE_DELAY_SECS / EVENT_RETRY_TIME_SCALE >= 1,
+    "LocalStack takes a whole, non-zero number of seconds"
+);
+
+/// The value of [`RETRY_BASE_DELAY_ENV`] for LocalStack: AWS's delay scaled by [`EVENT_RETRY_TIME_SCALE`].
+pub fn retry_base_delay_secs() -> String {
+    (AWS_EVENT_RETRY_BASE_DELAY_SECS / EVENT_RETRY_TIME_SCALE).to_string()
+}
+
 /// Which emulator backend to use.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]

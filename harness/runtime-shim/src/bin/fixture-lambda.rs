@@ -5,7 +5,9 @@
 //! - `"sleep_ms"`: sleep before answering;
 //! - `"exit"`: exit the process with this code instead of answering;
 //! - `"fail"`: answer with a function error carrying this message;
-//! - `"describe": true`: answer with the invocation context instead of the event.
+//! - `"describe": true`: answer with the invocation context instead of the event;
+//! - `"respond_bytes": N`: answer with a JSON string whose encoding is exactly N bytes
+//!   (N - 2 `x`s between the quotes), for the response size limit.
 //!
 //! Otherwise the event is echoed back. At init it prints `fixture init`; with
 //! `FIXTURE_INIT_FAIL=1` it reports an init error through the Runtime API and
@@ -65,6 +67,10 @@ async fn handle(event: LambdaEvent<Value>) -> Result<Value, Error> {
             "shim_vars": std::env::vars().filter(|(k, _)| k.starts_with("SHIM_")).count(),
             "pid": std::process::id(),
         }));
+    }
+    if let Some(size) = payload.get("respond_bytes").and_then(Value::as_u64) {
+        let inner = usize::try_from(size.saturating_sub(2)).unwrap_or(0);
+        return Ok(Value::String("x".repeat(inner)));
     }
     Ok(payload)
 }
