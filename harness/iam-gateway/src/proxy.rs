@@ -526,8 +526,12 @@ fn evaluated_record(
 /// Whether `path` names one of the emulator's `/_harness/` routes, however it
 /// is spelled (percent-encoded, with doubled slashes), as its router would match it.
 fn is_harness_route(path: &str) -> bool {
-    let decoded = classify::percent_decode(path).unwrap_or_else(|| path.to_owned());
-    decoded.trim_start_matches('/').starts_with("_harness")
+    let named = |path: &str| path.trim_start_matches('/').starts_with("_harness");
+    // Every request passes here: decode (and allocate) only what is escaped.
+    if !path.contains('%') {
+        return named(path);
+    }
+    named(&classify::percent_decode(path).unwrap_or_else(|| path.to_owned()))
 }
 
 async fn handle(
@@ -729,6 +733,44 @@ async fn handle(
     Ok(response)
 }
 
+/// How [`other_service`] rules on a request: the ruling, its log reason
+/// code, the explanation, and AWS's message when the request is refused.
+type Verdict = (Ruling, &'static str, String, Option<String>);
+
+/// The evaluator's decision as a verdict.
+fn decided(decision: &iam_policy::Decision) -> Verdict {
+    match decision.access_denied_message() {
+        None => (Ruling::Allow, "allowed", decision.to_string(), None),
+        Some(message) => (
+            Ruling::Deny,
+            reason_code(decision.reason),
+            decision.to_string(),
+            Some(message),
+        ),
+    }
+}
+
+/// A refusal the gateway makes itself, with AWS's error carrying `message`.
+fn refused(reason: &'static str, message: String) -> Verdict {
+    (
+        Ruling::Deny,
+        reason,
+        format!("DENY: {message}"),
+        Some(message),
+    )
+}
+
+/// An evaluation that could not be made: a denial, never a pass.
+fn evaluation_failed(action: &str, err: &GatewayError) -> Verdict {
+    let message = format!("iam gateway could not evaluate {action}: {}", err.chain());
+    (
+        Ruling::Error,
+        "evaluation_failed",
+        message.clone(),
+        Some(message),
+    )
+}
+
 /// What [`other_service`] needs to know of its request.
 struct OtherContext<'a> {
     scope: &'a CredentialScope,
@@ -806,24 +848,20 @@ async fn other_service(
     let root = caller.principal.kind() == iam_policy::PrincipalKind::Root;
     let transport_context = [("aws:SecureTransport", transport.secure_transport())];
     let mut resource = "*".to_owned();
-    let (ruling, reason, explanation, rejection) = if other.action.starts_with("s3:") {
+    let (ruling, reason, explanation, rejection): Verdict = if other.action.starts_with("s3:") {
         // S3 is evaluated for everyone, roots included: a bucket policy's
         // explicit deny binds the account root too.
         match &other.s3 {
-            None => {
-                let message = "iam gateway: the S3 operation of this request cannot be told, so it is refused".to_owned();
-                (
-                    Ruling::Deny,
-                    "unknown_action",
-                    format!("DENY: {message}"),
-                    Some(message),
-                )
-            }
+            None => refused(
+                "unknown_action",
+                "iam gateway: the S3 operation of this request cannot be told, so it is refused"
+                    .to_owned(),
+            ),
             Some(call) => {
                 resource = call.resource();
                 match decide::s3(&state.source, &caller, call, &transport_context).await {
                     Ok(decision) => match decision.access_denied_message() {
-                        None => (Ruling::Allow, "allowed", decision.to_string(), None),
+                        None => decided(&decision),
                         Some(message) => (
                             Ruling::Deny,
                             reason_code(decision.reason),
@@ -843,19 +881,7 @@ async fn other_service(
                             }),
                         ),
                     },
-                    Err(err) => {
-                        let message = format!(
-                            "iam gateway could not evaluate {}: {}",
-                            other.action,
-                            err.chain()
-                        );
-                        (
-                            Ruling::Error,
-                            "evaluation_failed",
-                            message.clone(),
-                            Some(message),
-                        )
-                    }
+                    Err(err) => evaluation_failed(&other.action, &err),
                 }
             }
         }
@@ -863,12 +889,7 @@ async fn other_service(
         && let Some(key) = decide::kms_key(&other.action, body)
     {
         match key {
-            Err(message) => (
-                Ruling::Deny,
-                "cannot_evaluate",
-                format!("DENY: {message}"),
-                Some(message),
-            ),
+            Err(message) => refused("cannot_evaluate", message),
             Ok(key) => {
                 resource = key.clone();
                 match decide::kms(
@@ -882,15 +903,7 @@ async fn other_service(
                 {
                     Ok(Some(decision)) => {
                         resource = decision.resource.clone();
-                        match decision.access_denied_message() {
-                            None => (Ruling::Allow, "allowed", decision.to_string(), None),
-                            Some(message) => (
-                                Ruling::Deny,
-                                reason_code(decision.reason),
-                                decision.to_string(),
-                                Some(message),
-                            ),
-                        }
+                        decided(&decision)
                     }
                     Ok(None) => (
                         Ruling::Allow,
@@ -900,19 +913,7 @@ async fn other_service(
                         ),
                         None,
                     ),
-                    Err(err) => {
-                        let message = format!(
-                            "iam gateway could not evaluate {}: {}",
-                            other.action,
-                            err.chain()
-                        );
-                        (
-                            Ruling::Error,
-                            "evaluation_failed",
-                            message.clone(),
-                            Some(message),
-                        )
-                    }
+                    Err(err) => evaluation_failed(&other.action, &err),
                 }
             }
         }
@@ -920,12 +921,7 @@ async fn other_service(
         let account = caller.principal.account().unwrap_or_default();
         match decide::root_request(&other.action, account, request.uri(), body) {
             Ok(explanation) => (Ruling::Allow, "allowed", explanation, None),
-            Err(message) => (
-                Ruling::Deny,
-                "cannot_evaluate",
-                format!("DENY: {message}"),
-                Some(message),
-            ),
+            Err(message) => refused("cannot_evaluate", message),
         }
     } else if other.action == "sts:GetCallerIdentity" {
         (
@@ -935,15 +931,12 @@ async fn other_service(
             None,
         )
     } else if other.action == "unknown" || other.action.ends_with(":unknown") {
-        let message = format!(
-            "iam gateway: the IAM action of this {} request cannot be told, so it is refused",
-            other.action.split(':').next().unwrap_or("unknown")
-        );
-        (
-            Ruling::Deny,
+        refused(
             "unknown_action",
-            format!("DENY: {message}"),
-            Some(message),
+            format!(
+                "iam gateway: the IAM action of this {} request cannot be told, so it is refused",
+                other.action.split(':').next().unwrap_or("unknown")
+            ),
         )
     } else {
         match decide::identity_only(&state.source, &caller, &other.action, &transport_context).await
@@ -962,19 +955,7 @@ async fn other_service(
                     Some(message),
                 ),
             },
-            Err(err) => {
-                let message = format!(
-                    "iam gateway could not evaluate {}: {}",
-                    other.action,
-                    err.chain()
-                );
-                (
-                    Ruling::Error,
-                    "evaluation_failed",
-                    message.clone(),
-                    Some(message),
-                )
-            }
+            Err(err) => evaluation_failed(&other.action, &err),
         }
     };
     let audit = state.mode == Mode::Audit;
