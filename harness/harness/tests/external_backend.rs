@@ -4,6 +4,8 @@
 //! evaluated as with the host backend. Without Docker, the external emulator
 //! is a host-backend LocalStack started here with no gateway at all.
 
+mod support;
+
 use std::net::SocketAddr;
 
 use harness::{
@@ -12,25 +14,12 @@ use harness::{
     system::{Launch, System, SystemConfig},
 };
 use iam_gateway::{Mode, Ruling, read_log};
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
-}
+use support::free_port;
 
 #[test]
 fn an_external_emulator_runs_the_lambdas_behind_the_enforcing_gateway() {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("a tokio runtime");
-    let work_dir = harness::workspace::default_work_dir()
-        .with_file_name("harness-tests")
-        .join("external-backend");
-    let _ = std::fs::remove_dir_all(&work_dir);
+    let runtime = support::runtime();
+    let work_dir = support::work_dir("external-backend");
 
     // The outside emulator: LocalStack with the executor plugin, started with
     // no gateway settings, as someone else would run it.

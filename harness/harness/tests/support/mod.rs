@@ -24,20 +24,10 @@ pub struct Running {
 impl Running {
     /// Brings a system up with its viewer, every port ephemeral.
     pub fn up(name: &str) -> Self {
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-            .expect("a tokio runtime");
-        let work_dir = harness::workspace::default_work_dir()
-            .with_file_name("harness-tests")
-            .join(name);
-        let _ = std::fs::remove_dir_all(&work_dir);
+        let runtime = runtime();
+        let work_dir = work_dir(name);
         let mut config = SystemConfig::defaults().expect("the default system");
-        config.gateway_port = std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .map(|a| a.port())
-            .expect("a free port");
+        config.gateway_port = free_port();
         config.smtp_port = 0;
         let launch = Launch {
             work_dir: work_dir.clone(),
@@ -81,6 +71,32 @@ impl Drop for Running {
         let _inside = self.runtime.enter();
         drop(self.system.take());
     }
+}
+
+/// A runtime for a test's system, as `harness up` has.
+pub fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("a tokio runtime")
+}
+
+/// The test's own, emptied work directory under `target/harness-tests`.
+pub fn work_dir(name: &str) -> PathBuf {
+    let dir = harness::workspace::default_work_dir()
+        .with_file_name("harness-tests")
+        .join(name);
+    let _ = std::fs::remove_dir_all(&dir);
+    dir
+}
+
+/// A port free right now, for a service that must be told its port.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
 }
 
 /// The Node project `tests/<name>/`, its pinned packages installed
