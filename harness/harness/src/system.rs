@@ -48,11 +48,12 @@ pub const OUTSIDE_ACCOUNT: &str = "333333333333";
 pub const DEFAULT_INSTANCE_HOSTS: &str = alert_payload::DEFAULT_INSTANCE_HOSTS;
 
 /// The SMTP TLS mode the harness deploys the callee with when the relay
-/// serves STARTTLS and AUTH (the host backend): production's default.
+/// serves STARTTLS and AUTH (the host backend, and an attached external one):
+/// production's default.
 pub const SMTP_TLS: TlsMode = TlsMode::Required;
 
 /// The SMTP TLS mode for backends whose lambdas are not given the run's CA
-/// (container, external): they could not verify the relay's certificate, so
+/// (container, and external with `--iam off`, which is not attached): they could not verify the relay's certificate, so
 /// the relay offers neither STARTTLS nor AUTH and the callee sends in clear.
 pub const SMTP_TLS_WITHOUT_CA: TlsMode = TlsMode::None;
 
