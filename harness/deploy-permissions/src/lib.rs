@@ -91,6 +91,8 @@
 mod arn;
 mod error;
 mod properties;
+#[cfg(test)]
+mod real_schemas;
 mod required;
 mod rules;
 mod schema;
