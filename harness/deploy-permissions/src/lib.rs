@@ -128,6 +128,13 @@ mod tests {
     }
 
     #[test]
+    fn schemas_can_be_shared_across_threads() {
+        fn shared<T: Send + Sync>() {}
+        shared::<Schemas>();
+        shared::<std::sync::Arc<ResourceSchema>>();
+    }
+
+    #[test]
     fn every_narrowed_type_has_a_table() {
         for resource_type in narrowed_types() {
             assert!(rules::table(resource_type).is_some(), "{resource_type}");
