@@ -110,6 +110,9 @@ pub struct OtherCall {
     pub may_change_policies: bool,
     /// The S3 operation, for a request to S3 (`None` also when it cannot be told).
     pub s3: Option<S3Call>,
+    /// The stack a CloudFormation request names (`StackName`: a name or a
+    /// stack ARN), which is the resource CloudFormation authorizes it on.
+    pub stack: Option<String>,
 }
 
 /// A request the gateway refuses without forwarding it.
@@ -512,6 +515,7 @@ pub fn classify(facts: RequestFacts<'_>) -> Operation {
                 .map_or_else(|| "s3:unknown".to_owned(), |c| c.action.to_owned()),
             may_change_policies: call.as_ref().is_some_and(S3Call::changes_bucket),
             s3: call,
+            stack: None,
         });
     }
     let op = operation.as_deref().unwrap_or("");
@@ -521,10 +525,14 @@ pub fn classify(facts: RequestFacts<'_>) -> Operation {
         Some("lambda") => !matches!(*facts.method, Method::GET | Method::HEAD),
         _ => false,
     };
+    let stack = (service.as_deref() == Some("cloudformation"))
+        .then(|| param("StackName"))
+        .flatten();
     Operation::Other(OtherCall {
         action,
         may_change_policies,
         s3: None,
+        stack,
     })
 }
 
@@ -974,6 +982,7 @@ mod tests {
                 action: action.into(),
                 may_change_policies,
                 s3: None,
+                stack: None,
             })
         );
     }
@@ -1052,8 +1061,34 @@ mod tests {
                 action: action.into(),
                 may_change_policies,
                 s3: None,
+                stack: None,
             })
         );
+    }
+
+    #[rstest]
+    #[case::by_name(
+        "Action=ExecuteChangeSet&StackName=s3callee&ChangeSetName=c1",
+        Some("s3callee")
+    )]
+    #[case::by_arn(
+        "Action=DescribeStacks&StackName=arn%3Aaws%3Acloudformation%3Aus-east-1%3A1%3Astack%2Fs%2Fid",
+        Some("arn:aws:cloudformation:us-east-1:1:stack/s/id")
+    )]
+    #[case::none("Action=ValidateTemplate&TemplateBody=x", None)]
+    fn cloudformation_requests_name_their_stack(#[case] body: &str, #[case] stack: Option<&str>) {
+        let headers = form_headers();
+        let Operation::Other(call) = classify(facts(
+            &Method::POST,
+            "/",
+            None,
+            &headers,
+            Some("cloudformation"),
+            Some(body.as_bytes()),
+        )) else {
+            panic!("a CloudFormation request is another service's");
+        };
+        assert_eq!(call.stack.as_deref(), stack);
     }
 
     #[test]
@@ -1076,6 +1111,7 @@ mod tests {
                 action: "logs:PutLogEvents".into(),
                 may_change_policies: false,
                 s3: None,
+                stack: None,
             })
         );
     }

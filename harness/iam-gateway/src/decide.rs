@@ -5,14 +5,14 @@ use std::time::SystemTime;
 
 use hyper::StatusCode;
 use iam_policy::{
-    Decision, DecisionReason, PrincipalKind, Request, authorize, authorize_assume_role,
+    Decision, DecisionReason, PolicyKind, PrincipalKind, Request, authorize, authorize_assume_role,
     authorize_invoke,
 };
 
 use super::{
     classify::{AssumeRoleCall, FunctionRef},
     log::reason_code,
-    policies::{Caller, PolicySource},
+    policies::{Caller, PolicySource, parse_policy},
     s3::S3Call,
 };
 use crate::error::GatewayError;
@@ -247,17 +247,18 @@ pub async fn on_function(
     Ok(Outcome::from_decision(decision, rejection))
 }
 
-/// Decides `action` for `caller` on its identity policies alone, for a
-/// service whose resource policies the gateway does not read: resource `*` in
-/// the caller's own account.
+/// Decides `action` on `resource` (`*` where the gateway cannot name it) for
+/// `caller` on its identity policies alone, for a service whose resource
+/// policies the gateway does not read, in the caller's own account.
 pub async fn identity_only(
     source: &PolicySource,
     caller: &Caller,
     action: &str,
+    resource: &str,
     context: &[(&str, &str)],
 ) -> Result<Decision, GatewayError> {
     let identity = source.identity_policies(&caller.principal).await?;
-    let mut request = base_request(caller, action, "*", sdk_config::REGION);
+    let mut request = base_request(caller, action, resource, sdk_config::REGION);
     for (key, value) in context {
         request = request.with_context(key, *value);
     }
@@ -265,6 +266,18 @@ pub async fn identity_only(
         request = request.with_resource_account(account);
     }
     Ok(authorize(&request, None, &identity))
+}
+
+/// The resource CloudFormation authorizes a request on: the stack's ARN.
+/// A stack named by name is matched as `stack/NAME/*`, the ARN of any stack
+/// of that name (its id is not known before the stack exists); a stack ARN is
+/// taken as it is.
+pub fn stack_resource(stack: &str, account: &str, region: &str) -> String {
+    if stack.starts_with("arn:") {
+        stack.to_owned()
+    } else {
+        format!("arn:aws:cloudformation:{region}:{account}:stack/{stack}/*")
+    }
 }
 
 /// Decides a KMS request that names a key as KMS does: the key policy
@@ -295,6 +308,48 @@ pub async fn kms(
         request = request.with_context(key, *value);
     }
     Ok(Some(authorize(&request, Some(&info.policy), &identity)))
+}
+
+/// Decides a KMS `action` on a key a stack is creating (`resource` is
+/// `arn:aws:kms:R:A:key/*`, its id not yet known), for a resource handler:
+/// the key's policy is the one the template gives it (`key_policy`, JSON), or
+/// KMS's default key policy, which allows the account and so delegates to
+/// IAM policies, when the template gives none.
+pub async fn kms_new_key(
+    source: &PolicySource,
+    caller: &Caller,
+    action: &str,
+    resource: &str,
+    key_policy: Option<&str>,
+    context: &[(&str, &str)],
+) -> Result<Decision, GatewayError> {
+    let owner = resource.split(':').nth(4).unwrap_or_default().to_owned();
+    let default = serde_json::json!({
+        "Version": "2012-10-17",
+        "Statement": [{
+            "Sid": "Enable IAM User Permissions",
+            "Effect": "Allow",
+            "Principal": {"AWS": format!("arn:aws:iam::{owner}:root")},
+            "Action": "kms:*",
+            "Resource": "*"
+        }]
+    })
+    .to_string();
+    let policy = parse_policy(
+        PolicyKind::Resource,
+        "key policy",
+        key_policy.unwrap_or(&default),
+        "the key policy the template gives the new key",
+    )?;
+    let identity = source.identity_policies(&caller.principal).await?;
+    let caller_account = caller.principal.account().unwrap_or_default().to_owned();
+    let mut request = base_request(caller, action, resource, sdk_config::REGION)
+        .with_resource_account(&owner)
+        .with_context("kms:CallerAccount", caller_account);
+    for (key, value) in context {
+        request = request.with_context(key, *value);
+    }
+    Ok(authorize(&request, Some(&policy), &identity))
 }
 
 /// The KMS operations that name their key only inside a ciphertext blob, when

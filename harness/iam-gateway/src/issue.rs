@@ -1,6 +1,9 @@
 //! Execution-role credentials, issued by the gateway the way Lambda gets them
 //! in AWS: Lambda assumes the function's execution role, which must trust
 //! `lambda.amazonaws.com`, and the function runs with that session's keys.
+//! The same route hands the harness its tooling account's CI role the way
+//! EC2 hands an instance its profile's role (which must trust
+//! `ec2.amazonaws.com`): the harness deploys as a CI server on EC2 does.
 //!
 //! The emulator's executor asks for them when it starts an execution
 //! environment, with a token only it holds (`POST` [`ISSUE_PATH`], header
@@ -39,12 +42,65 @@ const LAMBDA_SERVICE: &str = "lambda.amazonaws.com";
 /// How long an execution environment's keys last (LocalStack's own choice, 12 h).
 const SESSION_SECONDS: i32 = 12 * 3600;
 
+/// What EC2 itself is, as a principal: an instance profile's role trusts it.
+pub const EC2_SERVICE: &str = "ec2.amazonaws.com";
+
+/// A request for a session: a function's (`FunctionArn`, `FunctionName`), or
+/// an EC2 instance profile's (`Service: ec2.amazonaws.com`, `SessionName`),
+/// which is how the harness gets its tooling account's CI role, as a CI
+/// server on an EC2 instance gets its own.
 #[derive(Deserialize)]
 #[serde(rename_all = "PascalCase")]
 struct IssueRequest {
     role_arn: String,
-    function_arn: String,
-    function_name: String,
+    #[serde(default)]
+    function_arn: Option<String>,
+    #[serde(default)]
+    function_name: Option<String>,
+    #[serde(default)]
+    service: Option<String>,
+    #[serde(default)]
+    session_name: Option<String>,
+}
+
+/// Who assumes the role, and the session name and context it gives.
+struct Assumer {
+    service: &'static str,
+    session_name: String,
+    context: Vec<(&'static str, String)>,
+}
+
+impl IssueRequest {
+    fn assumer(&self) -> Result<Assumer, String> {
+        match (
+            &self.function_arn,
+            &self.function_name,
+            self.service.as_deref(),
+            &self.session_name,
+        ) {
+            (Some(function_arn), Some(function_name), None, None) => {
+                // Lambda assumes the role for one function, and says which (the
+                // confused-deputy keys a trust policy may test).
+                let account = function_arn.split(':').nth(4).unwrap_or_default();
+                Ok(Assumer {
+                    service: LAMBDA_SERVICE,
+                    session_name: function_name.clone(),
+                    context: vec![
+                        ("aws:SourceArn", function_arn.clone()),
+                        ("aws:SourceAccount", account.to_owned()),
+                    ],
+                })
+            }
+            (None, None, Some(EC2_SERVICE), Some(session_name)) => Ok(Assumer {
+                service: EC2_SERVICE,
+                session_name: session_name.clone(),
+                context: Vec::new(),
+            }),
+            _ => Err(format!(
+                "expected {{\"RoleArn\", \"FunctionArn\", \"FunctionName\"}} or {{\"RoleArn\", \"Service\": \"{EC2_SERVICE}\", \"SessionName\"}}"
+            )),
+        }
+    }
 }
 
 /// The keys an execution environment runs with.
@@ -80,7 +136,7 @@ pub(super) fn refusal(status: StatusCode, message: &str) -> Response<ProxyBody> 
 }
 
 /// Compares without telling how much of the token matched.
-fn same_token(given: &[u8], expected: &[u8]) -> bool {
+pub(super) fn same_token(given: &[u8], expected: &[u8]) -> bool {
     given.len() == expected.len()
         && given
             .iter()
@@ -114,33 +170,29 @@ pub(super) async fn serve(state: &State, request: Request<Incoming>) -> Response
             );
         }
     };
-    let asked: IssueRequest = match serde_json::from_slice(&body) {
+    let asked = serde_json::from_slice::<IssueRequest>(&body)
+        .map_err(|err| err.to_string())
+        .and_then(|asked| Ok((asked.assumer()?, asked)));
+    let (assumer, asked) = match asked {
         Ok(asked) => asked,
-        Err(err) => {
-            return refusal(
-                StatusCode::BAD_REQUEST,
-                &format!("expected {{\"RoleArn\", \"FunctionArn\", \"FunctionName\"}}: {err}"),
-            );
-        }
+        Err(err) => return refusal(StatusCode::BAD_REQUEST, &err),
     };
     let caller = Caller {
-        principal: Principal::service(LAMBDA_SERVICE),
+        principal: Principal::service(assumer.service),
         user_id: None,
     };
     let call = AssumeRoleCall {
         role_arn: asked.role_arn.clone(),
-        session_name: Some(asked.function_name.clone()),
+        session_name: Some(assumer.session_name.clone()),
         external_id: None,
         duration_seconds: None,
         source_identity: None,
     };
-    // Lambda assumes the role for one function, and says which (the
-    // confused-deputy keys a trust policy may test).
-    let function_account = asked.function_arn.split(':').nth(4).unwrap_or_default();
-    let context = [
-        ("aws:SourceArn", asked.function_arn.as_str()),
-        ("aws:SourceAccount", function_account),
-    ];
+    let context: Vec<(&str, &str)> = assumer
+        .context
+        .iter()
+        .map(|(key, value)| (*key, value.as_str()))
+        .collect();
     let outcome =
         match decide::assume_role_in_context(&state.source, &caller, &call, REGION, &context).await
         {
@@ -165,19 +217,26 @@ pub(super) async fn serve(state: &State, request: Request<Incoming>) -> Response
     let mut record = DecisionRecord::from_decision(&outcome.decision, verdict, None);
     record.reason = outcome.reason.to_owned();
     record.explanation = outcome.explanation.clone();
-    record.principal = Some(LAMBDA_SERVICE.to_owned());
+    record.principal = Some(assumer.service.to_owned());
     record.time_ms = super::log::now_ms();
     record.overhead_us = Some(started.elapsed().as_micros() as u64);
     if verdict == Ruling::Deny {
         record.status = Some(403);
         state.log.push(record);
-        // AWS's words when a function's role does not trust Lambda.
         return refusal(
             StatusCode::FORBIDDEN,
-            &format!(
-                "InvalidParameterValueException: The role defined for the function cannot be assumed by Lambda. ({})",
-                asked.role_arn
-            ),
+            &if assumer.service == LAMBDA_SERVICE {
+                // AWS's words when a function's role does not trust Lambda.
+                format!(
+                    "InvalidParameterValueException: The role defined for the function cannot be assumed by Lambda. ({})",
+                    asked.role_arn
+                )
+            } else {
+                format!(
+                    "the role {} does not trust {}, so an instance profile cannot hand out its credentials",
+                    asked.role_arn, assumer.service
+                )
+            },
         );
     }
     let Some(account) = Principal::from_arn(&asked.role_arn)
@@ -195,7 +254,7 @@ pub(super) async fn serve(state: &State, request: Request<Incoming>) -> Response
         .await
         .assume_role()
         .role_arn(&asked.role_arn)
-        .role_session_name(&asked.function_name)
+        .role_session_name(&assumer.session_name)
         .duration_seconds(SESSION_SECONDS)
         .send()
         .await;
@@ -258,6 +317,39 @@ mod tests {
         assert!(!same_token(b"abd", b"abc"));
         assert!(!same_token(b"ab", b"abc"));
         assert!(!same_token(b"", b"abc"));
+    }
+
+    #[rstest::rstest]
+    #[case::function(
+        r#"{"RoleArn":"arn:aws:iam::1:role/r","FunctionArn":"arn:aws:lambda:us-east-1:111111111111:function:f","FunctionName":"f"}"#,
+        Some(("lambda.amazonaws.com", "f", 2))
+    )]
+    #[case::instance_profile(
+        r#"{"RoleArn":"arn:aws:iam::3:role/ci","Service":"ec2.amazonaws.com","SessionName":"harness"}"#,
+        Some(("ec2.amazonaws.com", "harness", 0))
+    )]
+    #[case::other_service(
+        r#"{"RoleArn":"arn:aws:iam::3:role/ci","Service":"ecs-tasks.amazonaws.com","SessionName":"s"}"#,
+        None
+    )]
+    #[case::both_kinds(
+        r#"{"RoleArn":"r","FunctionArn":"a","FunctionName":"f","Service":"ec2.amazonaws.com","SessionName":"s"}"#,
+        None
+    )]
+    #[case::function_without_name(r#"{"RoleArn":"r","FunctionArn":"a"}"#, None)]
+    fn sessions_are_asked_for_a_function_or_an_instance_profile(
+        #[case] body: &str,
+        #[case] expected: Option<(&str, &str, usize)>,
+    ) {
+        let asked: IssueRequest = serde_json::from_str(body).expect("json");
+        let got = asked
+            .assumer()
+            .ok()
+            .map(|a| (a.service, a.session_name, a.context.len()));
+        assert_eq!(
+            got,
+            expected.map(|(service, session, context)| (service, session.to_owned(), context))
+        );
     }
 
     #[test]

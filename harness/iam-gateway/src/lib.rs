@@ -51,6 +51,7 @@
 mod aws_error;
 mod classify;
 mod decide;
+mod deploy_check;
 mod error;
 mod explain;
 mod faults;
@@ -78,6 +79,7 @@ use sdk_config::RootKeys;
 use serde::{Deserialize, Serialize};
 
 pub use self::{
+    deploy_check::{CheckAnswer, CheckRequest, DEPLOY_CHECK_PATH},
     error::GatewayError,
     explain::{HopExplanation, explain, format_explanation},
     issue::{ISSUE_PATH, ISSUER_TOKEN_HEADER},
@@ -138,6 +140,10 @@ pub struct GatewayConfig {
     /// port (told apart by the first byte a client sends). A request that came
     /// over TLS is evaluated with `aws:SecureTransport` true, any other false.
     pub tls: Option<Arc<rustls::ServerConfig>>,
+    /// The CloudFormation resource schemas that say which permissions each
+    /// resource handler needs; `None` denies every deploy check of a
+    /// principal other than the stack account's root.
+    pub resource_schemas: Option<Arc<deploy_permissions::Schemas>>,
 }
 
 impl GatewayConfig {
@@ -153,6 +159,7 @@ impl GatewayConfig {
             issuer_token: None,
             faults: None,
             tls: None,
+            resource_schemas: None,
         }
     }
 }

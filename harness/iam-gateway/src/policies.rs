@@ -150,7 +150,7 @@ pub fn decode_policy_document(text: &str) -> Option<String> {
     }
 }
 
-fn parse_policy(
+pub(super) fn parse_policy(
     kind: PolicyKind,
     name: &str,
     document: &str,

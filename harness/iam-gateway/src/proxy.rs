@@ -34,7 +34,7 @@ use super::{
     },
     classify::{self, Operation, Refusal, RequestFacts},
     decide::{self, ASSUME_ROLE, INVOKE_FUNCTION, Outcome},
-    faults, issue,
+    deploy_check, faults, issue,
     keys::{KeyError, KeyStore},
     lambda_rules,
     log::{DecisionLog, DecisionRecord, Ruling, now_ms, reason_code},
@@ -112,6 +112,10 @@ pub(super) struct State {
     faults: faults::Book,
     /// Accepts TLS connections, when the gateway serves HTTPS.
     pub(super) tls: Option<tokio_rustls::TlsAcceptor>,
+    /// Who started each stack's deploy (`deploy_check.rs`).
+    pub(super) deployers: deploy_check::Deployers,
+    /// The permissions resource handlers need (`deploy_check.rs`).
+    pub(super) resource_schemas: Option<Arc<deploy_permissions::Schemas>>,
 }
 
 /// Parses `http://host:port` into what each forwarded URI needs.
@@ -172,6 +176,8 @@ pub(super) async fn start(config: GatewayConfig) -> Result<GatewayHandle, Gatewa
         issuer_token: config.issuer_token.clone(),
         faults: config.faults.clone(),
         tls: config.tls.clone().map(tokio_rustls::TlsAcceptor::from),
+        deployers: deploy_check::Deployers::default(),
+        resource_schemas: config.resource_schemas.clone(),
     });
     let (shutdown, stopped) = watch::channel(());
     let task = tokio::spawn(accept_loop(listener, state.clone(), stopped));
@@ -542,6 +548,9 @@ async fn handle(
     let started = Instant::now();
     if request.uri().path() == issue::ISSUE_PATH {
         return Ok(issue::serve(&state, request).await);
+    }
+    if request.uri().path() == deploy_check::DEPLOY_CHECK_PATH {
+        return Ok(deploy_check::serve(&state, request).await);
     }
     if request.uri().path().starts_with(fault_plan::FAULTS_PATH) {
         return Ok(faults::serve(&state.faults, request).await);
@@ -939,19 +948,30 @@ async fn other_service(
             ),
         )
     } else {
-        match decide::identity_only(&state.source, &caller, &other.action, &transport_context).await
+        if let Some(stack) = &other.stack {
+            let account = caller.principal.account().unwrap_or_default();
+            resource = decide::stack_resource(stack, account, REGION);
+        }
+        match decide::identity_only(
+            &state.source,
+            &caller,
+            &other.action,
+            &resource,
+            &transport_context,
+        )
+        .await
         {
             Ok(decision) => match decision.access_denied_message() {
                 None => (
                     Ruling::Allow,
                     "allowed",
-                    format!("{decision} (resource *; resource policies not evaluated)"),
+                    format!("{decision} (resource {resource}; resource policies not evaluated)"),
                     None,
                 ),
                 Some(message) => (
                     Ruling::Deny,
                     "no_identity_based_policy_allows",
-                    format!("{decision} (resource *)"),
+                    format!("{decision} (resource {resource})"),
                     Some(message),
                 ),
             },
@@ -990,6 +1010,12 @@ async fn other_service(
     }
     if other.may_change_policies {
         state.source.invalidate();
+    }
+    if let Some(stack) = &other.stack
+        && deploy_check::STARTS_HANDLERS.contains(&other.action.as_str())
+        && let Some(account) = caller.principal.account()
+    {
+        state.deployers.remember(account, stack, caller.clone());
     }
     let forwarded = state.forward(request).await;
     let (mut response, mut upstream) = (forwarded.response, forwarded.upstream);

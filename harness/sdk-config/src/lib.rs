@@ -112,6 +112,35 @@ impl fmt::Debug for Endpoint {
 
 /// SDK configuration acting as the root of `account`, with `secret`, against `endpoint`.
 pub async fn account_config(endpoint: &Endpoint, account: &str, secret: &str) -> SdkConfig {
+    credentials_config(
+        endpoint,
+        Credentials::new(account, secret, None, None, "harness"),
+    )
+    .await
+}
+
+/// SDK configuration signing with a session's temporary `credentials`
+/// (an assumed role's), against `endpoint`.
+pub async fn session_config(
+    endpoint: &Endpoint,
+    access_key_id: &str,
+    secret_access_key: &str,
+    session_token: &str,
+) -> SdkConfig {
+    credentials_config(
+        endpoint,
+        Credentials::new(
+            access_key_id,
+            secret_access_key,
+            Some(session_token.to_owned()),
+            None,
+            "harness-session",
+        ),
+    )
+    .await
+}
+
+async fn credentials_config(endpoint: &Endpoint, credentials: Credentials) -> SdkConfig {
     use aws_smithy_http_client::tls;
     let mut loader = aws_config::defaults(BehaviorVersion::latest());
     if let Some(pem) = &endpoint.ca_pem {
@@ -134,7 +163,7 @@ pub async fn account_config(endpoint: &Endpoint, account: &str, secret: &str) ->
         .region(Region::new(REGION))
         .endpoint_url(endpoint.url())
         // Explicit credentials: never a developer's real profile or IMDS.
-        .credentials_provider(Credentials::new(account, secret, None, None, "harness"))
+        .credentials_provider(credentials)
         .retry_config(RetryConfig::standard().with_max_attempts(3))
         .timeout_config(
             TimeoutConfig::builder()
