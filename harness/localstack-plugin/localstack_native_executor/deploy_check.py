@@ -1,0 +1,130 @@
+"""Deploy permissions, checked before each CloudFormation resource handler runs.
+
+In AWS, CloudFormation runs a resource's handler with the permissions of
+whoever started the deploy, and a handler that lacks one fails its resource
+with the service's AccessDenied. LocalStack checks nothing. This hook asks
+the harness's IAM gateway, once per resource change, whether the deploying
+principal may do what the handler needs (``POST /_harness/deploy-check`` on
+the gateway that issues execution-role credentials, with the same token). A
+denial fails the resource with the gateway's message, which CloudFormation
+shows as the resource's status reason; the handler never runs.
+
+Without a gateway (no ``HARNESS_CREDENTIALS_URL``, nothing attached) the hook
+does nothing. With one, an unreachable gateway or an unreadable answer fails
+the resource: a deploy is never let through unchecked.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import urllib.error
+import urllib.parse
+import urllib.request
+from collections.abc import Mapping
+
+from localstack.runtime import hooks
+
+from localstack_native_executor.attach import (
+    ATTACHMENT,
+    CREDENTIALS_TOKEN_ENV,
+    CREDENTIALS_URL_ENV,
+    TOKEN_HEADER,
+)
+
+LOG = logging.getLogger(__name__)
+
+CHECK_PATH = "/_harness/deploy-check"
+CHECK_TIMEOUT_SECONDS = 30.0
+# Set on a resource change's payload once checked. ``deploy_loop`` copies the
+# payload once per resource change and hands that copy to every poll of the
+# handler, so the polls do not ask again. (Not on the executor: the v2 engine
+# runs every resource of a change set through one executor.)
+CHECKED_KEY = "_harness_deploy_checked"
+
+
+def check_url(environ: Mapping[str, str]) -> tuple[str, str] | None:
+    """The gateway's check URL and token, next to its credentials issuer; ``None`` without one."""
+    issuer = environ.get(CREDENTIALS_URL_ENV)
+    token = environ.get(CREDENTIALS_TOKEN_ENV)
+    if not issuer or not token:
+        return None
+    parts = urllib.parse.urlsplit(issuer)
+    return urllib.parse.urlunsplit((parts.scheme, parts.netloc, CHECK_PATH, "", "")), token
+
+
+def check_request(payload: Mapping) -> dict:
+    """The gateway's question for one resource provider payload."""
+    data = payload.get("requestData") or {}
+    return {
+        # LocalStack's payload names the stack by name under "stackId".
+        "StackName": payload.get("stackId", ""),
+        "Account": payload.get("awsAccountId", ""),
+        "Region": payload.get("region", ""),
+        "LogicalResourceId": data.get("logicalResourceId", ""),
+        "ResourceType": payload.get("resourceType", ""),
+        "Action": payload.get("action", ""),
+        "Properties": data.get("resourceProperties") or {},
+        "PreviousProperties": data.get("previousResourceProperties"),
+    }
+
+
+def ask(payload: Mapping, environ: Mapping[str, str], opener=urllib.request.urlopen) -> str | None:
+    """``None`` when the handler may run, else the resource's failure reason."""
+    target = check_url(environ)
+    if target is None:
+        return None
+    url, token = target
+    question = check_request(payload)
+    request = urllib.request.Request(
+        url,
+        data=json.dumps(question, default=str).encode(),
+        headers={"content-type": "application/json", TOKEN_HEADER: token},
+        method="POST",
+    )
+    what = f"{question['LogicalResourceId']} ({question['ResourceType']})"
+    try:
+        with opener(request, timeout=CHECK_TIMEOUT_SECONDS) as answer:
+            verdict = json.loads(answer.read())
+    except urllib.error.HTTPError as e:
+        detail = e.read().decode("utf-8", errors="replace")
+        return f"the harness's IAM gateway refused to check the permissions of {what}: {e.code} {detail}"
+    except (OSError, ValueError) as e:
+        return f"the harness's IAM gateway at {url} could not check the permissions of {what}: {e}"
+    if verdict.get("Allowed") is True:
+        return None
+    return verdict.get("Message") or f"the harness's IAM gateway denied {what} without a reason"
+
+
+def guard(executor_class, failed_event, environ_source=ATTACHMENT.settings) -> None:
+    """Wraps ``executor_class.execute_action`` so that each resource change is
+    checked once before its handler first runs."""
+    original = executor_class.execute_action
+    if getattr(original, "_harness_guard", False):
+        return
+
+    def execute_action(self, resource_provider, raw_payload):
+        if not raw_payload.get(CHECKED_KEY):
+            raw_payload[CHECKED_KEY] = True
+            failure = ask(raw_payload, environ_source())
+            if failure is not None:
+                LOG.info("deploy check failed: %s", failure)
+                return failed_event(failure)
+        return original(self, resource_provider, raw_payload)
+
+    execute_action._harness_guard = True
+    executor_class.execute_action = execute_action
+
+
+@hooks.on_infra_start()
+def check_deploy_permissions():
+    from localstack.services.cloudformation.resource_provider import (
+        OperationStatus,
+        ProgressEvent,
+        ResourceProviderExecutor,
+    )
+
+    def failed(message: str):
+        return ProgressEvent(status=OperationStatus.FAILED, resource_model={}, message=message)
+
+    guard(ResourceProviderExecutor, failed)

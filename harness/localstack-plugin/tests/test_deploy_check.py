@@ -1,0 +1,129 @@
+"""Unit tests of the deploy-check hook; run inside LocalStack's venv (see test_executor.py)."""
+
+import copy
+import io
+import json
+import unittest
+import urllib.error
+
+from localstack.services.cloudformation.resource_provider import ResourceProviderExecutor
+
+from localstack_native_executor.attach import CREDENTIALS_TOKEN_ENV, CREDENTIALS_URL_ENV
+from localstack_native_executor.deploy_check import ask, check_request, check_url, guard
+
+ENVIRON = {
+    CREDENTIALS_URL_ENV: "http://127.0.0.1:4566/_harness/execution-role-credentials",
+    CREDENTIALS_TOKEN_ENV: "t0k3n",
+}
+
+PAYLOAD = {
+    "awsAccountId": "111111111111",
+    "stackId": "calleecloudformation",
+    "region": "us-east-1",
+    "resourceType": "AWS::Lambda::Function",
+    "action": "Add",
+    "requestData": {
+        "logicalResourceId": "Function",
+        "resourceProperties": {"Role": "arn:aws:iam::111111111111:role/r"},
+        "previousResourceProperties": None,
+    },
+}
+
+
+class Answer(io.BytesIO):
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+
+def opener_answering(body, seen):
+    def opener(request, timeout):
+        seen.append(request)
+        return Answer(json.dumps(body).encode())
+
+    return opener
+
+
+class CheckUrlTest(unittest.TestCase):
+    def test_the_check_sits_next_to_the_credentials_issuer(self):
+        self.assertEqual(
+            check_url(ENVIRON), ("http://127.0.0.1:4566/_harness/deploy-check", "t0k3n")
+        )
+
+    def test_without_an_issuer_or_token_nothing_is_checked(self):
+        self.assertIsNone(check_url({}))
+        self.assertIsNone(check_url({CREDENTIALS_URL_ENV: ENVIRON[CREDENTIALS_URL_ENV]}))
+
+
+class AskTest(unittest.TestCase):
+    def test_the_question_names_the_stack_resource_and_properties(self):
+        question = check_request(PAYLOAD)
+        self.assertEqual(question["StackName"], "calleecloudformation")
+        self.assertEqual(question["Account"], "111111111111")
+        self.assertEqual(question["LogicalResourceId"], "Function")
+        self.assertEqual(question["Action"], "Add")
+        self.assertEqual(question["Properties"]["Role"], "arn:aws:iam::111111111111:role/r")
+
+    def test_an_allowed_handler_runs_and_the_token_is_sent(self):
+        seen = []
+        self.assertIsNone(ask(PAYLOAD, ENVIRON, opener_answering({"Allowed": True}, seen)))
+        self.assertEqual(seen[0].get_header("X-harness-issuer-token"), "t0k3n")
+        self.assertEqual(seen[0].full_url, "http://127.0.0.1:4566/_harness/deploy-check")
+
+    def test_a_denial_carries_the_gateways_message(self):
+        message = ask(
+            PAYLOAD, ENVIRON, opener_answering({"Allowed": False, "Message": "no PassRole"}, [])
+        )
+        self.assertEqual(message, "no PassRole")
+
+    def test_an_unreachable_gateway_fails_the_resource(self):
+        def opener(request, timeout):
+            raise urllib.error.URLError("connection refused")
+
+        message = ask(PAYLOAD, ENVIRON, opener)
+        self.assertIn("could not check the permissions of Function", message)
+
+    def test_an_answer_without_allowed_true_is_a_denial(self):
+        message = ask(PAYLOAD, ENVIRON, opener_answering({"Allowed": "yes"}, []))
+        self.assertIn("denied Function", message)
+
+
+class GuardTest(unittest.TestCase):
+    def test_a_denied_change_never_reaches_its_handler_and_is_asked_once(self):
+        calls = []
+
+        class Executor:
+            def execute_action(self, provider, payload):
+                calls.append("handler")
+                return "ran"
+
+        answers = iter(["denied: no PassRole", None])
+        import localstack_native_executor.deploy_check as module
+
+        real_ask = module.ask
+        module.ask = lambda payload, environ: next(answers)
+        try:
+            guard(Executor, lambda message: ("failed", message), environ_source=lambda: ENVIRON)
+            executor = Executor()
+            first = copy.deepcopy(PAYLOAD)
+            self.assertEqual(executor.execute_action(None, first), ("failed", "denied: no PassRole"))
+            # An in-progress poll of the same change is not asked again.
+            self.assertEqual(executor.execute_action(None, first), "ran")
+            # The next resource of the change set, through the same executor
+            # (the v2 engine's way), is asked.
+            self.assertEqual(executor.execute_action(None, copy.deepcopy(PAYLOAD)), "ran")
+            self.assertRaises(StopIteration, next, answers)
+        finally:
+            module.ask = real_ask
+        self.assertEqual(calls, ["handler", "handler"])
+
+    def test_localstacks_executor_has_the_method_we_wrap(self):
+        # Guards against a LocalStack upgrade renaming it.
+        code = ResourceProviderExecutor.execute_action.__code__
+        self.assertEqual(code.co_varnames[:3], ("self", "resource_provider", "raw_payload"))
+
+
+if __name__ == "__main__":
+    unittest.main()
