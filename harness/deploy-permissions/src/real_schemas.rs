@@ -333,13 +333,25 @@ fn deployed(template: &str) -> Vec<Deployed> {
             Deployed {
                 logical_id: "ExecutionRole",
                 resource_type: "AWS::IAM::Role",
-                properties: json!({"AssumeRolePolicyDocument": trust, "Description": "Execution role.",
-                    "Policies": [{"PolicyName": "logs", "PolicyDocument": policy}]}),
+                properties: json!({"RoleName": "servicenow-alert-exec", "AssumeRolePolicyDocument": trust,
+                    "Description": "Execution role.", "Policies": [{"PolicyName": "logs", "PolicyDocument": policy}]}),
                 create_needs: Some(&[
-                    ("iam:CreateRole", "arn:aws:iam::111111111111:role/*"),
-                    ("iam:GetRole", "arn:aws:iam::111111111111:role/*"),
-                    ("iam:PutRolePolicy", "arn:aws:iam::111111111111:role/*"),
-                    ("iam:GetRolePolicy", "arn:aws:iam::111111111111:role/*"),
+                    (
+                        "iam:CreateRole",
+                        "arn:aws:iam::111111111111:role/servicenow-alert-exec",
+                    ),
+                    (
+                        "iam:GetRole",
+                        "arn:aws:iam::111111111111:role/servicenow-alert-exec",
+                    ),
+                    (
+                        "iam:PutRolePolicy",
+                        "arn:aws:iam::111111111111:role/servicenow-alert-exec",
+                    ),
+                    (
+                        "iam:GetRolePolicy",
+                        "arn:aws:iam::111111111111:role/servicenow-alert-exec",
+                    ),
                 ]),
             },
             Deployed {
@@ -467,6 +479,19 @@ fn deployed(template: &str) -> Vec<Deployed> {
                 },
             ]
         }
+        "deployrole.yaml" | "tooling.yaml" => {
+            let (id, name) = match template {
+                "deployrole.yaml" => ("DeployRole", "servicenow-deploy"),
+                _ => ("CiInstanceRole", "harness-ci"),
+            };
+            vec![Deployed {
+                logical_id: id,
+                resource_type: "AWS::IAM::Role",
+                properties: json!({"RoleName": name, "AssumeRolePolicyDocument": trust,
+                    "Description": "Deploys.", "Policies": [{"PolicyName": "deploy", "PolicyDocument": policy}]}),
+                create_needs: None,
+            }]
+        }
         other => panic!("no plausible properties for {other}; add them to `deployed`"),
     }
 }
@@ -506,14 +531,16 @@ fn the_templates_are_the_four_this_test_knows() {
         .filter(|name| name.ends_with(".yaml"))
         .collect();
     templates.sort();
-    // A new template (deployrole.yaml) needs its resources added to `deployed`.
+    // A new template needs its resources added to `deployed`.
     assert_eq!(
         templates,
         [
             "calleecloudformation.yaml",
             "callercloudformation.yaml",
+            "deployrole.yaml",
             "s3callee.yaml",
-            "s3caller.yaml"
+            "s3caller.yaml",
+            "tooling.yaml"
         ]
     );
 }
@@ -521,8 +548,10 @@ fn the_templates_are_the_four_this_test_knows() {
 #[rstest]
 #[case("calleecloudformation.yaml")]
 #[case("callercloudformation.yaml")]
+#[case("deployrole.yaml")]
 #[case("s3callee.yaml")]
 #[case("s3caller.yaml")]
+#[case("tooling.yaml")]
 fn every_resource_of_the_templates_is_covered(#[case] template: &str) {
     let Some(schemas) = schemas() else { return };
     let in_template = template_resources(template);

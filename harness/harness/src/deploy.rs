@@ -20,6 +20,7 @@ use sdk_config::RootKeys;
 use serde::{Deserialize, Serialize};
 
 use crate::{
+    deployer::{CiIssuer, DeployAs, Deployers},
     error::HarnessError,
     package::{Artifacts, LambdaZip},
     progress::Step,
@@ -83,6 +84,10 @@ pub struct DeployConfig {
     pub overrides: DeployOverrides,
     /// The account roots' keys this run signs with.
     pub root_keys: RootKeys,
+    /// Whose permissions the stacks are deployed with.
+    pub deploy_as: DeployAs,
+    /// Where the CI role's session is issued; `None` without a gateway.
+    pub ci_issuer: Option<CiIssuer>,
     /// Suppress progress output.
     pub quiet: bool,
 }
@@ -112,6 +117,9 @@ pub struct Deployment {
     pub caller_role_arn: String,
     /// Each stack's outputs.
     pub outputs: BTreeMap<Stack, BTreeMap<String, String>>,
+    /// Who deployed the stacks.
+    #[serde(default)]
+    pub deployers: Deployers,
 }
 
 fn stack_name(stack: Stack, suffix: Option<&str>) -> String {
@@ -181,8 +189,11 @@ async fn deploy_inner(
     config: &DeployConfig,
     step: &Step,
 ) -> Result<Deployment, HarnessError> {
-    let sdk_a = aws::root_config(endpoint, &config.root_keys, &config.accounts.callee).await;
-    let sdk_b = aws::root_config(endpoint, &config.root_keys, &config.accounts.caller).await;
+    if config.deploy_as == DeployAs::DeployRole {
+        step.detail("CI and deploy roles");
+    }
+    let deployed_by = crate::deployer::account_configs(endpoint, config).await?;
+    let (sdk_a, sdk_b) = (&deployed_by.callee, &deployed_by.caller);
     let suffix = config.suffix.as_deref();
     let overrides = |stack: Stack| {
         config
@@ -202,13 +213,13 @@ async fn deploy_inner(
 
     step.detail("code buckets");
     let s3callee = StackDeploy::new(
-        &sdk_a,
+        sdk_a,
         config,
         Stack::S3Callee,
         bucket_suffix(Stack::S3Callee),
     );
     let s3caller = StackDeploy::new(
-        &sdk_b,
+        sdk_b,
         config,
         Stack::S3Caller,
         bucket_suffix(Stack::S3Caller),
@@ -239,8 +250,8 @@ async fn deploy_inner(
 
     step.detail("uploading the zips");
     let (key_a, key_b) = tokio::try_join!(
-        upload(&sdk_a, Stack::S3Callee, &out_s3a, &artifacts.callee),
-        upload(&sdk_b, Stack::S3Caller, &out_s3b, &artifacts.caller),
+        upload(sdk_a, Stack::S3Callee, &out_s3a, &artifacts.callee),
+        upload(sdk_b, Stack::S3Caller, &out_s3b, &artifacts.caller),
     )?;
 
     let names = |base: &str| match suffix {
@@ -250,7 +261,7 @@ async fn deploy_inner(
     let caller_role_name = names("servicenow-invoker-exec");
 
     step.detail("callee stack (account A)");
-    let callee = StackDeploy::new(&sdk_a, config, Stack::CalleeCloudformation, suffix);
+    let callee = StackDeploy::new(sdk_a, config, Stack::CalleeCloudformation, suffix);
     let mut params = BTreeMap::new();
     params.insert("FunctionName".into(), names("servicenow-alert"));
     params.insert("CrossAccountRoleName".into(), names("servicenow-invoke"));
@@ -282,7 +293,7 @@ async fn deploy_inner(
         .await?;
 
     step.detail("caller stack (account B)");
-    let caller = StackDeploy::new(&sdk_b, config, Stack::CallerCloudformation, suffix);
+    let caller = StackDeploy::new(sdk_b, config, Stack::CallerCloudformation, suffix);
     let mut params = BTreeMap::new();
     params.insert("FunctionName".into(), names("servicenow-invoker"));
     params.insert("ExecutionRoleName".into(), caller_role_name);
@@ -336,6 +347,7 @@ async fn deploy_inner(
         caller_log_group: caller_out("LogGroupName")?,
         caller_role_arn: caller_out("ExecutionRoleArn")?,
         outputs: BTreeMap::new(),
+        deployers: deployed_by.deployers.clone(),
     };
     Ok(Deployment {
         outputs: BTreeMap::from([
@@ -348,7 +360,7 @@ async fn deploy_inner(
     })
 }
 
-fn out(
+pub(crate) fn out(
     outputs: &BTreeMap<String, String>,
     stack: Stack,
     key: &str,
@@ -393,7 +405,8 @@ async fn upload(
     Ok(key)
 }
 
-struct StackDeploy<'a> {
+/// One stack's deploy: create, or update through a change set.
+pub(crate) struct StackDeploy<'a> {
     cfn: CfnClient,
     config: &'a DeployConfig,
     stack: Stack,
@@ -401,7 +414,12 @@ struct StackDeploy<'a> {
 }
 
 impl<'a> StackDeploy<'a> {
-    fn new(sdk: &SdkConfig, config: &'a DeployConfig, stack: Stack, suffix: Option<&str>) -> Self {
+    pub(crate) fn new(
+        sdk: &SdkConfig,
+        config: &'a DeployConfig,
+        stack: Stack,
+        suffix: Option<&str>,
+    ) -> Self {
         Self {
             cfn: CfnClient::new(sdk),
             config,
@@ -411,7 +429,7 @@ impl<'a> StackDeploy<'a> {
     }
 
     /// Creates the stack, or updates it through a change set; returns its outputs.
-    async fn apply(
+    pub(crate) async fn apply(
         &self,
         params: BTreeMap<String, String>,
         overrides: BTreeMap<String, String>,

@@ -6,11 +6,13 @@
 
 pub mod cli;
 pub mod deploy;
+pub mod deployer;
 pub mod emulator;
 pub mod error;
 pub mod observe;
 pub mod package;
 pub mod progress;
+pub mod resource_schemas;
 pub mod smtp;
 mod smtp_faults;
 pub mod suite;

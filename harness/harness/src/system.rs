@@ -25,10 +25,12 @@ use serde::{Deserialize, Serialize};
 
 use crate::{
     deploy::{self, Accounts, DeployConfig, Deployment},
+    deployer::{CiIssuer, DeployAs},
     emulator::{self, Backend, Emulator, EmulatorOptions},
     error::HarnessError,
     observe::{self, Call, Clients, EmailWait, FaultsEndpoint, Mailbox, Observation, Target},
     package::{self, Artifacts, BuildOptions},
+    resource_schemas,
     smtp::{CaptureConfig, MailCapture, SmtpCredentials, SmtpSecurity},
     viewer::{self, ViewerHandle, ViewerSources},
 };
@@ -109,6 +111,17 @@ pub struct SystemConfig {
     /// runs no gateway (LocalStack's free edition checks no IAM at all).
     #[arg(long, value_enum, default_value = "enforce", env = "HARNESS_IAM")]
     pub iam: Mode,
+    /// Whose permissions deploy the stacks: `deploy-role` (the tooling
+    /// account's CI role through each account's deploy role, as CI deploys)
+    /// or `root` (each account's root; no deploy permission is checked).
+    #[arg(
+        long,
+        value_enum,
+        default_value = "deploy-role",
+        env = "HARNESS_DEPLOY_AS"
+    )]
+    #[serde(default)]
+    pub deploy_as: DeployAs,
 }
 
 /// Parses the command line's defaults into a [`SystemConfig`].
@@ -142,6 +155,7 @@ impl SystemConfig {
         smtp_port: u16,
         smtp_credentials: Option<&SmtpCredentials>,
         root_keys: &RootKeys,
+        ci_issuer: Option<&CiIssuer>,
         quiet: bool,
     ) -> DeployConfig {
         DeployConfig {
@@ -160,6 +174,8 @@ impl SystemConfig {
             suffix: None,
             overrides: DeployOverrides::default(),
             root_keys: root_keys.clone(),
+            deploy_as: self.deploy_as,
+            ci_issuer: ci_issuer.cloned(),
             quiet,
         }
     }
@@ -260,6 +276,10 @@ pub struct RunningSystem {
     /// The token that registers a call's faults with the gateway; `None` without a gateway.
     #[serde(default)]
     pub faults_token: Option<String>,
+    /// Where the CI role's session is issued (the file is private to its
+    /// owner); `None` without a gateway.
+    #[serde(default)]
+    pub ci_issuer: Option<CiIssuer>,
     /// The default deployment.
     pub deployment: Deployment,
     /// Phase timings of the start.
@@ -327,6 +347,7 @@ impl RunningSystem {
             self.smtp.port(),
             self.smtp_credentials.as_ref(),
             &self.root_keys,
+            self.ci_issuer.as_ref(),
             quiet,
         )
     }
@@ -560,6 +581,7 @@ impl System {
                 gateway.issuer_token = issuer.as_ref().map(|(_, token)| token.clone());
                 gateway.faults = faults.clone();
                 gateway.tls = tls.as_ref().map(|(_, server)| server.clone());
+                gateway.resource_schemas = Some(resource_schemas::ensure(launch.quiet)?);
                 Some(Gateway::start(gateway).await?)
             }
             None => None,
@@ -587,6 +609,13 @@ impl System {
         let ca_pem = tls.map(|(pem, _)| pem);
         let aws_endpoint = aws_endpoint(&endpoint, ca_pem.as_deref());
 
+        let ci_issuer = gateway
+            .as_ref()
+            .zip(issuer.as_ref())
+            .map(|(gateway, (_, token))| CiIssuer {
+                url: format!("{}{}", gateway.plain_url(), iam_gateway::ISSUE_PATH),
+                token: token.clone(),
+            });
         let deploy_started = Instant::now();
         let deployment = deploy::deploy(
             &aws_endpoint,
@@ -595,6 +624,7 @@ impl System {
                 capture.addr().port(),
                 smtp_credentials.as_ref(),
                 &root_keys,
+                ci_issuer.as_ref(),
                 launch.quiet,
             ),
         )
@@ -616,6 +646,7 @@ impl System {
                 mail_spool,
                 viewer: None,
                 faults_token: faults.as_ref().map(|book| book.token().to_owned()),
+                ci_issuer,
                 deployment,
                 timings: Timings {
                     build_ms,
@@ -738,6 +769,10 @@ impl RunningSystem {
             mail_spool: None,
             viewer: None,
             faults_token: None,
+            ci_issuer: Some(CiIssuer {
+                url: "http://127.0.0.1:4566/_harness/execution-role-credentials".into(),
+                token: "issuer-token-for-tests".into(),
+            }),
             deployment: Deployment {
                 accounts: Accounts::default(),
                 stacks: Default::default(),
@@ -750,6 +785,7 @@ impl RunningSystem {
                 caller_log_group: String::new(),
                 caller_role_arn: String::new(),
                 outputs: Default::default(),
+                deployers: Default::default(),
             },
             timings: Timings::default(),
         }
@@ -830,7 +866,7 @@ mod tests {
         let credentials = SmtpCredentials::generate();
 
         let keys = RootKeys::generate(["111111111111", "222222222222"]);
-        let deploy = config.deploy_config(40125, Some(&credentials), &keys, true);
+        let deploy = config.deploy_config(40125, Some(&credentials), &keys, None, true);
 
         assert_eq!(deploy.smtp_port, 40125);
         assert_eq!(deploy.smtp_tls, TlsMode::Required);
@@ -845,7 +881,7 @@ mod tests {
         let config = SystemConfig::defaults().expect("defaults");
         let keys = RootKeys::generate(["111111111111", "222222222222"]);
 
-        let deploy = config.deploy_config(40125, None, &keys, true);
+        let deploy = config.deploy_config(40125, None, &keys, None, true);
 
         assert_eq!(deploy.smtp_tls, TlsMode::None);
         assert_eq!(deploy.smtp_credentials, None);
@@ -863,6 +899,22 @@ mod tests {
         let shown = format!("{state:?} {:?}", state.deploy_config(true));
 
         assert!(!shown.contains(&password), "{shown}");
+        assert!(!shown.contains("issuer-token-for-tests"), "{shown}");
+    }
+
+    #[test]
+    fn deploys_go_through_the_deploy_roles_unless_told_root() {
+        let state = running(std::process::id());
+        let deploy = state.deploy_config(true);
+        assert_eq!(deploy.deploy_as, DeployAs::DeployRole);
+        assert_eq!(deploy.ci_issuer, state.ci_issuer);
+        let mut config = SystemConfig::defaults().expect("defaults");
+        config.deploy_as = DeployAs::Root;
+        let keys = RootKeys::generate(["111111111111"]);
+        assert_eq!(
+            config.deploy_config(1, None, &keys, None, true).deploy_as,
+            DeployAs::Root
+        );
     }
 
     #[rstest]

@@ -71,6 +71,7 @@ struct RawDeploy {
     calleecloudformation: Option<BTreeMap<String, String>>,
     s3caller: Option<BTreeMap<String, String>>,
     callercloudformation: Option<BTreeMap<String, String>>,
+    deployrole: Option<BTreeMap<String, String>>,
 }
 
 #[derive(Deserialize)]
@@ -511,6 +512,7 @@ fn deploy_overrides(raw: RawDeploy) -> DeployOverrides {
             (Stack::CalleeCloudformation, raw.calleecloudformation),
             (Stack::S3Caller, raw.s3caller),
             (Stack::CallerCloudformation, raw.callercloudformation),
+            (Stack::DeployRole, raw.deployrole),
         ]
         .into_iter()
         .map(|(stack, parameters)| (stack, parameters.unwrap_or_default())),
@@ -938,7 +940,7 @@ expect:
         "name: p1\ndeploy:\n  calleecloudformations: { ExternalId: x }\ninvoke: { payload: {} }\nexpect: { status: success }\n",
         3,
         "deploy.calleecloudformations",
-        "expected one of s3callee, calleecloudformation, s3caller, callercloudformation"
+        "expected one of s3callee, calleecloudformation, s3caller, callercloudformation, deployrole"
     )]
     #[case::deploy_value_not_a_scalar(
         "name: p1\ndeploy:\n  s3callee: { BucketName: [a, b] }\ninvoke: { payload: {} }\nexpect: { status: success }\n",

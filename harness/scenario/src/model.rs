@@ -38,10 +38,15 @@ pub enum Stack {
     S3Caller,
     /// The caller lambda and its role (account B).
     CallerCloudformation,
+    /// The deploy role CI assumes, in both A and B (bootstrapped as root).
+    DeployRole,
+    /// The CI role of the tooling account C (bootstrapped as root).
+    Tooling,
 }
 
 impl Stack {
-    /// Every stack, in deploy order.
+    /// The four stacks of the alert chain, in deploy order (the deploy role
+    /// is bootstrapped before them, and is not one of them).
     pub const ALL: [Stack; 4] = [
         Stack::S3Callee,
         Stack::CalleeCloudformation,
@@ -56,6 +61,8 @@ impl Stack {
             Stack::CalleeCloudformation => "calleecloudformation",
             Stack::S3Caller => "s3caller",
             Stack::CallerCloudformation => "callercloudformation",
+            Stack::DeployRole => "deployrole",
+            Stack::Tooling => "tooling",
         }
     }
 }

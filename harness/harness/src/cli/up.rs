@@ -72,7 +72,14 @@ impl Output for Ready<'_> {
                 &d.caller_role_arn,
             ),
         ];
-        for (account, lambda, function, role, role_arn) in accounts {
+        let deployers = [&d.deployers.callee, &d.deployers.caller];
+        let deployed_by = match d.deployers.ci_role_arn {
+            Some(_) => "deploy role",
+            None => "deployed by",
+        };
+        for ((account, lambda, function, role, role_arn), deployer) in
+            accounts.into_iter().zip(deployers)
+        {
             writeln!(
                 out,
                 "  account {}       {account} ({lambda})",
@@ -80,6 +87,21 @@ impl Output for Ready<'_> {
             )?;
             writeln!(out, "    function      {function}")?;
             writeln!(out, "    {role}   {role_arn}")?;
+            writeln!(out, "    {deployed_by}   {deployer}")?;
+        }
+        match &d.deployers.ci_role_arn {
+            Some(ci) => {
+                writeln!(
+                    out,
+                    "  account C       {} (tooling)",
+                    crate::deployer::TOOLING_ACCOUNT
+                )?;
+                writeln!(out, "    CI role       {ci}")?;
+            }
+            None => writeln!(
+                out,
+                "  deployed as     each account's root (--deploy-as root)"
+            )?,
         }
         writeln!(out, "  timings")?;
         writeln!(out, "    build         {:>7} ms", t.build_ms)?;

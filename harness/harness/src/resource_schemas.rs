@@ -1,0 +1,122 @@
+//! The CloudFormation resource provider schemas, which say which IAM
+//! permissions each resource handler needs (`handlers.<op>.permissions`) and
+//! which property changes replace a resource (`createOnlyProperties`).
+//!
+//! AWS publishes them per region; cfn-lint's PyPI package ships them as data,
+//! maintained with every release. The harness installs that package's files
+//! alone (`pip install --no-deps --target`, nothing imported or run) into its
+//! cache directory, pinned to the version CI lints with, and reads them with
+//! the `deploy-permissions` crate.
+
+use std::{
+    path::{Path, PathBuf},
+    process::Command,
+    sync::Arc,
+};
+
+use deploy_permissions::Schemas;
+
+use crate::{
+    emulator::venv::{cache_dir, find_python, run_streaming},
+    error::HarnessError,
+    progress::Step,
+};
+
+/// The package and version the schemas come from (the pin in `.ci/requirements.txt`).
+pub const PACKAGE: &str = "cfn-lint==1.58.0";
+
+/// The directory the package is installed into.
+fn target_dir() -> PathBuf {
+    cache_dir().join(format!("schemas-{}", PACKAGE.replace("==", "-")))
+}
+
+/// Returns the schemas, installing them on first use (a few seconds).
+pub fn ensure(quiet: bool) -> Result<Arc<Schemas>, HarnessError> {
+    let target = target_dir();
+    if !target.join(".complete").exists() {
+        install(&target, quiet)?;
+    }
+    open(&target)
+}
+
+fn open(target: &Path) -> Result<Arc<Schemas>, HarnessError> {
+    let dir = deploy_permissions::schemas_dir_in(target);
+    Schemas::open(&dir)
+        .map(Arc::new)
+        .map_err(|e| HarnessError::File {
+            path: dir,
+            reason: format!("cannot read the CloudFormation resource schemas: {e}"),
+        })
+}
+
+fn install(target: &Path, quiet: bool) -> Result<(), HarnessError> {
+    let step = Step::start(
+        format!(
+            "installing the CloudFormation resource schemas ({PACKAGE}) into {}",
+            target.display()
+        ),
+        quiet,
+    );
+    let (python, _) = find_python()?;
+    // Installed beside the final directory and renamed into place, so that an
+    // interrupted or concurrent install never leaves half the files.
+    let partial = target.with_extension(format!("partial-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&partial);
+    let result = run_streaming(
+        Command::new(python)
+            .args([
+                "-m",
+                "pip",
+                "install",
+                "--disable-pip-version-check",
+                "--no-deps",
+                "--quiet",
+                "--target",
+            ])
+            .arg(&partial)
+            .arg(PACKAGE),
+        &step,
+    )
+    .and_then(|()| {
+        std::fs::write(partial.join(".complete"), PACKAGE).map_err(|e| e.to_string())?;
+        match std::fs::rename(&partial, target) {
+            Ok(()) => Ok(()),
+            // Another run finished first: its copy is as good.
+            Err(_) if target.join(".complete").exists() => {
+                let _ = std::fs::remove_dir_all(&partial);
+                Ok(())
+            }
+            Err(e) => Err(e.to_string()),
+        }
+    });
+    match result {
+        Ok(()) => {
+            step.done();
+            Ok(())
+        }
+        Err(reason) => {
+            step.failed();
+            let _ = std::fs::remove_dir_all(&partial);
+            Err(HarnessError::Venv {
+                path: target.to_path_buf(),
+                reason: format!("installing {PACKAGE} failed: {reason}"),
+            })
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_schemas_come_from_the_cfn_lint_ci_lints_with() {
+        let requirements =
+            std::fs::read_to_string(crate::workspace::root().join(".ci/requirements.txt"))
+                .expect("the CI requirements");
+        assert!(
+            requirements.lines().any(|line| line.trim() == PACKAGE),
+            "{PACKAGE} is not pinned in .ci/requirements.txt:\n{requirements}"
+        );
+    }
+}
