@@ -701,7 +701,8 @@ fn failure_lines(newest_first: &[(&str, &str, Option<&str>)]) -> String {
         .join("\n")
 }
 
-fn unique() -> String {
+/// A name no other change set of this process has.
+pub(crate) fn unique() -> String {
     let nanos = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_nanos())

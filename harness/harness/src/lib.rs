@@ -11,6 +11,7 @@ pub mod emulator;
 pub mod error;
 pub mod observe;
 pub mod package;
+pub mod plan;
 pub mod progress;
 pub mod resource_schemas;
 pub mod smtp;

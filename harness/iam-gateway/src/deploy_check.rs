@@ -98,6 +98,26 @@ pub struct CheckRequest {
     /// The resource's properties before this change, for `Modify` and `Remove`.
     #[serde(default)]
     pub previous_properties: Option<serde_json::Value>,
+    /// Decide as this role instead of the stack's deployer: for `harness
+    /// deploy --plan`, which asks about a change nobody has started.
+    #[serde(default)]
+    pub principal: Option<String>,
+}
+
+/// One permission the handler needs, decided.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct PermissionDecision {
+    /// The IAM action.
+    pub action: String,
+    /// The resource it was decided on.
+    pub resource: String,
+    /// Why the handler needs it.
+    pub because: String,
+    /// Whether AWS would allow it.
+    pub allowed: bool,
+    /// `ALLOW (...)` / `DENY: ...`, or why it could not be decided.
+    pub explanation: String,
 }
 
 /// The answer: run the handler, or fail the resource with `message`.
@@ -109,6 +129,9 @@ pub struct CheckAnswer {
     /// The resource's status reason when not allowed, as CloudFormation words it.
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub message: Option<String>,
+    /// Every permission the handler needs, decided, in the handler's order.
+    #[serde(default)]
+    pub decisions: Vec<PermissionDecision>,
 }
 
 fn answer(status: StatusCode, body: &CheckAnswer) -> Response<ProxyBody> {
@@ -125,6 +148,15 @@ fn denied(message: String) -> CheckAnswer {
     CheckAnswer {
         allowed: false,
         message: Some(message),
+        decisions: Vec::new(),
+    }
+}
+
+fn allowed(decisions: Vec<PermissionDecision>) -> CheckAnswer {
+    CheckAnswer {
+        allowed: true,
+        message: None,
+        decisions,
     }
 }
 
@@ -199,19 +231,13 @@ pub(super) async fn serve(state: &State, request: Request<Incoming>) -> Response
     };
     if state.mode == Mode::Off {
         // Off evaluates nothing, deploys included.
-        return answer(
-            StatusCode::OK,
-            &CheckAnswer {
-                allowed: true,
-                message: None,
-            },
-        );
+        return answer(StatusCode::OK, &allowed(Vec::new()));
     }
     let verdict = check(state, &asked).await;
     let verdict = match (verdict.allowed, state.mode) {
         (false, Mode::Audit) => CheckAnswer {
             allowed: true,
-            message: verdict.message,
+            ..verdict
         },
         _ => verdict,
     };
@@ -221,7 +247,21 @@ pub(super) async fn serve(state: &State, request: Request<Incoming>) -> Response
 /// Decides every permission the handler needs; the first denial is the answer.
 async fn check(state: &State, asked: &CheckRequest) -> CheckAnswer {
     let started = Instant::now();
-    let Some(deployer) = state.deployers.of(&asked.account, &asked.stack_name) else {
+    let deployer = match &asked.principal {
+        Some(arn) => match iam_policy::Principal::from_arn(arn) {
+            Ok(principal) => Some(Caller {
+                principal,
+                user_id: None,
+            }),
+            Err(err) => {
+                return denied(format!(
+                    "iam gateway: `{arn}` is not a principal ARN to decide as: {err}"
+                ));
+            }
+        },
+        None => state.deployers.of(&asked.account, &asked.stack_name),
+    };
+    let Some(deployer) = deployer else {
         return denied(format!(
             "iam gateway: no CloudFormation request that starts stack {} in account {} passed through the gateway, so the permissions of {} ({}) cannot be decided",
             asked.stack_name, asked.account, asked.logical_resource_id, asked.resource_type
@@ -237,10 +277,7 @@ async fn check(state: &State, asked: &CheckRequest) -> CheckAnswer {
     if deployer.principal.kind() == PrincipalKind::Root
         && deployer.principal.account() == Some(asked.account.as_str())
     {
-        return CheckAnswer {
-            allowed: true,
-            message: None,
-        };
+        return allowed(Vec::new());
     }
     let Some(schemas) = &state.resource_schemas else {
         return denied(format!(
@@ -267,6 +304,8 @@ async fn check(state: &State, asked: &CheckRequest) -> CheckAnswer {
             ));
         }
     };
+    let mut decisions = Vec::with_capacity(required.len());
+    let mut first_denial = None;
     for permission in &required {
         let decision = match decide_permission(
             state,
@@ -293,20 +332,34 @@ async fn check(state: &State, asked: &CheckRequest) -> CheckAnswer {
         );
         record.time_ms = now_ms();
         record.overhead_us = Some(started.elapsed().as_micros() as u64);
+        decisions.push(PermissionDecision {
+            action: permission.action.clone(),
+            resource: permission.resource.clone(),
+            because: permission.because.clone(),
+            allowed: decision.allowed,
+            explanation: decision.to_string(),
+        });
         if let Some(message) = decision.access_denied_message() {
             record.decision = if state.mode == Mode::Audit {
                 Ruling::WouldDeny
             } else {
                 Ruling::Deny
             };
-            state.log.push(record);
-            return denied(handler_denied_reason(&permission.action, &message));
+            // The handler stops at its first denied call; a plan shows them all.
+            first_denial.get_or_insert_with(|| handler_denied_reason(&permission.action, &message));
         }
         state.log.push(record);
+        if first_denial.is_some() && asked.principal.is_none() {
+            break;
+        }
     }
-    CheckAnswer {
-        allowed: true,
-        message: None,
+    match first_denial {
+        Some(message) => CheckAnswer {
+            allowed: false,
+            message: Some(message),
+            decisions,
+        },
+        None => allowed(decisions),
     }
 }
 

@@ -10,7 +10,7 @@ use super::{
     classify::{AssumeRoleCall, FunctionRef},
     decide::{self, ASSUME_ROLE, INVOKE_FUNCTION, Outcome},
     log::{DecidingStatement, DecisionRecord, Ruling, format_chain, now_ms},
-    policies::{Caller, PolicySource},
+    policies::{Caller, PolicySource, ProposedPolicies},
 };
 use alert_caller::config as caller_env;
 use sdk_config::REGION;
@@ -177,6 +177,29 @@ pub async fn explain(
     root_keys: &sdk_config::RootKeys,
     caller_function_arn: &str,
 ) -> Result<Vec<HopExplanation>, GatewayError> {
+    let source =
+        PolicySource::new(upstream.clone(), Duration::ZERO).with_root_keys(root_keys.clone());
+    explain_with(&source, caller_function_arn).await
+}
+
+/// [`explain`], as the chain would be decided once `proposed` replaced the
+/// role policies it names (`harness deploy --plan`): nothing is changed.
+pub async fn explain_proposed(
+    upstream: &sdk_config::Endpoint,
+    root_keys: &sdk_config::RootKeys,
+    caller_function_arn: &str,
+    proposed: ProposedPolicies,
+) -> Result<Vec<HopExplanation>, GatewayError> {
+    let source = PolicySource::new(upstream.clone(), Duration::ZERO)
+        .with_root_keys(root_keys.clone())
+        .with_proposed(proposed);
+    explain_with(&source, caller_function_arn).await
+}
+
+async fn explain_with(
+    source: &PolicySource,
+    caller_function_arn: &str,
+) -> Result<Vec<HopExplanation>, GatewayError> {
     let function = FunctionRef::parse(caller_function_arn, None)
         .filter(|f| f.account.is_some())
         .ok_or_else(|| {
@@ -186,8 +209,6 @@ pub async fn explain(
         })?;
     let account = function.account.as_deref().unwrap_or_default();
     let region = function.region.as_deref().unwrap_or(REGION);
-    let source =
-        PolicySource::new(upstream.clone(), Duration::ZERO).with_root_keys(root_keys.clone());
     let configuration = source
         .lambda(account, region)
         .await
@@ -224,7 +245,7 @@ pub async fn explain(
     // role invoking the function across accounts.
     let Some(target_role) = variable(caller_env::TARGET_ROLE_ARN) else {
         return Ok(vec![
-            invoke_hop(&source, 1, &own_session, &target_function, region).await,
+            invoke_hop(source, 1, &own_session, &target_function, region).await,
         ]);
     };
     // An empty EXTERNAL_ID means the caller sends none.
@@ -239,7 +260,7 @@ pub async fn explain(
         duration_seconds: None,
         source_identity: None,
     };
-    let outcome = decide::assume_role(&source, &own_session, &call, region).await;
+    let outcome = decide::assume_role(source, &own_session, &call, region).await;
     let hop1 = HopExplanation::new(
         1,
         own_session.principal.arn(),
@@ -253,7 +274,7 @@ pub async fn explain(
         principal: session_of(&target_role, &session_name)?,
         user_id: None,
     };
-    let hop2 = invoke_hop(&source, 2, &assumed, &target_function, region).await;
+    let hop2 = invoke_hop(source, 2, &assumed, &target_function, region).await;
     Ok(vec![hop1, hop2])
 }
 

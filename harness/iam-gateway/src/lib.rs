@@ -79,11 +79,12 @@ use sdk_config::RootKeys;
 use serde::{Deserialize, Serialize};
 
 pub use self::{
-    deploy_check::{CheckAnswer, CheckRequest, DEPLOY_CHECK_PATH},
+    deploy_check::{CheckAnswer, CheckRequest, DEPLOY_CHECK_PATH, PermissionDecision},
     error::GatewayError,
-    explain::{HopExplanation, explain, format_explanation},
+    explain::{HopExplanation, explain, explain_proposed, format_explanation},
     issue::{ISSUE_PATH, ISSUER_TOKEN_HEADER},
     log::{DecidingStatement, DecisionRecord, Ruling, abbreviate_arn, format_chain, read_log},
+    policies::ProposedPolicies,
     proxy::OverheadStats,
 };
 

@@ -10,7 +10,7 @@
 //! raced with an invalidation from re-inserting stale data.
 
 use std::{
-    collections::HashMap,
+    collections::{BTreeMap, HashMap},
     sync::{
         Arc, Mutex,
         atomic::{AtomicU64, Ordering},
@@ -107,6 +107,19 @@ pub struct PolicySource {
     buckets: TtlCache<Option<Arc<BucketInfo>>>,
     key_policies: TtlCache<Option<Arc<KeyInfo>>>,
     role_arns: TtlCache<Option<String>>,
+    proposed: Option<Arc<ProposedPolicies>>,
+}
+
+/// The role policies a change would leave (`harness deploy --plan`), laid
+/// over what the upstream has, so that the chain can be decided as it would
+/// be after the change without making it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ProposedPolicies {
+    /// Role ARN → its trust policy after the change (JSON).
+    pub trust: BTreeMap<String, String>,
+    /// Role ARN → inline policy name → its document after the change (JSON),
+    /// or `None` when the change removes it.
+    pub inline: BTreeMap<String, BTreeMap<String, Option<String>>>,
 }
 
 /// A bucket as far as authorizing a request on it needs.
@@ -195,7 +208,14 @@ impl PolicySource {
             buckets: TtlCache::new(),
             key_policies: TtlCache::new(),
             role_arns: TtlCache::new(),
+            proposed: None,
         }
+    }
+
+    /// Answers with `proposed` laid over the upstream's role policies.
+    pub fn with_proposed(mut self, proposed: ProposedPolicies) -> Self {
+        self.proposed = Some(Arc::new(proposed));
+        self
     }
 
     /// Signs with these root keys: for reading through an IAM gateway rather
@@ -520,6 +540,28 @@ impl PolicySource {
 
     /// The role's trust policy and session limit; `None` if the role does not exist.
     pub async fn role(&self, role_arn: &str) -> Result<Option<Arc<RoleInfo>>, GatewayError> {
+        let upstream = self.upstream_role(role_arn).await?;
+        let Some(trust) = self
+            .proposed
+            .as_ref()
+            .and_then(|proposed| proposed.trust.get(role_arn))
+        else {
+            return Ok(upstream);
+        };
+        let name = last_segment(role_arn);
+        let trust = parse_policy(
+            PolicyKind::Trust,
+            name,
+            trust,
+            &format!("the proposed trust policy of {role_arn}"),
+        )?;
+        Ok(Some(Arc::new(RoleInfo {
+            trust,
+            max_session_duration: upstream.and_then(|role| role.max_session_duration),
+        })))
+    }
+
+    async fn upstream_role(&self, role_arn: &str) -> Result<Option<Arc<RoleInfo>>, GatewayError> {
         if let Some(role) = self.roles.get(role_arn, self.ttl) {
             return Ok(Some(role));
         }
@@ -574,6 +616,40 @@ impl PolicySource {
 
     /// The caller's identity-based policies (inline and managed; for users also their groups').
     pub async fn identity_policies(
+        &self,
+        principal: &Principal,
+    ) -> Result<Arc<Vec<NamedPolicy>>, GatewayError> {
+        let changes = self.proposed.as_ref().and_then(|proposed| {
+            let role = principal.role_arn()?;
+            proposed.inline.get(role).map(|changes| (role, changes))
+        });
+        let Some((role, changes)) = changes else {
+            return self.upstream_identity_policies(principal).await;
+        };
+        // A role the change creates has no policies upstream yet.
+        let mut policies = match self.upstream_role(role).await? {
+            Some(_) => self
+                .upstream_identity_policies(principal)
+                .await?
+                .as_ref()
+                .clone(),
+            None => Vec::new(),
+        };
+        policies.retain(|policy| !changes.contains_key(policy.name()));
+        for (name, document) in changes {
+            if let Some(document) = document {
+                policies.push(parse_policy(
+                    PolicyKind::Identity,
+                    name,
+                    document,
+                    &format!("the proposed inline policy {name} of {role}"),
+                )?);
+            }
+        }
+        Ok(Arc::new(policies))
+    }
+
+    async fn upstream_identity_policies(
         &self,
         principal: &Principal,
     ) -> Result<Arc<Vec<NamedPolicy>>, GatewayError> {

@@ -52,8 +52,10 @@ pub enum Command {
     Invoke(InvokeArgs),
     /// Validate a payload as the callee does and show the email it would send (no emulator).
     Render(RenderArgs),
-    /// Validate the templates and redeploy them into the running system.
-    Deploy,
+    /// Validate the templates and redeploy them into the running system, or
+    /// (`--plan`) show what that would change and whether the chain and the
+    /// deploy stay allowed, changing nothing.
+    Deploy(deploy::DeployArgs),
     /// Stop a running `harness up`.
     Down,
     /// Print shell exports that make your own AWS CLI or SDK act as one
@@ -105,7 +107,10 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
         Command::Up(args) => up::up(&args, &context).await?,
         Command::Invoke(args) => output::emit(&invoke::invoke(&args, &context).await?, json),
         Command::Render(args) => output::emit(&render::render(&args, &context)?, json),
-        Command::Deploy => output::emit(&deploy::deploy(&context).await?, json),
+        Command::Deploy(args) if args.plan => {
+            output::emit(&deploy::plan(&args, &context).await?, json)
+        }
+        Command::Deploy(args) => output::emit(&deploy::deploy(&args, &context).await?, json),
         Command::Down => output::emit(&down::down(&context)?, json),
         Command::Env(args) => output::emit(&env::env(&args, &context)?, json),
         Command::Package(args) => output::emit(&package::package(&args, &context)?, json),
