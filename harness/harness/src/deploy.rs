@@ -374,14 +374,26 @@ async fn upload(
     let bucket = out(bucket_outputs, bucket_stack, "CodeBucketName")?;
     let key_arn = out(bucket_outputs, bucket_stack, "KmsKeyArn")?;
     let key = format!("{}/{}/bootstrap.zip", zip.name, &zip.sha256[..16]);
+    let s3 = aws::s3_client(sdk);
+    // The key names the content, so an object already there is this zip:
+    // variants reuse what the default deployment uploaded.
+    match s3.head_object().bucket(&bucket).key(&key).send().await {
+        Ok(_) => return Ok(key),
+        Err(err) if err.as_service_error().is_some_and(|e| e.is_not_found()) => {}
+        Err(err) => {
+            return Err(HarnessError::aws(
+                &format!("s3:HeadObject s3://{bucket}/{key}"),
+                err,
+            ));
+        }
+    }
     let body = ByteStream::from_path(&zip.zip)
         .await
         .map_err(|e| HarnessError::File {
             path: zip.zip.clone(),
             reason: e.to_string(),
         })?;
-    aws::s3_client(sdk)
-        .put_object()
+    s3.put_object()
         .bucket(&bucket)
         .key(&key)
         .server_side_encryption(ServerSideEncryption::AwsKms)
