@@ -3,7 +3,7 @@
 //! outputs as parameters. Deploying again updates through change sets.
 
 use std::{
-    collections::BTreeMap,
+    collections::{BTreeMap, BTreeSet},
     path::{Path, PathBuf},
     time::{Duration, Instant},
 };
@@ -164,14 +164,86 @@ pub async fn deploy(
     artifacts: &Artifacts,
     config: &DeployConfig,
 ) -> Result<Deployment, HarnessError> {
-    let step = Step::start(
-        match &config.suffix {
-            Some(s) => format!("deploying the four stacks (variant {s})"),
-            None => "deploying the four stacks".to_string(),
-        },
-        config.quiet,
+    let label = match &config.suffix {
+        Some(s) => format!("deploying the four stacks (variant {s})"),
+        None => "deploying the four stacks".to_string(),
+    };
+    let own = BTreeSet::from(Stack::ALL);
+    deploy_stacks(endpoint, artifacts, config, label, None, &own).await
+}
+
+/// The stacks a variant with these overrides deploys under its own names,
+/// when its scenarios reach the stacks in `used`; it takes every other stack
+/// from the default deployment. A stack is the variant's own when it is
+/// overridden, or when a stack it depends on is and a scenario reaches it:
+/// the callee's code is in s3callee, the caller's in s3caller, and the caller
+/// invokes the callee. And a caller of its own that assumes the callee's
+/// cross-account role needs a callee of its own, whose trust policy names the
+/// variant's caller role (the default callee trusts only the default caller);
+/// with `TargetRoleArn` overridden (`""`: a direct invoke, authorised by the
+/// callee's function policy, which names the caller's account) it does not.
+pub fn variant_stacks(overrides: &DeployOverrides, used: &BTreeSet<Stack>) -> BTreeSet<Stack> {
+    // A deploy role of its own deploys every stack: what it may not do is the point.
+    if overrides.parameters(Stack::DeployRole).is_some() {
+        return BTreeSet::from(Stack::ALL);
+    }
+    let mut own: BTreeSet<Stack> = overrides
+        .iter()
+        .map(|(stack, _)| stack)
+        .filter(|stack| Stack::ALL.contains(stack))
+        .collect();
+    let assumes_callee_role = overrides
+        .parameters(Stack::CallerCloudformation)
+        .is_none_or(|p| !p.contains_key("TargetRoleArn"));
+    loop {
+        let before = own.len();
+        let needed = |own: &BTreeSet<Stack>, stack| own.contains(&stack) || used.contains(&stack);
+        if needed(&own, Stack::CalleeCloudformation) && own.contains(&Stack::S3Callee) {
+            own.insert(Stack::CalleeCloudformation);
+        }
+        if needed(&own, Stack::CallerCloudformation)
+            && (own.contains(&Stack::S3Caller) || own.contains(&Stack::CalleeCloudformation))
+        {
+            own.insert(Stack::CallerCloudformation);
+        }
+        if own.contains(&Stack::CallerCloudformation) && assumes_callee_role {
+            own.insert(Stack::CalleeCloudformation);
+        }
+        if own.len() == before {
+            return own;
+        }
+    }
+}
+
+/// Deploys a variant next to `base`, the default deployment: the stacks in
+/// `own` (see [`variant_stacks`]) under names ending with the config's
+/// suffix, with its overrides; every other stack is `base`'s, untouched.
+pub async fn deploy_variant(
+    endpoint: &sdk_config::Endpoint,
+    artifacts: &Artifacts,
+    config: &DeployConfig,
+    base: &Deployment,
+    own: &BTreeSet<Stack>,
+) -> Result<Deployment, HarnessError> {
+    let names: Vec<&str> = own.iter().map(|s| s.as_str()).collect();
+    let label = format!(
+        "deploying {} (variant {})",
+        names.join(", "),
+        config.suffix.as_deref().unwrap_or("default")
     );
-    match deploy_inner(endpoint, artifacts, config, &step).await {
+    deploy_stacks(endpoint, artifacts, config, label, Some(base), own).await
+}
+
+async fn deploy_stacks(
+    endpoint: &sdk_config::Endpoint,
+    artifacts: &Artifacts,
+    config: &DeployConfig,
+    label: String,
+    base: Option<&Deployment>,
+    own: &BTreeSet<Stack>,
+) -> Result<Deployment, HarnessError> {
+    let step = Step::start(label, config.quiet);
+    match deploy_inner(endpoint, artifacts, config, base, own, &step).await {
         Ok(deployment) => {
             step.done();
             Ok(deployment)
@@ -187,6 +259,8 @@ async fn deploy_inner(
     endpoint: &sdk_config::Endpoint,
     artifacts: &Artifacts,
     config: &DeployConfig,
+    base: Option<&Deployment>,
+    own: &BTreeSet<Stack>,
     step: &Step,
 ) -> Result<Deployment, HarnessError> {
     if config.deploy_as == DeployAs::DeployRole {
@@ -202,32 +276,25 @@ async fn deploy_inner(
             .cloned()
             .unwrap_or_default()
     };
-    // The code buckets are shared by variants unless a scenario overrides them.
-    let bucket_suffix = |stack: Stack| {
-        if config.overrides.parameters(stack).is_some() {
-            suffix
-        } else {
-            None
+    // A stack that is not this deployment's own is the base deployment's.
+    let reused = |stack: Stack| -> Result<(String, BTreeMap<String, String>), HarnessError> {
+        let from_base = base.and_then(|b| Some((b.stacks.get(&stack)?, b.outputs.get(&stack)?)));
+        match from_base {
+            Some((name, outputs)) => Ok((name.clone(), outputs.clone())),
+            None => Err(HarnessError::StackFailed {
+                stack: stack.to_string(),
+                status: "not deployed".into(),
+                events: "the default deployment has no such stack to reuse".into(),
+            }),
         }
     };
+    let is_own = |stack: Stack| own.contains(&stack);
 
     step.detail("code buckets");
-    let s3callee = StackDeploy::new(
-        sdk_a,
-        config,
-        Stack::S3Callee,
-        bucket_suffix(Stack::S3Callee),
-    );
-    let s3caller = StackDeploy::new(
-        sdk_b,
-        config,
-        Stack::S3Caller,
-        bucket_suffix(Stack::S3Caller),
-    );
     // A variant bucket stack needs its own bucket name and key alias.
-    let bucket_params = |stack: Stack, short: &str| {
+    let bucket_params = |short: &str| {
         let mut params = BTreeMap::new();
-        if let Some(s) = bucket_suffix(stack) {
+        if let Some(s) = suffix {
             params.insert("NamePrefix".to_string(), format!("{short}-{s}"));
         }
         params
@@ -235,23 +302,46 @@ async fn deploy_inner(
     // One after the other: creating both buckets at once (two accounts) made
     // LocalStack 4.8.1 fail now and then with NoSuchBucket on the
     // PutBucketVersioning that follows CreateBucket (seen twice in ~20 runs).
-    let out_s3a = s3callee
-        .apply(
-            bucket_params(Stack::S3Callee, "alert"),
-            overrides(Stack::S3Callee),
-        )
-        .await?;
-    let out_s3b = s3caller
-        .apply(
-            bucket_params(Stack::S3Caller, "invoker"),
-            overrides(Stack::S3Caller),
-        )
-        .await?;
+    let (s3callee_name, out_s3a) = if is_own(Stack::S3Callee) {
+        let s3callee = StackDeploy::new(sdk_a, config, Stack::S3Callee, suffix);
+        let outputs = s3callee
+            .apply(bucket_params("alert"), overrides(Stack::S3Callee))
+            .await?;
+        (s3callee.name, outputs)
+    } else {
+        reused(Stack::S3Callee)?
+    };
+    let (s3caller_name, out_s3b) = if is_own(Stack::S3Caller) {
+        let s3caller = StackDeploy::new(sdk_b, config, Stack::S3Caller, suffix);
+        let outputs = s3caller
+            .apply(bucket_params("invoker"), overrides(Stack::S3Caller))
+            .await?;
+        (s3caller.name, outputs)
+    } else {
+        reused(Stack::S3Caller)?
+    };
 
+    // A zip goes to a code bucket of this deployment's own, and wherever a
+    // function of its own reads it from.
     step.detail("uploading the zips");
+    let upload_to = |stack: Stack, function: Stack| is_own(stack) || is_own(function);
     let (key_a, key_b) = tokio::try_join!(
-        upload(sdk_a, Stack::S3Callee, &out_s3a, &artifacts.callee),
-        upload(sdk_b, Stack::S3Caller, &out_s3b, &artifacts.caller),
+        async {
+            match upload_to(Stack::S3Callee, Stack::CalleeCloudformation) {
+                true => upload(sdk_a, Stack::S3Callee, &out_s3a, &artifacts.callee)
+                    .await
+                    .map(Some),
+                false => Ok(None),
+            }
+        },
+        async {
+            match upload_to(Stack::S3Caller, Stack::CallerCloudformation) {
+                true => upload(sdk_b, Stack::S3Caller, &out_s3b, &artifacts.caller)
+                    .await
+                    .map(Some),
+                false => Ok(None),
+            }
+        },
     )?;
 
     let names = |base: &str| match suffix {
@@ -260,78 +350,94 @@ async fn deploy_inner(
     };
     let caller_role_name = names("servicenow-invoker-exec");
 
-    step.detail("callee stack (account A)");
-    let callee = StackDeploy::new(sdk_a, config, Stack::CalleeCloudformation, suffix);
-    let mut params = BTreeMap::new();
-    params.insert("FunctionName".into(), names("servicenow-alert"));
-    params.insert("CrossAccountRoleName".into(), names("servicenow-invoke"));
-    params.insert(
-        "CodeBucket".into(),
-        out(&out_s3a, Stack::S3Callee, "CodeBucketName")?,
-    );
-    params.insert("CodeKey".into(), key_a);
-    params.insert("CallerAccountId".into(), config.accounts.caller.clone());
-    params.insert("CallerRoleName".into(), caller_role_name.clone());
-    params.insert("SmtpHost".into(), config.smtp_host.clone());
-    params.insert("SmtpPort".into(), config.smtp_port.to_string());
-    params.insert("SmtpTls".into(), config.smtp_tls.to_string());
-    if let Some(credentials) = &config.smtp_credentials {
-        params.insert("SmtpUsername".into(), credentials.username.clone());
-        params.insert("SmtpPassword".into(), credentials.password.clone());
-    }
-    params.insert("MailFrom".into(), config.mail_from.clone());
-    params.insert(
-        "AllowedRecipientDomains".into(),
-        config.allowed_domains.clone(),
-    );
-    params.insert(
-        "AllowedInstanceHosts".into(),
-        config.allowed_instance_hosts.clone(),
-    );
-    let out_callee = callee
-        .apply(params, overrides(Stack::CalleeCloudformation))
-        .await?;
+    let (callee_name, out_callee) = if is_own(Stack::CalleeCloudformation) {
+        step.detail("callee stack (account A)");
+        let callee = StackDeploy::new(sdk_a, config, Stack::CalleeCloudformation, suffix);
+        let mut params = BTreeMap::new();
+        params.insert("FunctionName".into(), names("servicenow-alert"));
+        params.insert("CrossAccountRoleName".into(), names("servicenow-invoke"));
+        params.insert(
+            "CodeBucket".into(),
+            out(&out_s3a, Stack::S3Callee, "CodeBucketName")?,
+        );
+        params.insert(
+            "CodeKey".into(),
+            key_a.expect("a callee of its own has its zip uploaded"),
+        );
+        params.insert("CallerAccountId".into(), config.accounts.caller.clone());
+        params.insert("CallerRoleName".into(), caller_role_name.clone());
+        params.insert("SmtpHost".into(), config.smtp_host.clone());
+        params.insert("SmtpPort".into(), config.smtp_port.to_string());
+        params.insert("SmtpTls".into(), config.smtp_tls.to_string());
+        if let Some(credentials) = &config.smtp_credentials {
+            params.insert("SmtpUsername".into(), credentials.username.clone());
+            params.insert("SmtpPassword".into(), credentials.password.clone());
+        }
+        params.insert("MailFrom".into(), config.mail_from.clone());
+        params.insert(
+            "AllowedRecipientDomains".into(),
+            config.allowed_domains.clone(),
+        );
+        params.insert(
+            "AllowedInstanceHosts".into(),
+            config.allowed_instance_hosts.clone(),
+        );
+        let outputs = callee
+            .apply(params, overrides(Stack::CalleeCloudformation))
+            .await?;
+        (callee.name, outputs)
+    } else {
+        reused(Stack::CalleeCloudformation)?
+    };
 
-    step.detail("caller stack (account B)");
-    let caller = StackDeploy::new(sdk_b, config, Stack::CallerCloudformation, suffix);
-    let mut params = BTreeMap::new();
-    params.insert("FunctionName".into(), names("servicenow-invoker"));
-    params.insert("ExecutionRoleName".into(), caller_role_name);
-    params.insert(
-        "CodeBucket".into(),
-        out(&out_s3b, Stack::S3Caller, "CodeBucketName")?,
-    );
-    params.insert("CodeKey".into(), key_b);
-    params.insert(
-        "TargetRoleArn".into(),
-        out(
-            &out_callee,
-            Stack::CalleeCloudformation,
-            "CrossAccountRoleArn",
-        )?,
-    );
-    params.insert(
-        "TargetFunctionArn".into(),
-        out(&out_callee, Stack::CalleeCloudformation, "FunctionArn")?,
-    );
-    // The caller must present the same external id the callee's trust policy
-    // requires, unless a scenario deliberately sets its own.
-    if let Some(id) = config
-        .overrides
-        .parameters(Stack::CalleeCloudformation)
-        .and_then(|o| o.get("ExternalId"))
-    {
-        params.insert("ExternalId".into(), id.clone());
-    }
-    let out_caller = caller
-        .apply(params, overrides(Stack::CallerCloudformation))
-        .await?;
+    let (caller_name, out_caller) = if is_own(Stack::CallerCloudformation) {
+        step.detail("caller stack (account B)");
+        let caller = StackDeploy::new(sdk_b, config, Stack::CallerCloudformation, suffix);
+        let mut params = BTreeMap::new();
+        params.insert("FunctionName".into(), names("servicenow-invoker"));
+        params.insert("ExecutionRoleName".into(), caller_role_name);
+        params.insert(
+            "CodeBucket".into(),
+            out(&out_s3b, Stack::S3Caller, "CodeBucketName")?,
+        );
+        params.insert(
+            "CodeKey".into(),
+            key_b.expect("a caller of its own has its zip uploaded"),
+        );
+        params.insert(
+            "TargetRoleArn".into(),
+            out(
+                &out_callee,
+                Stack::CalleeCloudformation,
+                "CrossAccountRoleArn",
+            )?,
+        );
+        params.insert(
+            "TargetFunctionArn".into(),
+            out(&out_callee, Stack::CalleeCloudformation, "FunctionArn")?,
+        );
+        // The caller must present the same external id the callee's trust policy
+        // requires, unless a scenario deliberately sets its own.
+        if let Some(id) = config
+            .overrides
+            .parameters(Stack::CalleeCloudformation)
+            .and_then(|o| o.get("ExternalId"))
+        {
+            params.insert("ExternalId".into(), id.clone());
+        }
+        let outputs = caller
+            .apply(params, overrides(Stack::CallerCloudformation))
+            .await?;
+        (caller.name, outputs)
+    } else {
+        reused(Stack::CallerCloudformation)?
+    };
 
     let stacks = BTreeMap::from([
-        (Stack::S3Callee, s3callee.name.clone()),
-        (Stack::S3Caller, s3caller.name.clone()),
-        (Stack::CalleeCloudformation, callee.name.clone()),
-        (Stack::CallerCloudformation, caller.name.clone()),
+        (Stack::S3Callee, s3callee_name),
+        (Stack::S3Caller, s3caller_name),
+        (Stack::CalleeCloudformation, callee_name),
+        (Stack::CallerCloudformation, caller_name),
     ]);
     let callee_out = |key| out(&out_callee, Stack::CalleeCloudformation, key);
     let caller_out = |key| out(&out_caller, Stack::CallerCloudformation, key);
@@ -386,14 +492,26 @@ async fn upload(
     let bucket = out(bucket_outputs, bucket_stack, "CodeBucketName")?;
     let key_arn = out(bucket_outputs, bucket_stack, "KmsKeyArn")?;
     let key = format!("{}/{}/bootstrap.zip", zip.name, &zip.sha256[..16]);
+    let s3 = aws::s3_client(sdk);
+    // The key names the content, so an object already there is this zip:
+    // variants reuse what the default deployment uploaded.
+    match s3.head_object().bucket(&bucket).key(&key).send().await {
+        Ok(_) => return Ok(key),
+        Err(err) if err.as_service_error().is_some_and(|e| e.is_not_found()) => {}
+        Err(err) => {
+            return Err(HarnessError::aws(
+                &format!("s3:HeadObject s3://{bucket}/{key}"),
+                err,
+            ));
+        }
+    }
     let body = ByteStream::from_path(&zip.zip)
         .await
         .map_err(|e| HarnessError::File {
             path: zip.zip.clone(),
             reason: e.to_string(),
         })?;
-    aws::s3_client(sdk)
-        .put_object()
+    s3.put_object()
         .bucket(&bucket)
         .key(&key)
         .server_side_encryption(ServerSideEncryption::AwsKms)
@@ -713,6 +831,64 @@ pub(crate) fn unique() -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn overrides(stacks: &[(Stack, &str, &str)]) -> DeployOverrides {
+        DeployOverrides::new(
+            stacks
+                .iter()
+                .map(|(stack, k, v)| (*stack, [(k.to_string(), v.to_string())])),
+        )
+    }
+
+    const CALLER: Stack = Stack::CallerCloudformation;
+    const CALLEE: Stack = Stack::CalleeCloudformation;
+    const VIA_CALLER: &[Stack] = &[CALLER, CALLEE];
+
+    #[rstest::rstest]
+    #[case::a_callee_override_for_calls_through_the_caller_gets_a_caller_pointing_at_it(
+        &[(CALLEE, "Timeout", "3")], VIA_CALLER, &[CALLEE, CALLER]
+    )]
+    #[case::a_callee_override_for_direct_calls_only_keeps_the_default_caller(
+        &[(CALLEE, "Timeout", "3")], &[CALLEE], &[CALLEE]
+    )]
+    #[case::a_caller_that_assumes_the_callee_role_needs_a_callee_trusting_its_role(
+        &[(CALLER, "ExplicitDenyAction", "sts:AssumeRole")], VIA_CALLER, &[CALLEE, CALLER]
+    )]
+    #[case::a_direct_invoking_caller_reuses_the_default_callee(
+        &[(CALLER, "TargetRoleArn", "")], VIA_CALLER, &[CALLER]
+    )]
+    #[case::both_overridden_deploy_both(
+        &[(CALLEE, "ExternalId", "x1"), (CALLER, "ExternalId", "x1")], VIA_CALLER, &[CALLEE, CALLER]
+    )]
+    #[case::a_bucket_override_for_requests_on_the_bucket_deploys_the_bucket_only(
+        &[(Stack::S3Callee, "KeyUse", "administration-only")], &[Stack::S3Callee], &[Stack::S3Callee]
+    )]
+    #[case::a_callee_bucket_override_for_calls_through_the_caller_deploys_the_chain(
+        &[(Stack::S3Callee, "KeyUse", "administration-only")], VIA_CALLER,
+        &[Stack::S3Callee, CALLEE, CALLER]
+    )]
+    #[case::a_caller_bucket_override_for_calls_through_the_caller_needs_a_callee_trusting_it(
+        &[(Stack::S3Caller, "KeyUse", "administration-only")], VIA_CALLER,
+        &[CALLEE, Stack::S3Caller, CALLER]
+    )]
+    #[case::a_deploy_role_of_its_own_deploys_all_four_stacks(
+        &[(Stack::DeployRole, "PassRoleResource", "arn:aws:iam::*:role/x")], &[CALLEE],
+        &[Stack::S3Callee, CALLEE, Stack::S3Caller, CALLER]
+    )]
+    #[case::an_overridden_stack_is_deployed_even_when_no_scenario_reaches_it(
+        &[(CALLER, "TargetRoleArn", "")], &[Stack::S3Callee], &[CALLER]
+    )]
+    fn a_variant_deploys_what_its_overrides_change_and_what_its_calls_reach_through_them(
+        #[case] stacks: &[(Stack, &str, &str)],
+        #[case] used: &[Stack],
+        #[case] expected: &[Stack],
+    ) {
+        let used = used.iter().copied().collect();
+
+        let own = variant_stacks(&overrides(stacks), &used);
+
+        assert_eq!(own, expected.iter().copied().collect::<BTreeSet<_>>());
+    }
 
     #[test]
     fn variants_are_named_next_to_the_defaults() {

@@ -4,7 +4,7 @@
 //! and, when asked, JUnit.
 
 use std::{
-    collections::BTreeMap,
+    collections::{BTreeMap, BTreeSet},
     path::{Path, PathBuf},
     sync::Arc,
     time::{Duration, Instant},
@@ -160,37 +160,57 @@ pub async fn run_suite(
     }
 }
 
-/// Deploys one variant per distinct set of overrides, all at once, next to
-/// the default stacks, which stay untouched: nothing needs restoring
+/// How many variants deploy at once. LocalStack does the work of a deploy
+/// (above all creating each function: copying, hashing and unzipping its
+/// code) in one Python process, so more at once only adds contention.
+const VARIANT_DEPLOY_JOBS: usize = 2;
+
+/// Deploys one variant per distinct set of overrides, a few at a time, next
+/// to the default stacks, which stay untouched: nothing needs restoring
 /// afterwards, and a rerun against the same `harness up` finds the variants
-/// already deployed (an unchanged change set is a no-op).
+/// already deployed (an unchanged change set is a no-op). Each variant
+/// deploys only the stacks its overrides change and what its scenarios reach
+/// through them ([`deploy::variant_stacks`]), and takes the rest from the
+/// default deployment.
 pub async fn deploy_variants(suite: &SuiteTarget, scenarios: &[Scenario]) -> Variants {
+    use futures::StreamExt as _;
     let groups = scenario::deploy_groups(scenarios);
     let deploys = groups
-        .iter()
+        .into_iter()
         .filter(|(overrides, _)| !overrides.is_empty())
-        .map(|(overrides, _)| async move {
-            let result = deploy_variant(suite, overrides)
+        .map(|(overrides, members)| async move {
+            let used = members.iter().flat_map(|s| s.stacks_used()).collect();
+            let result = deploy_variant(suite, &overrides, &used)
                 .await
                 .map_err(|e| e.to_string());
             (overrides.key(), result)
         });
-    futures::future::join_all(deploys)
-        .await
-        .into_iter()
+    futures::stream::iter(deploys)
+        .buffer_unordered(VARIANT_DEPLOY_JOBS)
         .collect()
+        .await
 }
 
-/// Deploys one variant of the stacks with these overrides, named by their key.
+/// Deploys one variant of the stacks with these overrides, named by their
+/// key, for scenarios that reach the stacks in `used`.
 pub async fn deploy_variant(
     suite: &SuiteTarget,
     overrides: &DeployOverrides,
+    used: &BTreeSet<scenario::Stack>,
 ) -> Result<Deployment, HarnessError> {
     let mut config = suite.deploy_config.clone();
     config.suffix = Some(overrides.key());
     config.overrides = overrides.clone();
     config.quiet = true;
-    deploy::deploy(&suite.endpoint, &suite.artifacts, &config).await
+    let own = deploy::variant_stacks(overrides, used);
+    deploy::deploy_variant(
+        &suite.endpoint,
+        &suite.artifacts,
+        &config,
+        &suite.deployment,
+        &own,
+    )
+    .await
 }
 
 /// Runs the scenarios, `jobs` at a time, each against the default deployment

@@ -1,6 +1,10 @@
 //! The validated form of a scenario file: what to deploy, what to call, what to expect.
 
-use std::{collections::BTreeMap, fmt, path::PathBuf};
+use std::{
+    collections::{BTreeMap, BTreeSet},
+    fmt,
+    path::PathBuf,
+};
 
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -163,6 +167,30 @@ impl Scenario {
         match &self.action {
             Action::Invoke(invoke) => Some(invoke),
             Action::Request(_) => None,
+        }
+    }
+
+    /// The stacks whose resources the scenario's call reaches: an invoke
+    /// through the caller reaches both functions, a direct one the callee's;
+    /// `get_function` a function, `put_object` a code bucket. A variant can
+    /// take the other stacks from the default deployment.
+    pub fn stacks_used(&self) -> BTreeSet<Stack> {
+        let function = |via: Via| match via {
+            Via::Caller => Stack::CallerCloudformation,
+            Via::Callee => Stack::CalleeCloudformation,
+        };
+        match &self.action {
+            Action::Invoke(invoke) => match invoke.via {
+                Via::Caller => {
+                    BTreeSet::from([Stack::CallerCloudformation, Stack::CalleeCloudformation])
+                }
+                Via::Callee => BTreeSet::from([Stack::CalleeCloudformation]),
+            },
+            Action::Request(request) => BTreeSet::from([match request.operation {
+                Operation::GetFunction(via) => function(via),
+                Operation::PutObject(Via::Caller) => Stack::S3Caller,
+                Operation::PutObject(Via::Callee) => Stack::S3Callee,
+            }]),
         }
     }
 }
@@ -437,5 +465,48 @@ impl fmt::Display for ExpectedIamDecision {
             write!(f, " on resource containing {resource:?}")?;
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use rstest::rstest;
+
+    use super::*;
+
+    #[rstest]
+    #[case::invoke_through_the_caller_reaches_both_functions(
+        "invoke: { payload: {} }",
+        &[Stack::CalleeCloudformation, Stack::CallerCloudformation]
+    )]
+    #[case::direct_invoke_reaches_the_callee_only(
+        "invoke: { via: callee, payload: {} }",
+        &[Stack::CalleeCloudformation]
+    )]
+    #[case::get_function_reaches_that_function(
+        "request: { as: B, get_function: caller }",
+        &[Stack::CallerCloudformation]
+    )]
+    #[case::put_object_reaches_that_code_bucket(
+        "request: { as: A, put_object: callee }",
+        &[Stack::S3Callee]
+    )]
+    #[case::put_object_into_the_callers_bucket(
+        "request: { as: B, put_object: caller }",
+        &[Stack::S3Caller]
+    )]
+    fn a_scenario_uses_the_stacks_its_call_reaches(
+        #[case] action: &str,
+        #[case] expected: &[Stack],
+    ) {
+        let text = format!("name: a\n{action}\nexpect: {{ status: success }}\n");
+        let scenario = crate::parse_str(Path::new("s.yaml"), &text).expect("a scenario");
+
+        assert_eq!(
+            scenario.stacks_used(),
+            expected.iter().copied().collect::<BTreeSet<_>>()
+        );
     }
 }
