@@ -126,10 +126,9 @@ pub async fn account_configs(
     let root_c = root(TOOLING_ACCOUNT.to_owned()).await;
     let (ci_role_arn, role_a, role_b) = bootstrap(&root_a, &root_b, &root_c, config).await?;
     let ci = ci_session(endpoint, &root_c, &ci_role_arn, config.ci_issuer.as_ref()).await?;
-    let (callee, caller) = tokio::try_join!(
-        assume_deploy_role(endpoint, &ci, &role_a),
-        assume_deploy_role(endpoint, &ci, &role_b),
-    )?;
+    // A's first, then B's: a refusal always names the same account's role.
+    let callee = assume_deploy_role(endpoint, &ci, &role_a).await?;
+    let caller = assume_deploy_role(endpoint, &ci, &role_b).await?;
     Ok(AccountConfigs {
         callee,
         caller,
