@@ -51,3 +51,47 @@ fn every_scenario_passes_through_the_harness_cli() {
     assert!(report.contains("<testsuite"), "{report}");
     assert!(!report.contains("<failure"), "{report}");
 }
+
+/// The refused deploys are refused by the gateway, not by the emulator: with
+/// `--iam off` (LocalStack alone) every one of them deploys, so each scenario
+/// that expects `deploy_failed` fails.
+#[test]
+fn the_refused_deploys_deploy_without_the_gateway() {
+    let root = harness::workspace::root();
+    let work_dir = harness::workspace::default_work_dir()
+        .with_file_name("harness-tests")
+        .join("deploys-without-gateway");
+    let output = Command::new(env!("CARGO_BIN_EXE_harness"))
+        .current_dir(&root)
+        .args([
+            "run",
+            "scenarios/deploy",
+            "--tag",
+            "deploy-negative",
+            "--iam",
+            "off",
+        ])
+        .arg("--work-dir")
+        .arg(&work_dir)
+        .args([
+            "--gateway-port",
+            &free_port().to_string(),
+            "--smtp-port",
+            "0",
+        ])
+        .output()
+        .expect("the harness binary runs");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    println!("{stdout}");
+    eprintln!("{}", String::from_utf8_lossy(&output.stderr));
+    assert!(!output.status.success(), "{stdout}");
+    assert!(
+        stdout.contains("5 scenarios, 0 passed, 5 failed"),
+        "{stdout}"
+    );
+    assert_eq!(
+        stdout.matches("expected: deploy_failed").count(),
+        5,
+        "each refused deploy went through: {stdout}"
+    );
+}
