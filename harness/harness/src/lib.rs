@@ -4,6 +4,7 @@
 //! through the chain; and runs scenario suites.
 #![warn(missing_docs)]
 
+pub mod breakdown;
 pub mod cli;
 pub mod deploy;
 pub mod emulator;

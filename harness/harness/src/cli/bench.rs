@@ -10,7 +10,9 @@ use scenario::{InvocationType, OutcomeStatus, Via};
 use serde::Serialize;
 
 use super::{Context, output::Output};
+pub use crate::breakdown::LatencyStats;
 use crate::{
+    breakdown::{Breakdown, ChainSpans},
     observe::{Call, EmailWait},
     system::{Launch, System, SystemConfig, warm_up_payload},
 };
@@ -24,39 +26,6 @@ pub struct BenchArgs {
     /// Backend and system options, as for `harness up`.
     #[command(flatten)]
     pub system: SystemConfig,
-}
-
-/// Order statistics of latency samples, in milliseconds.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
-pub struct LatencyStats {
-    /// The median.
-    pub median: f64,
-    /// The 90th percentile.
-    pub p90: f64,
-    /// The fastest.
-    pub min: f64,
-    /// The slowest.
-    pub max: f64,
-}
-
-impl LatencyStats {
-    /// Sorts the samples and reads the statistics off them.
-    pub fn of(samples: &mut [f64]) -> Self {
-        samples.sort_by(|a, b| a.total_cmp(b));
-        let at = |q: f64| {
-            if samples.is_empty() {
-                0.0
-            } else {
-                samples[((samples.len() - 1) as f64 * q).round() as usize]
-            }
-        };
-        Self {
-            median: at(0.5),
-            p90: at(0.9),
-            min: at(0.0),
-            max: at(1.0),
-        }
-    }
 }
 
 /// The gateway's own time per request, in microseconds.
@@ -88,6 +57,10 @@ pub struct Measured {
     deploy_four_stacks_ms: u64,
     first_invoke_ms: Option<u64>,
     warm_chain_invoke_ms: LatencyStats,
+    /// The same calls' `Invoke` alone, without reading emails, logs and decisions after it.
+    warm_chain_invoke_only_ms: LatencyStats,
+    /// Where the warm calls' time went, hop by hop.
+    breakdown: Breakdown,
     iterations: usize,
     profile: String,
 }
@@ -119,6 +92,28 @@ impl Output for Measured {
             "(caller → STS → callee → SMTP; lambdas built with profile {}; --iam {})",
             self.profile, self.iam
         )?;
+        let i = &self.warm_chain_invoke_only_ms;
+        writeln!(
+            out,
+            "  of which the Invoke itself   median {:.1} ms, p90 {:.1} ms, min {:.1} ms, max {:.1} ms",
+            i.median, i.p90, i.min, i.max
+        )?;
+        writeln!(
+            out,
+            "where a warm chain's time goes (median, p90, calls measured):"
+        )?;
+        for hop in &self.breakdown.hops {
+            writeln!(
+                out,
+                "  {:<46} {:>7.2} ms {:>7.2} ms  n={}",
+                hop.label, hop.median_ms, hop.p90_ms, hop.calls
+            )?;
+        }
+        writeln!(
+            out,
+            "  {:<46} {:>7.2} ms",
+            "sum of the chain's medians", self.breakdown.sum_of_medians_ms
+        )?;
         if let Some(o) = &self.gateway_overhead_us {
             writeln!(
                 out,
@@ -149,7 +144,10 @@ pub async fn bench(args: &BenchArgs, context: &Context) -> Result<Measured> {
         .await
         .context("bringing the system up failed")?;
     let payload = warm_up_payload(&config.allowed_domains);
+    let deployment = &system.running.deployment;
     let mut samples = Vec::with_capacity(args.iterations);
+    let mut invoke_samples = Vec::with_capacity(args.iterations);
+    let mut spans = Vec::with_capacity(args.iterations);
     for _ in 0..args.iterations {
         let started = Instant::now();
         let call = Call::new(
@@ -157,8 +155,28 @@ pub async fn bench(args: &BenchArgs, context: &Context) -> Result<Measured> {
             payload.clone(),
             InvocationType::RequestResponse,
         );
-        let outcome = system.call(call, EmailWait::NONE).await?.outcome;
+        let trace = call.trace.clone();
+        let observation = system.call(call, EmailWait::NONE).await?;
         let elapsed = started.elapsed();
+        let outcome = observation.outcome;
+        let smtp = system.capture.session_timings().of_trace(&trace).pop();
+        spans.push(ChainSpans::read(
+            observation.invoked.as_micros() as u64,
+            elapsed.as_micros() as u64,
+            &observation.requests,
+            &deployment.caller_function_name,
+            &deployment.callee_function_name,
+            outcome
+                .logs
+                .get(&deployment.caller_function_name)
+                .map(String::as_str),
+            outcome
+                .logs
+                .get(&deployment.callee_function_name)
+                .map(String::as_str),
+            smtp,
+        ));
+        invoke_samples.push(observation.invoked.as_secs_f64() * 1000.0);
         if outcome.status != OutcomeStatus::Success || outcome.emails.len() != 1 {
             bail!(
                 "a warm invoke failed: {:?} {:?}",
@@ -176,6 +194,8 @@ pub async fn bench(args: &BenchArgs, context: &Context) -> Result<Measured> {
         deploy_four_stacks_ms: t.deploy_ms,
         first_invoke_ms: t.first_invoke_ms,
         warm_chain_invoke_ms: LatencyStats::of(&mut samples),
+        warm_chain_invoke_only_ms: LatencyStats::of(&mut invoke_samples),
+        breakdown: Breakdown::of(&spans),
         iterations: samples.len(),
         profile: config.profile,
     })
