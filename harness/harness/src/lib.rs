@@ -6,6 +6,7 @@
 
 pub mod breakdown;
 pub mod cli;
+pub mod compare;
 pub mod deploy;
 pub mod emulator;
 pub mod error;

@@ -124,7 +124,8 @@ fn plugin_hash(dir: &Path) -> Result<String, HarnessError> {
 
 /// Runs a command, streaming its output lines into the step's detail, and
 /// returns the last lines on failure.
-fn run_streaming(cmd: &mut Command, step: &Step) -> Result<(), String> {
+/// Runs `cmd`, showing its output under `step`; the error says why it failed.
+pub(crate) fn run_streaming(cmd: &mut Command, step: &Step) -> Result<(), String> {
     let mut child = cmd
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
