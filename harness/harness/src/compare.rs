@@ -225,11 +225,13 @@ pub struct CargoLambdaWatch {
 
 impl CargoLambdaWatch {
     /// Starts `cargo lambda watch -p alert-callee` in the workspace on `port`,
-    /// with the callee's `env` (passed in the environment, so the SMTP
-    /// password never shows in a process listing); its output goes to `log`.
+    /// building with the cargo `profile` the harness's lambdas use, with the
+    /// callee's `env` (passed in the environment, so the SMTP password never
+    /// shows in a process listing); its output goes to `log`.
     pub fn start(
         binary: &Path,
         env: &CalleeEnv,
+        profile: &str,
         port: u16,
         log: &Path,
     ) -> Result<Self, HarnessError> {
@@ -250,6 +252,7 @@ impl CargoLambdaWatch {
             .args(["--invoke-port", &port.to_string()])
             // Rebuilding on a file change would time a build, not an invoke.
             .arg("--ignore-changes")
+            .args(profile_args(profile))
             .current_dir(crate::workspace::root())
             .env("PATH", path)
             .envs(env.vars())
@@ -321,6 +324,15 @@ impl CargoLambdaWatch {
             self.log.display(),
             crate::emulator::host::tail(&self.log, 25)
         ))
+    }
+}
+
+/// `cargo lambda watch`'s flags for a cargo profile (its default is `dev`).
+fn profile_args(profile: &str) -> Vec<String> {
+    match profile {
+        "dev" | "debug" => Vec::new(),
+        "release" => vec!["--release".to_owned()],
+        other => vec!["--profile".to_owned(), other.to_owned()],
     }
 }
 
@@ -500,6 +512,13 @@ mod tests {
         assert_eq!(comparison.floor_ms.median, 5.0);
         assert_eq!(comparison.ratio, 2.0);
         assert_eq!(comparison.iterations, 3);
+    }
+
+    #[test]
+    fn cargo_lambda_builds_with_the_harness_profile() {
+        assert!(profile_args("dev").is_empty());
+        assert_eq!(profile_args("release"), ["--release"]);
+        assert_eq!(profile_args("bench"), ["--profile", "bench"]);
     }
 
     #[test]

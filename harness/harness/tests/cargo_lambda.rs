@@ -57,7 +57,7 @@ async fn the_callee_delivers_under_cargo_lambda_watch_and_its_processes_end_with
     let payload = warm_up_payload(DEFAULT_ALLOWED_DOMAINS);
     let client = reqwest::Client::new();
 
-    let watch = CargoLambdaWatch::start(&binary, &env, port, &dir.path().join("watch.log"))
+    let watch = CargoLambdaWatch::start(&binary, &env, "dev", port, &dir.path().join("watch.log"))
         .expect("cargo lambda watch starts");
     let pgid = watch.pgid();
     watch

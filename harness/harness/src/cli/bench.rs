@@ -289,7 +289,7 @@ async fn compare(
         "starting cargo lambda watch (it builds the callee on its first invoke)",
         quiet,
     );
-    let watch = CargoLambdaWatch::start(&binary, &env, port, &log)?;
+    let watch = CargoLambdaWatch::start(&binary, &env, &config.profile, port, &log)?;
     let client = reqwest::Client::new();
     let ready = watch.wait_ready(&client, payload).await;
     match ready {
