@@ -65,6 +65,11 @@ bench *ARGS:
     target/debug/harness bench --iam off {{ARGS}}
     target/debug/harness bench --iam enforce {{ARGS}}
 
+# The callee's direct invoke through the harness, under `cargo lambda watch` (installed from PyPI on first use) and the floor, side by side.
+bench-compare *ARGS:
+    cargo build -q -p harness
+    target/debug/harness bench --compare {{ARGS}}
+
 # Cross-check the IAM evaluator's rule table against @cloud-copilot/iam-simulate (needs node and npm).
 iam-crosscheck:
     npm ci --silent --prefix harness/iam-policy/crosscheck

@@ -4,7 +4,9 @@
 //! through the chain; and runs scenario suites.
 #![warn(missing_docs)]
 
+pub mod breakdown;
 pub mod cli;
+pub mod compare;
 pub mod deploy;
 pub mod deployer;
 pub mod emulator;

@@ -192,6 +192,9 @@ pub struct Observation {
     /// Every request of the call the gateway saw, evaluated or not, in
     /// arrival order; empty without a gateway.
     pub requests: Vec<DecisionRecord>,
+    /// How long the entry lambda's `Invoke` took, from sending it to its
+    /// answer: the call itself, without reading its emails, logs and decisions.
+    pub invoked: Duration,
 }
 
 /// A part of a call's observation that could not be read. The call itself
@@ -307,7 +310,9 @@ async fn observe_call(
     started: Instant,
     started_wall: SystemTime,
 ) -> Result<Observation, ObserveError> {
+    let invoke_started = Instant::now();
     let mut outcome = invoke(&target.clients, deployment, call).await;
+    let invoked = invoke_started.elapsed();
 
     // Logs are read after the wait for emails: an Event call returns before
     // its function runs, and Lambda's retries of it run later still.
@@ -364,7 +369,11 @@ async fn observe_call(
     };
     outcome.iam = requests.iter().filter_map(checked_decision).collect();
     outcome.duration = started.elapsed();
-    Ok(Observation { outcome, requests })
+    Ok(Observation {
+        outcome,
+        requests,
+        invoked,
+    })
 }
 
 /// Invokes the entry lambda and classifies the answer; [`observe`] fills in the rest.

@@ -27,6 +27,7 @@ use scenario::CapturedEmail;
 use serde::{Deserialize, Serialize};
 use tokio::sync::{Notify, watch};
 
+pub use crate::smtp_faults::{SessionTimings, SmtpSessionTiming};
 use crate::{error::HarnessError, smtp_faults::RelaySecurity};
 
 /// The SMTP AUTH user name and password of one run; `Debug` hides the password.
@@ -236,6 +237,7 @@ impl Default for CaptureConfig {
 pub struct MailCapture {
     inbox: Arc<Inbox>,
     addr: SocketAddr,
+    sessions: SessionTimings,
 }
 
 impl std::fmt::Debug for MailCapture {
@@ -284,9 +286,11 @@ impl MailCapture {
             }
         });
         let book = config.faults;
+        let sessions = SessionTimings::default();
+        let timings = sessions.clone();
         std::thread::Builder::new()
             .name("smtp-relay".into())
-            .spawn(move || crate::smtp_faults::serve(listener, inner, book, security))
+            .spawn(move || crate::smtp_faults::serve(listener, inner, book, security, timings))
             .map_err(HarnessError::Io)?;
         let mut server = Server::new(handler);
         server
@@ -304,12 +308,21 @@ impl MailCapture {
             })
             .map_err(HarnessError::Io)?;
         tracing::debug!(%addr, "SMTP capture listening");
-        Ok(Self { inbox, addr })
+        Ok(Self {
+            inbox,
+            addr,
+            sessions,
+        })
     }
 
     /// The address the server listens on.
     pub fn addr(&self) -> SocketAddr {
         self.addr
+    }
+
+    /// When each command of the relay's recent sessions arrived.
+    pub fn session_timings(&self) -> &SessionTimings {
+        &self.sessions
     }
 
     /// A copy of every message received so far, in arrival order.

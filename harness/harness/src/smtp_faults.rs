@@ -42,19 +42,121 @@
 //! [`FaultBook::bind_process`]: fault_plan::FaultBook::bind_process
 
 use std::{
+    collections::VecDeque,
     io::{self, BufRead, BufReader, Read, Write},
     net::{SocketAddr, TcpListener, TcpStream},
-    sync::Arc,
+    sync::{Arc, Mutex},
     thread,
-    time::Duration,
+    time::{Duration, Instant, SystemTime, UNIX_EPOCH},
 };
 
 use base64::{Engine as _, engine::general_purpose::STANDARD as BASE64};
 use fault_plan::{SharedFaultBook, SmtpAction, SmtpEvent, SmtpExtension};
 use rustls::{ServerConfig, ServerConnection, StreamOwned};
+use serde::Serialize;
 use xray_trace::TraceId;
 
 use crate::smtp::SmtpCredentials;
+
+/// How many sessions' timings the relay keeps.
+const SESSION_TIMINGS: usize = 10_000;
+
+/// When each command of one relayed session arrived, for `harness bench`'s
+/// breakdown of where an email's time goes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SmtpSessionTiming {
+    /// The trace id of the message's `X-Amzn-Trace-Id` header, if it had one.
+    pub trace: Option<TraceId>,
+    /// When the connection was accepted, in microseconds since the Unix epoch.
+    pub accepted_us: u64,
+    /// Each command's verb (`EHLO`, `STARTTLS`, `AUTH`, `MAIL`, `QUIT`, ...)
+    /// with the microseconds from accepting the connection to reading it;
+    /// the message's final dot is `.`.
+    pub commands: Vec<(String, u64)>,
+    /// Microseconds from accepting the connection to the session's end.
+    pub total_us: u64,
+}
+
+/// The timings of the relay's most recent sessions, oldest first.
+#[derive(Debug, Clone, Default)]
+pub struct SessionTimings(Arc<Mutex<VecDeque<SmtpSessionTiming>>>);
+
+impl SessionTimings {
+    fn push(&self, timing: SmtpSessionTiming) {
+        let mut sessions = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        if sessions.len() == SESSION_TIMINGS {
+            sessions.pop_front();
+        }
+        sessions.push_back(timing);
+    }
+
+    /// The sessions whose message carried `trace`, oldest first.
+    pub fn of_trace(&self, trace: &TraceId) -> Vec<SmtpSessionTiming> {
+        self.0
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+            .filter(|s| s.trace.as_ref() == Some(trace))
+            .cloned()
+            .collect()
+    }
+}
+
+/// Times one session as the relay reads it.
+struct SessionClock {
+    accepted: Instant,
+    accepted_us: u64,
+    commands: Vec<(String, u64)>,
+    trace: Option<TraceId>,
+}
+
+impl SessionClock {
+    fn start() -> Self {
+        Self {
+            accepted: Instant::now(),
+            accepted_us: SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map(|d| d.as_micros() as u64)
+                .unwrap_or(0),
+            commands: Vec::new(),
+            trace: None,
+        }
+    }
+
+    fn since_accepted(&self) -> u64 {
+        self.accepted.elapsed().as_micros() as u64
+    }
+
+    /// Notes a command line's arrival, by its verb.
+    fn command(&mut self, line: &str) {
+        let verb = line
+            .split_whitespace()
+            .next()
+            .unwrap_or_default()
+            .to_ascii_uppercase();
+        let at = self.since_accepted();
+        self.commands.push((verb, at));
+    }
+
+    /// Notes a message header line, keeping the trace id it may carry.
+    fn header(&mut self, line: &str) {
+        if self.trace.is_none()
+            && let Some((name, value)) = line.split_once(':')
+            && name.eq_ignore_ascii_case(xray_trace::HEADER)
+        {
+            self.trace = TraceId::from_header(value.trim());
+        }
+    }
+
+    fn finish(self) -> SmtpSessionTiming {
+        SmtpSessionTiming {
+            total_us: self.since_accepted(),
+            trace: self.trace,
+            accepted_us: self.accepted_us,
+            commands: self.commands,
+        }
+    }
+}
 
 /// What the relay demands of every session: STARTTLS with this certificate,
 /// then AUTH with these credentials.
@@ -72,6 +174,7 @@ pub(crate) fn serve(
     inner: SocketAddr,
     book: Option<SharedFaultBook>,
     security: Option<RelaySecurity>,
+    timings: SessionTimings,
 ) {
     let server = match listener.local_addr() {
         Ok(addr) => addr,
@@ -91,6 +194,7 @@ pub(crate) fn serve(
         };
         let book = book.clone();
         let security = security.clone();
+        let timings = timings.clone();
         let spawned = thread::Builder::new()
             .name("smtp-relay".into())
             .spawn(move || {
@@ -103,7 +207,9 @@ pub(crate) fn serve(
                         .flatten()?;
                     Some((book, trace))
                 });
-                let relayed = Session::new(client, inner, faults, security).run();
+                let mut session = Session::new(client, inner, faults, security);
+                let relayed = session.run();
+                timings.push(session.clock.finish());
                 if let Err(err) = relayed {
                     tracing::debug!(error = %err, "SMTP relay session ended with an error");
                 }
@@ -199,6 +305,7 @@ struct Session {
     withheld_auth: bool,
     tls_active: bool,
     authenticated: bool,
+    clock: SessionClock,
 }
 
 /// Reads one line, CRLF included; `None` at end of stream.
@@ -303,6 +410,7 @@ impl Session {
             withheld_auth: false,
             tls_active: false,
             authenticated: false,
+            clock: SessionClock::start(),
         }
     }
 
@@ -367,7 +475,7 @@ impl Session {
         read_reply(server)
     }
 
-    fn run(mut self) -> io::Result<()> {
+    fn run(&mut self) -> io::Result<()> {
         match self.fault(SmtpEvent::Connect, None) {
             Some(SmtpAction::Disconnect) => return Ok(()),
             Some(SmtpAction::Stall { ms }) => thread::sleep(Duration::from_millis(ms)),
@@ -386,6 +494,7 @@ impl Session {
         let greeting = self.connect()?;
         self.reply_to_client(&greeting)?;
         while let Some(line) = read_line(&mut self.client)? {
+            self.clock.command(&line);
             let (event, rcpt) = event_of(&line);
             if let Some(event) = event {
                 match self.fault(event, rcpt.as_deref()) {
@@ -544,13 +653,19 @@ impl Session {
     /// Relays a message up to its final dot, where the `message` faults
     /// apply; false when the session must end (a disconnect).
     fn message(&mut self) -> io::Result<bool> {
+        let mut in_headers = true;
         loop {
             let line = self.read_client_line()?;
             if line != ".\r\n" && line != ".\n" {
+                in_headers &= !line.trim_end().is_empty();
+                if in_headers {
+                    self.clock.header(&line);
+                }
                 let server = self.server.as_mut().expect("a server in DATA");
                 server.get_mut().write_all(line.as_bytes())?;
                 continue;
             }
+            self.clock.command(&line);
             match self.fault(SmtpEvent::Message, None) {
                 Some(SmtpAction::Reply { code, text }) => {
                     // The server never sees the dot: dropping its connection
@@ -620,6 +735,25 @@ mod tests {
             plain_credentials(response),
             expected.map(|(u, p)| (u.to_owned(), p.to_owned()))
         );
+    }
+
+    #[test]
+    fn a_sessions_clock_keeps_each_verb_in_order_and_the_messages_trace() {
+        let trace = TraceId::new();
+        let mut clock = SessionClock::start();
+        clock.command("EHLO client\r\n");
+        clock.command("starttls\r\n");
+        clock.header("Subject: P1\r\n");
+        clock.header(&format!("x-amzn-trace-id: {}\r\n", trace.header()));
+        clock.header("X-Amzn-Trace-Id: Root=1-00000000-000000000000000000000000\r\n");
+        clock.command(".\r\n");
+        let timing = clock.finish();
+        let verbs: Vec<&str> = timing.commands.iter().map(|(v, _)| v.as_str()).collect();
+        assert_eq!(verbs, ["EHLO", "STARTTLS", "."]);
+        assert!(timing.commands.windows(2).all(|w| w[0].1 <= w[1].1));
+        assert!(timing.total_us >= timing.commands[2].1);
+        // The first trace header counts.
+        assert_eq!(timing.trace, Some(trace));
     }
 
     #[rstest]

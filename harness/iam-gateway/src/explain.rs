@@ -97,6 +97,7 @@ impl HopExplanation {
             deciding: self.deciding.clone(),
             status: None,
             overhead_us: None,
+            upstream_us: None,
         }
     }
 }

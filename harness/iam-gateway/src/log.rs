@@ -98,6 +98,10 @@ pub struct DecisionRecord {
     pub status: Option<u16>,
     /// Time the gateway itself spent on the request (excluding the upstream's), in microseconds.
     pub overhead_us: Option<u64>,
+    /// Time the upstream took to answer the forwarded request, in
+    /// microseconds; `None` when nothing was forwarded (a denial).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub upstream_us: Option<u64>,
 }
 
 /// Milliseconds since the Unix epoch.
@@ -134,6 +138,7 @@ impl DecisionRecord {
             deciding: decision.deciding.iter().map(Into::into).collect(),
             status: None,
             overhead_us: None,
+            upstream_us: None,
         }
     }
 }
@@ -360,6 +365,7 @@ mod tests {
             deciding: Vec::new(),
             status: Some(200),
             overhead_us: Some(100),
+            upstream_us: None,
         }
     }
 

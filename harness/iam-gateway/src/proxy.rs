@@ -390,6 +390,7 @@ impl State {
         record.time_ms = now_ms().saturating_sub(started.elapsed().as_millis() as u64);
         record.status = Some(response.status().as_u16());
         record.overhead_us = Some(overhead);
+        record.upstream_us = (!upstream.is_zero()).then_some(upstream.as_micros() as u64);
         match record.decision {
             Ruling::Deny | Ruling::WouldDeny | Ruling::Error => tracing::info!(
                 principal = record.principal.as_deref().unwrap_or("unknown"),
@@ -526,6 +527,7 @@ fn evaluated_record(
         deciding: Vec::new(),
         status: None,
         overhead_us: None,
+        upstream_us: None,
     }
 }
 
@@ -995,6 +997,7 @@ async fn other_service(
         deciding: Vec::new(),
         status: None,
         overhead_us: None,
+        upstream_us: None,
     };
     if let (Some(message), false) = (&rejection, audit) {
         let request_id = uuid::Uuid::new_v4().to_string();
@@ -1112,6 +1115,7 @@ async fn refuse(
         deciding: Vec::new(),
         status: None,
         overhead_us: None,
+        upstream_us: None,
     };
     let (response, upstream) = if audit {
         let forwarded = state.forward(request).await;
@@ -1233,6 +1237,7 @@ async fn refuse_authentication(
         deciding: Vec::new(),
         status: None,
         overhead_us: None,
+        upstream_us: None,
     };
     let (response, upstream) = if audit {
         let forwarded = state.forward(request).await;

@@ -79,6 +79,16 @@ STDERR_TAIL_LINES = 200
 # As ExecutorEndpoint: never wait longer than the maximum Lambda timeout plus a buffer.
 MAX_INVOKE_WAIT_SECONDS = 900 + 5
 SEND_TIMEOUT_SECONDS = 10.0
+# Asks the shim for the invocation's result in its answer to /invoke, instead
+# of LocalStack's two callbacks (logs, then result): each callback is a pass
+# through LocalStack's whole request handler chain, several milliseconds a hop
+# as `harness bench` measured them. The shim's answer: the logs, then the
+# payload, in one body; OUTCOME_HEADER says response or error.
+INLINE_RESULT_HEADER = "X-Harness-Result"
+OUTCOME_HEADER = "X-Harness-Outcome"
+LOGS_LENGTH_HEADER = "X-Harness-Logs-Length"
+# How long a shim that broke the connection mid-invocation is given to exit.
+SHIM_EXIT_GRACE_SECONDS = 0.2
 
 
 def shim_path(environ: Mapping[str, str] = os.environ) -> str:
@@ -189,6 +199,27 @@ def decode_client_context(raw: str | None) -> str | None:
         LOG.debug("Dropping a client context that is not JSON: %r", decoded[:200])
         return None
     return decoded
+
+
+def inline_result(
+    request_id: str, status: int, headers: Mapping[str, str], body: bytes
+) -> InvocationResult | None:
+    """The invocation's result from the shim's answer to an inline /invoke;
+    ``None`` when the answer holds none (a shim answering 202, as LocalStack's
+    protocol does, posts its callbacks instead)."""
+    outcome = headers.get(OUTCOME_HEADER)
+    if status != 200 or outcome not in ("response", "error"):
+        return None
+    try:
+        logs_length = int(headers.get(LOGS_LENGTH_HEADER, ""))
+    except ValueError:
+        return None
+    if not 0 <= logs_length <= len(body):
+        return None
+    logs = body[:logs_length].decode("utf-8", errors="replace")
+    return InvocationResult(
+        request_id, body[logs_length:], is_error=outcome == "error", logs=logs
+    )
 
 
 def loopback_host() -> str:
@@ -402,15 +433,35 @@ class NativeRuntimeExecutor(RuntimeExecutor):
         if client_context:
             payload["client-context"] = client_context
         # Same contract as ExecutorEndpoint.invoke (future first, then the
-        # request, then wait for the callbacks), over a kept-alive connection.
+        # request, then the result), over a kept-alive connection; the result
+        # comes in the answer, or, if the shim died mid-invocation, from the
+        # watcher (_fail_pending).
         endpoint = self.executor_endpoint
         endpoint.invocation_future = Future()
         endpoint.logs = None
-        self._send_invoke(json.dumps(payload).encode())
         wait = ldm.DEFAULT_LDM_TIMEOUT_SECONDS if ldm.IS_LDM_ENABLED else MAX_INVOKE_WAIT_SECONDS
+        answer = self._send_invoke(json.dumps(payload).encode(), wait)
+        # A shim of LocalStack's protocol (one built before inline results)
+        # answers 202 and posts its callbacks, which resolve the future.
+        if answer is not None and answer[0] != 202:
+            result = inline_result(payload.get("invoke-id", ""), *answer)
+            if result is None:
+                raise InvokeSendError(
+                    f"runtime-shim answered the invocation without its result: HTTP {answer[0]}"
+                )
+            endpoint.logs = result.logs
+            try:
+                endpoint.invocation_future.set_result(result)
+            except InvalidStateError:
+                # The watcher failed it first: the shim exited as it answered.
+                pass
         return endpoint.invocation_future.result(timeout=wait)
 
-    def _send_invoke(self, body: bytes) -> None:
+    def _send_invoke(
+        self, body: bytes, wait: float
+    ) -> tuple[int, Mapping[str, str], bytes] | None:
+        """Sends the invocation and returns the shim's answer (status, headers,
+        body); ``None`` when the shim exited before answering."""
         for attempt in (1, 2):
             connection = self._connection or http.client.HTTPConnection(
                 self.get_address(),
@@ -419,23 +470,46 @@ class NativeRuntimeExecutor(RuntimeExecutor):
             )
             try:
                 connection.request(
-                    "POST", "/invoke", body=body, headers={"Content-Type": "application/json"}
+                    "POST",
+                    "/invoke",
+                    body=body,
+                    headers={"Content-Type": "application/json", INLINE_RESULT_HEADER: "inline"},
                 )
+                # The answer comes when the function is done; the shim bounds
+                # that by the function's timeout, this by LocalStack's wait.
+                if connection.sock is not None:
+                    connection.sock.settimeout(wait)
                 response = connection.getresponse()
-                response.read()
+                answer = response.read()
             except (http.client.HTTPException, OSError) as e:
                 connection.close()
                 self._connection = None
+                if self._shim_exited():
+                    return None
                 # A kept-alive connection may have gone stale; a fresh one must work.
                 if attempt == 2:
                     raise InvokeSendError(f"cannot send invocation to runtime-shim: {e}") from e
                 continue
+            if connection.sock is not None:
+                connection.sock.settimeout(SEND_TIMEOUT_SECONDS)
             self._connection = connection
             if response.status >= 300:
                 raise InvokeSendError(
                     f"runtime-shim refused the invocation: HTTP {response.status}"
                 )
-            return
+            return response.status, response.headers, answer
+        return None
+
+    def _shim_exited(self) -> bool:
+        """Whether the shim has exited (or does within a short grace)."""
+        process = self.process
+        if process is None:
+            return True
+        try:
+            process.wait(timeout=SHIM_EXIT_GRACE_SECONDS)
+        except subprocess.TimeoutExpired:
+            return False
+        return True
 
     def get_logs(self) -> str:
         return "\n".join(self._stderr_tail)

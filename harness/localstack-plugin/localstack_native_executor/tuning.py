@@ -1,14 +1,26 @@
-"""Start-up tuning of LocalStack for the harness, applied by an ``on_infra_start`` hook.
+"""Start-up tuning of LocalStack for the harness, applied by ``on_infra_start`` hooks.
 
 LocalStack's CloudFormation engine polls a resource that is still in progress
 every 5 seconds. A Lambda function is "in progress" for a few milliseconds
 after CreateFunction here, so each stack with a function waited a whole 5 s
 poll for nothing. ``HARNESS_CFN_POLL_SECONDS`` (set by the harness) shortens
 that interval; unset, LocalStack keeps its own.
+
+LocalStack's execution environment starts a ``threading.Timer`` (a new thread)
+for its keep-alive every time an invocation ends, and cancels it when the next
+begins. Starting a thread waits until it runs, which under load took a quarter
+of LocalStack's invoke path in a profile of ``harness bench``. The same timers
+run here on one scheduler thread (:class:`SharedTimer`): each still fires after
+its interval unless cancelled, in a thread of its own, so an environment still
+stops after ``LAMBDA_KEEPALIVE_MS`` idle, as LocalStack's does.
 """
 
+import heapq
+import itertools
 import logging
 import os
+import threading
+import time
 
 from localstack.runtime import hooks
 
@@ -54,3 +66,92 @@ def shorten_cloudformation_poll():
 
     set_poll_interval(ResourceProviderExecutor, seconds)
     LOG.info("CloudFormation resources are polled every %.2f s", seconds)
+
+
+class _Scheduler:
+    """One daemon thread that fires :class:`SharedTimer` deadlines in order."""
+
+    # Cancelled timers stay queued until their deadline; past this many
+    # entries they are swept out, so the queue stays as small as the live timers.
+    SWEEP_AT = 1024
+
+    def __init__(self):
+        self._queue = []
+        self._order = itertools.count()
+        self._changed = threading.Condition()
+        self._thread = None
+
+    def add(self, deadline, timer):
+        with self._changed:
+            if len(self._queue) >= self.SWEEP_AT:
+                self._queue = [entry for entry in self._queue if not entry[2].cancelled]
+                heapq.heapify(self._queue)
+            heapq.heappush(self._queue, (deadline, next(self._order), timer))
+            if self._thread is None:
+                self._thread = threading.Thread(
+                    target=self._run, name="harness-shared-timers", daemon=True
+                )
+                self._thread.start()
+            self._changed.notify()
+
+    def pending(self):
+        with self._changed:
+            return sum(1 for entry in self._queue if not entry[2].cancelled)
+
+    def _run(self):
+        while True:
+            with self._changed:
+                while not self._queue:
+                    self._changed.wait()
+                deadline, _, timer = self._queue[0]
+                now = time.monotonic()
+                if deadline > now:
+                    self._changed.wait(deadline - now)
+                    continue
+                heapq.heappop(self._queue)
+            timer._fire()
+
+
+SCHEDULER = _Scheduler()
+
+
+class SharedTimer:
+    """``threading.Timer``'s ``start``/``cancel`` on :data:`SCHEDULER`'s one thread.
+
+    The function runs in a thread of its own once the interval has passed,
+    unless ``cancel`` came first, as with ``threading.Timer``; only the waiting
+    costs no thread.
+    """
+
+    def __init__(self, interval, function, args=None, kwargs=None, scheduler=None):
+        self.interval = interval
+        self.function = function
+        self.args = args if args is not None else []
+        self.kwargs = kwargs if kwargs is not None else {}
+        self.cancelled = False
+        self._started = False
+        self._scheduler = scheduler or SCHEDULER
+
+    def start(self):
+        if self._started:
+            raise RuntimeError("threads can only be started once")
+        self._started = True
+        self._scheduler.add(time.monotonic() + self.interval, self)
+
+    def cancel(self):
+        self.cancelled = True
+
+    def _fire(self):
+        if self.cancelled:
+            return
+        threading.Thread(
+            target=self.function, args=self.args, kwargs=self.kwargs, daemon=True
+        ).start()
+
+
+@hooks.on_infra_start()
+def share_environment_timers():
+    from localstack.services.lambda_.invocation import execution_environment
+
+    execution_environment.Timer = SharedTimer
+    LOG.info("Lambda execution environments' keep-alive and start-up timers share one thread")

@@ -16,6 +16,7 @@ from localstack.services.lambda_.invocation.runtime_executor import LambdaRuntim
 from localstack_native_executor.executor import (
     decode_client_context,
     function_env,
+    inline_result,
     parse_announcement,
     shim_path,
 )
@@ -113,3 +114,32 @@ class ShimPathTest(unittest.TestCase):
 
 if __name__ == "__main__":
     unittest.main()
+
+
+class InlineResultTest(unittest.TestCase):
+    def test_logs_come_first_then_the_payload(self):
+        logs = "START RequestId: r\nREPORT RequestId: r\tDuration: 1.00 ms\t\n"
+        body = logs.encode() + b'{"ok":true}'
+        headers = {"X-Harness-Outcome": "response", "X-Harness-Logs-Length": str(len(logs))}
+        result = inline_result("r", 200, headers, body)
+        self.assertEqual(result.request_id, "r")
+        self.assertEqual(result.payload, b'{"ok":true}')
+        self.assertEqual(result.logs, logs)
+        self.assertFalse(result.is_error)
+
+    def test_an_error_outcome_is_an_error_result(self):
+        headers = {"X-Harness-Outcome": "error", "X-Harness-Logs-Length": "0"}
+        result = inline_result("r", 200, headers, b'{"errorType":"X"}')
+        self.assertTrue(result.is_error)
+        self.assertEqual(result.logs, "")
+
+    def test_an_answer_without_a_result_gives_none(self):
+        # A shim that speaks LocalStack's own protocol answers 202 and posts callbacks.
+        self.assertIsNone(inline_result("r", 202, {}, b""))
+        self.assertIsNone(inline_result("r", 200, {"X-Harness-Outcome": "maybe"}, b""))
+
+    def test_a_logs_length_beyond_the_body_gives_none(self):
+        headers = {"X-Harness-Outcome": "response", "X-Harness-Logs-Length": "99"}
+        self.assertIsNone(inline_result("r", 200, headers, b"short"))
+        headers["X-Harness-Logs-Length"] = "many"
+        self.assertIsNone(inline_result("r", 200, headers, b"short"))

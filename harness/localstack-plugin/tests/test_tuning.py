@@ -39,3 +39,80 @@ class SetPollIntervalTest(unittest.TestCase):
 
 if __name__ == "__main__":
     unittest.main()
+
+
+class SharedTimerTest(unittest.TestCase):
+    def setUp(self):
+        from localstack_native_executor.tuning import _Scheduler
+
+        self.scheduler = _Scheduler()
+
+    def timer(self, seconds, fired):
+        from localstack_native_executor.tuning import SharedTimer
+
+        return SharedTimer(seconds, fired.set, scheduler=self.scheduler)
+
+    def test_a_started_timer_fires_after_its_interval(self):
+        import threading
+        import time
+
+        fired = threading.Event()
+        started = time.monotonic()
+        self.timer(0.05, fired).start()
+        self.assertTrue(fired.wait(2))
+        self.assertGreaterEqual(time.monotonic() - started, 0.05)
+
+    def test_a_cancelled_timer_never_fires(self):
+        import threading
+
+        fired, later = threading.Event(), threading.Event()
+        timer = self.timer(0.05, fired)
+        timer.start()
+        timer.cancel()
+        # A timer due after it has fired by then, on the same scheduler.
+        self.timer(0.1, later).start()
+        self.assertTrue(later.wait(2))
+        self.assertFalse(fired.is_set())
+
+    def test_timers_fire_in_deadline_order_not_start_order(self):
+        import threading
+
+        order = []
+        done = threading.Event()
+        from localstack_native_executor.tuning import SharedTimer
+
+        SharedTimer(0.15, lambda: (order.append("late"), done.set()), scheduler=self.scheduler).start()
+        SharedTimer(0.05, lambda: order.append("early"), scheduler=self.scheduler).start()
+        self.assertTrue(done.wait(2))
+        self.assertEqual(order, ["early", "late"])
+
+    def test_a_timer_starts_once(self):
+        import threading
+
+        timer = self.timer(60, threading.Event())
+        timer.start()
+        with self.assertRaises(RuntimeError):
+            timer.start()
+        timer.cancel()
+
+    def test_cancelled_timers_are_swept_from_the_queue(self):
+        import threading
+
+        for _ in range(self.scheduler.SWEEP_AT + 10):
+            timer = self.timer(600, threading.Event())
+            timer.start()
+            timer.cancel()
+        self.assertLess(len(self.scheduler._queue), self.scheduler.SWEEP_AT)
+        self.assertEqual(self.scheduler.pending(), 0)
+
+    def test_the_hook_replaces_the_execution_environments_timer(self):
+        from localstack.services.lambda_.invocation import execution_environment
+
+        from localstack_native_executor.tuning import SharedTimer, share_environment_timers
+
+        original = execution_environment.Timer
+        try:
+            share_environment_timers()
+            self.assertIs(execution_environment.Timer, SharedTimer)
+        finally:
+            execution_environment.Timer = original

@@ -1,7 +1,9 @@
 //! Runs one AWS Lambda function's `bootstrap` as a native process for LocalStack.
 //!
 //! The shim speaks LocalStack's executor protocol on one side (`POST /invoke`
-//! in, status and result callbacks out) and the Lambda Runtime API on the other,
+//! in, status and result callbacks out, or the result in the answer to
+//! `/invoke` when the harness's plugin asks: see [`executor`]) and the Lambda
+//! Runtime API on the other,
 //! like the `init` binary LocalStack puts into its Lambda containers.
 #![warn(missing_docs)]
 
@@ -49,7 +51,7 @@ pub async fn run(
     let (invoke_tx, mut invoke_rx) = mpsc::channel(INVOKE_QUEUE);
     let server = tokio::spawn(http::serve(listener, Arc::new(invoke_tx), executor::handle));
     let timeout = config.timeout;
-    let mut sandbox = Sandbox::new(config, callback.clone());
+    let mut sandbox = Sandbox::new(config);
 
     let result = {
         let work = async {
@@ -66,8 +68,16 @@ pub async fn run(
                 return Err(ShimError::InitFailed { message });
             }
             callback.status_ready().await?;
-            while let Some(invoke) = invoke_rx.recv().await {
-                sandbox.handle(invoke).await;
+            while let Some(executor::Queued { request, answer }) = invoke_rx.recv().await {
+                let finished = sandbox.invoke(request).await;
+                match answer {
+                    Some(answer) => {
+                        if answer.send(finished).is_err() {
+                            warn!("the executor stopped waiting for an inline result");
+                        }
+                    }
+                    None => finished.post(&callback).await,
+                }
             }
             Ok(())
         };

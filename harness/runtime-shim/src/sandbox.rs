@@ -96,7 +96,6 @@ struct Generation {
 /// The execution environment: at most one live bootstrap, invoked one request at a time.
 pub struct Sandbox {
     config: Config,
-    callback: Callback,
     /// Scenario faults, when the function runs behind the harness's gateway.
     faults: Option<FaultClient>,
     current: Option<Generation>,
@@ -106,11 +105,10 @@ pub struct Sandbox {
 
 impl Sandbox {
     /// Creates an environment with no bootstrap running yet.
-    pub fn new(config: Config, callback: Callback) -> Self {
+    pub fn new(config: Config) -> Self {
         Self {
             faults: config.faults_endpoint.clone().map(FaultClient::new),
             config,
-            callback,
             current: None,
             unattributed: Vec::new(),
         }
@@ -174,9 +172,9 @@ impl Sandbox {
         }
     }
 
-    /// Runs one invocation and posts its logs, then its result, to LocalStack.
+    /// Runs one invocation and returns its logs and result, posting nothing.
     #[instrument(skip_all, fields(request_id = %request.invoke_id))]
-    pub async fn handle(&mut self, request: InvokeRequest) {
+    pub async fn invoke(&mut self, request: InvokeRequest) -> Finished {
         let started = Instant::now();
         let deadline = started + self.config.timeout;
         let request_id = request.invoke_id.clone();
@@ -249,15 +247,10 @@ impl Sandbox {
             ok = result.is_ok(),
             "invocation finished"
         );
-        if let Err(err) = self.callback.logs(&request_id, &logs).await {
-            warn!(error = %err, "could not post logs");
-        }
-        let posted = match result {
-            Ok(body) => self.callback.response(&request_id, body).await,
-            Err(body) => self.callback.error(&request_id, body).await,
-        };
-        if let Err(err) = posted {
-            warn!(error = %err, "could not post the invocation result");
+        Finished {
+            request_id,
+            logs,
+            result,
         }
     }
 
@@ -401,4 +394,32 @@ fn rfc3339_now() -> String {
     time::OffsetDateTime::now_utc()
         .format(&format)
         .unwrap_or_default()
+}
+
+/// One invocation's end: its logs (START to REPORT) and its result.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Finished {
+    /// The invocation's id.
+    pub request_id: String,
+    /// Its log lines, as posted to LocalStack's logs callback.
+    pub logs: String,
+    /// The function's response (`Ok`) or error payload (`Err`).
+    pub result: Result<Bytes, Bytes>,
+}
+
+impl Finished {
+    /// Posts the logs, then the result, to LocalStack's executor endpoint,
+    /// which needs the logs before the result.
+    pub async fn post(self, callback: &Callback) {
+        if let Err(err) = callback.logs(&self.request_id, &self.logs).await {
+            warn!(error = %err, "could not post logs");
+        }
+        let posted = match self.result {
+            Ok(body) => callback.response(&self.request_id, body).await,
+            Err(body) => callback.error(&self.request_id, body).await,
+        };
+        if let Err(err) = posted {
+            warn!(error = %err, "could not post the invocation result");
+        }
+    }
 }

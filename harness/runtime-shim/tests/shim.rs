@@ -140,6 +140,48 @@ async fn post(url: &str, body: String) -> u16 {
         .as_u16()
 }
 
+/// Invokes asking for the result in the answer, as the harness's plugin does:
+/// the status, the outcome header, the logs and the payload.
+async fn invoke_inline(
+    shim: &Shim,
+    request_id: &str,
+    payload: Value,
+) -> (u16, String, String, Value) {
+    use http_body_util::BodyExt;
+    let body = json!({
+        "invoke-id": request_id,
+        "invoked-function-arn": FUNCTION_ARN,
+        "payload": payload.to_string(),
+    });
+    let client = Client::builder(TokioExecutor::new()).build_http::<Full<Bytes>>();
+    let request = hyper::Request::post(format!("http://{}/invoke", shim.addr))
+        .header("content-type", "application/json")
+        .header(runtime_shim::executor::INLINE_RESULT_HEADER, "inline")
+        .body(Full::new(Bytes::from(body.to_string())))
+        .expect("request");
+    let answer = client
+        .request(request)
+        .await
+        .expect("invoke reaches the shim");
+    let status = answer.status().as_u16();
+    let header = |name: &str| {
+        answer
+            .headers()
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_owned()
+    };
+    let outcome = header(runtime_shim::executor::OUTCOME_HEADER);
+    let logs_length: usize = header(runtime_shim::executor::LOGS_LENGTH_HEADER)
+        .parse()
+        .expect("a logs length");
+    let body = answer.into_body().collect().await.expect("body").to_bytes();
+    let logs = String::from_utf8(body[..logs_length].to_vec()).expect("utf-8 logs");
+    let payload = serde_json::from_slice(&body[logs_length..]).expect("a JSON payload");
+    (status, outcome, logs, payload)
+}
+
 /// Waits until the mock received a request on `tail` and returns it with its arrival index.
 async fn wait_for(server: &MockServer, tail: &str, within: Duration) -> (usize, Request) {
     let wanted = callback_path(tail);
@@ -773,4 +815,37 @@ async fn sigterm_ends_shim_and_bootstrap() {
 #[tokio::test]
 async fn sigkill_of_the_shim_still_kills_the_bootstrap() {
     assert_shim_and_bootstrap_die(Ending::Sigkill).await;
+}
+
+#[tokio::test]
+async fn an_inline_invoke_answers_with_logs_and_result_and_posts_no_callback() {
+    let server = MockServer::start().await;
+    sink(&server).await;
+    let shim = start_shim(&server, ShimOptions::default()).await;
+    ready(&server).await;
+
+    let payload = json!({"stdout": "inline", "n": 2});
+    let (status, outcome, logs, response) =
+        invoke_inline(&shim, "req-inline", payload.clone()).await;
+    assert_eq!((status, outcome.as_str()), (200, "response"));
+    assert_eq!(response, payload);
+    assert!(logs.contains("START RequestId: req-inline"), "{logs:?}");
+    assert!(logs.contains("inline\n"), "{logs:?}");
+    assert!(
+        logs.contains("REPORT RequestId: req-inline\tDuration: "),
+        "{logs:?}"
+    );
+
+    let (status, outcome, _, error) =
+        invoke_inline(&shim, "req-inline-fail", json!({"fail": "boom"})).await;
+    assert_eq!((status, outcome.as_str()), (200, "error"));
+    assert_eq!(error["errorMessage"], "boom");
+
+    for tail in [
+        "/invocations/req-inline/logs",
+        "/invocations/req-inline/response",
+        "/invocations/req-inline-fail/error",
+    ] {
+        assert_eq!(received_on(&server, tail).await, 0, "{tail} was posted");
+    }
 }

@@ -119,7 +119,18 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
             run::junit_merge(&args)?;
             ExitCode::SUCCESS
         }
-        Command::Bench(args) => output::emit(&bench::bench(&args, &context).await?, json),
+        Command::Bench(args) => {
+            // Dropping the bench on Ctrl-C stops everything it started: the
+            // emulator's and cargo-lambda's process groups.
+            let measured = tokio::select! {
+                measured = bench::bench(&args, &context) => measured?,
+                _ = tokio::signal::ctrl_c() => {
+                    eprintln!("interrupted");
+                    return Ok(ExitCode::from(130));
+                }
+            };
+            output::emit(&measured, json)
+        }
         Command::Iam(IamCommand::Explain) => output::emit(&iam::explain(&context).await?, json),
         Command::Iam(IamCommand::Simulate(args)) => output::emit(&iam::simulate(&args)?, json),
     })

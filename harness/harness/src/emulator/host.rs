@@ -43,9 +43,133 @@ pub struct HostOptions {
 /// A LocalStack process group. Dropping it kills the whole group.
 #[derive(Debug)]
 pub struct HostEmulator {
-    pgid: Pid,
+    group: ProcessGroup,
     log: PathBuf,
+}
+
+/// A process the harness started in a process group of its own, with
+/// everything it starts. Dropping it stops the whole group (SIGTERM, then
+/// SIGKILL), and any descendant that moved to a group of its own; a harness
+/// killed outright takes the leader with it (`PR_SET_PDEATHSIG`), and a normal
+/// exit that never dropped it still kills the group.
+#[derive(Debug)]
+pub struct ProcessGroup {
+    pgid: Pid,
     exited: Mutex<mpsc::Receiver<std::process::ExitStatus>>,
+}
+
+impl ProcessGroup {
+    /// Starts `cmd` as the leader of a new process group.
+    pub fn spawn(mut cmd: Command) -> std::io::Result<Self> {
+        // Its own process group, so one signal reaches it and everything it
+        // starts, and Ctrl-C in the terminal reaches only us.
+        cmd.process_group(0);
+        // SAFETY: prctl is async-signal-safe; nothing else runs between fork and exec.
+        unsafe {
+            cmd.pre_exec(|| {
+                // If the harness dies without cleaning up (SIGKILL), the kernel
+                // kills the leader; LocalStack's shims then see their stdin close
+                // and exit too.
+                nix::sys::prctl::set_pdeathsig(Signal::SIGKILL).map_err(std::io::Error::from)
+            });
+        }
+        // PR_SET_PDEATHSIG fires when the *thread* that forked exits, so fork from
+        // a thread that lives exactly as long as the child.
+        let (pid_tx, pid_rx) = mpsc::channel();
+        let (exit_tx, exit_rx) = mpsc::channel();
+        std::thread::Builder::new()
+            .name("process-group".into())
+            .spawn(move || match cmd.spawn() {
+                Ok(mut child) => {
+                    let _ = pid_tx.send(Ok(child.id()));
+                    if let Ok(status) = child.wait() {
+                        let _ = exit_tx.send(status);
+                    }
+                }
+                Err(err) => {
+                    let _ = pid_tx.send(Err(err));
+                }
+            })?;
+        let pid = pid_rx.recv().map_err(std::io::Error::other)??;
+        exit_guard::register(pid as i32);
+        Ok(Self {
+            pgid: Pid::from_raw(pid as i32),
+            exited: Mutex::new(exit_rx),
+        })
+    }
+
+    /// The process group id, which is the leader's pid.
+    pub fn pgid(&self) -> i32 {
+        self.pgid.as_raw()
+    }
+
+    /// How the leader exited, if it has.
+    pub fn exited(&self) -> Option<std::process::ExitStatus> {
+        self.exited.lock().ok()?.try_recv().ok()
+    }
+}
+
+impl Drop for ProcessGroup {
+    fn drop(&mut self) {
+        exit_guard::unregister(self.pgid.as_raw());
+        // Found before the leader dies: orphans are re-parented and lost.
+        let strays = descendants_in_other_groups(self.pgid.as_raw());
+        stop_group(self.pgid, Duration::from_secs(2));
+        for group in strays {
+            stop_group(Pid::from_raw(group), Duration::from_secs(1));
+        }
+        // Reap: the supervising thread's wait() returns once the leader died.
+        if let Ok(exited) = self.exited.lock() {
+            let _ = exited.recv_timeout(Duration::from_secs(5));
+        }
+    }
+}
+
+/// The process groups, other than `pgid`, of the descendants of `pgid`'s
+/// leader: a child may start its own group (cargo-lambda's watcher does), and
+/// a signal to the leader's group would miss it.
+fn descendants_in_other_groups(pgid: i32) -> Vec<i32> {
+    let mut parents = std::collections::HashMap::<i32, Vec<(i32, i32)>>::new();
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    for entry in entries.flatten() {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|n| n.parse::<i32>().ok())
+        else {
+            continue;
+        };
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+            continue;
+        };
+        if let Some((ppid, group)) = parent_and_group(&stat) {
+            parents.entry(ppid).or_default().push((pid, group));
+        }
+    }
+    let mut groups = Vec::new();
+    let mut queue = vec![pgid];
+    while let Some(parent) = queue.pop() {
+        for &(child, group) in parents.get(&parent).into_iter().flatten() {
+            if group != pgid && !groups.contains(&group) {
+                groups.push(group);
+            }
+            queue.push(child);
+        }
+    }
+    groups
+}
+
+/// The parent pid and process group of a `/proc/<pid>/stat` line.
+fn parent_and_group(stat: &str) -> Option<(i32, i32)> {
+    // The command name, in parentheses, may hold spaces and parentheses.
+    let (_, rest) = stat.rsplit_once(')')?;
+    let mut fields = rest.split_whitespace();
+    let _state = fields.next()?;
+    let ppid = fields.next()?.parse().ok()?;
+    let group = fields.next()?.parse().ok()?;
+    Some((ppid, group))
 }
 
 impl HostEmulator {
@@ -77,7 +201,7 @@ impl HostEmulator {
 
     /// The process group id (for the state file).
     pub fn pgid(&self) -> i32 {
-        self.pgid.as_raw()
+        self.group.pgid()
     }
 
     async fn wait_ready(&self, endpoint: &str) -> Result<(), HarnessError> {
@@ -88,12 +212,7 @@ impl HostEmulator {
         let health = format!("{endpoint}/_localstack/health");
         let deadline = Instant::now() + Duration::from_secs(90);
         while Instant::now() < deadline {
-            if let Ok(status) = self
-                .exited
-                .lock()
-                .map_err(|_| ())
-                .and_then(|r| r.try_recv().map_err(|_| ()))
-            {
+            if let Some(status) = self.group.exited() {
                 return Err(HarnessError::EmulatorStart(format!(
                     "LocalStack exited ({status}) during start; last lines of {}:\n{}",
                     self.log.display(),
@@ -155,10 +274,7 @@ fn spawn(python: &Path, options: &HostOptions) -> Result<HostEmulator, HarnessEr
         .env_remove("AWS_ENDPOINT_URL")
         .stdin(Stdio::null())
         .stdout(Stdio::from(log_file))
-        .stderr(Stdio::from(err_file))
-        // Its own process group, so one signal reaches LocalStack, the shims
-        // and every function process, and Ctrl-C in the terminal reaches only us.
-        .process_group(0);
+        .stderr(Stdio::from(err_file));
     if let Some(endpoint) = &options.lambda_endpoint {
         cmd.env("HARNESS_LAMBDA_ENDPOINT_URL", endpoint);
     }
@@ -169,44 +285,10 @@ fn spawn(python: &Path, options: &HostOptions) -> Result<HostEmulator, HarnessEr
         cmd.env("HARNESS_CREDENTIALS_URL", url)
             .env("HARNESS_CREDENTIALS_TOKEN", token);
     }
-    // SAFETY: prctl is async-signal-safe; nothing else runs between fork and exec.
-    unsafe {
-        cmd.pre_exec(|| {
-            // If the harness dies without cleaning up (SIGKILL), the kernel kills
-            // LocalStack; its shims then see their stdin close and exit too.
-            nix::sys::prctl::set_pdeathsig(Signal::SIGKILL).map_err(std::io::Error::from)
-        });
-    }
-
-    // PR_SET_PDEATHSIG fires when the *thread* that forked exits, so fork from
-    // a thread that lives exactly as long as the child.
-    let (pid_tx, pid_rx) = mpsc::channel();
-    let (exit_tx, exit_rx) = mpsc::channel();
-    std::thread::Builder::new()
-        .name("localstack".into())
-        .spawn(move || match cmd.spawn() {
-            Ok(mut child) => {
-                let _ = pid_tx.send(Ok(child.id()));
-                if let Ok(status) = child.wait() {
-                    let _ = exit_tx.send(status);
-                }
-            }
-            Err(err) => {
-                let _ = pid_tx.send(Err(err));
-            }
-        })?;
-    let pid = pid_rx
-        .recv()
-        .map_err(|e| HarnessError::EmulatorStart(e.to_string()))?
-        .map_err(|e| {
-            HarnessError::EmulatorStart(format!("cannot start {}: {e}", python.display()))
-        })?;
-    exit_guard::register(pid as i32);
-    Ok(HostEmulator {
-        pgid: Pid::from_raw(pid as i32),
-        log,
-        exited: Mutex::new(exit_rx),
-    })
+    let group = ProcessGroup::spawn(cmd).map_err(|e| {
+        HarnessError::EmulatorStart(format!("cannot start {}: {e}", python.display()))
+    })?;
+    Ok(HostEmulator { group, log })
 }
 
 /// Stops a process group: SIGTERM, then SIGKILL after a grace period
@@ -261,17 +343,6 @@ mod exit_guard {
     }
 }
 
-impl Drop for HostEmulator {
-    fn drop(&mut self) {
-        exit_guard::unregister(self.pgid.as_raw());
-        stop_group(self.pgid, Duration::from_secs(2));
-        // Reap: the supervising thread's wait() returns once the leader died.
-        if let Ok(exited) = self.exited.lock() {
-            let _ = exited.recv_timeout(Duration::from_secs(5));
-        }
-    }
-}
-
 /// The last `n` lines of a log file, for error messages.
 pub fn tail(path: &Path, n: usize) -> String {
     let text = std::fs::read_to_string(path).unwrap_or_default();
@@ -282,6 +353,53 @@ pub fn tail(path: &Path, n: usize) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn parent_and_group_are_read_past_a_command_name_with_parentheses() {
+        let stat = "4242 (cargo (watch) x) S 4000 3999 3999 0 -1 4194560 100";
+        assert_eq!(parent_and_group(stat), Some((4000, 3999)));
+        assert_eq!(parent_and_group("4242 (truncated"), None);
+    }
+
+    #[test]
+    fn dropping_a_group_stops_its_descendants_in_other_groups_too() {
+        // A shell that starts a child in a group of its own, as cargo-lambda's watcher does.
+        let mut cmd = Command::new("sh");
+        cmd.args(["-c", "setsid sleep 300 & echo $! ; wait"]);
+        let (read, write) = std::io::pipe().expect("pipe");
+        cmd.stdout(write);
+        let group = ProcessGroup::spawn(cmd).expect("spawn");
+        let mut line = String::new();
+        std::io::BufRead::read_line(&mut std::io::BufReader::new(read), &mut line).expect("pid");
+        let sleeper: i32 = line.trim().parse().expect("a pid");
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while descendants_in_other_groups(group.pgid()).is_empty() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        assert!(
+            !descendants_in_other_groups(group.pgid()).is_empty(),
+            "setsid did not start a group"
+        );
+
+        drop(group);
+
+        let gone = |pid: i32| {
+            std::fs::read_to_string(format!("/proc/{pid}/stat"))
+                .map(|s| {
+                    s.rsplit_once(')')
+                        .is_some_and(|(_, r)| r.trim_start().starts_with('Z'))
+                })
+                .unwrap_or(true)
+        };
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while !gone(sleeper) && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        assert!(
+            gone(sleeper),
+            "the child in its own group outlived the drop"
+        );
+    }
 
     #[test]
     fn ready_needs_every_service() {

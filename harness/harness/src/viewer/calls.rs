@@ -297,6 +297,7 @@ mod tests {
             }],
             status: Some(200),
             overhead_us: None,
+            upstream_us: None,
         }
     }
 
