@@ -43,8 +43,21 @@ pub struct HostOptions {
 /// A LocalStack process group. Dropping it kills the whole group.
 #[derive(Debug)]
 pub struct HostEmulator {
+    // Fields drop in order: the processes stop before their files go.
     group: ProcessGroup,
     log: PathBuf,
+    _tmp: RemovedOnDrop,
+}
+
+/// A directory removed when dropped: LocalStack's temporary directory, where
+/// it unzips every function's code and never cleans up (1 GB a suite run).
+#[derive(Debug)]
+struct RemovedOnDrop(PathBuf);
+
+impl Drop for RemovedOnDrop {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
 }
 
 /// A process the harness started in a process group of its own, with
@@ -250,6 +263,11 @@ fn spawn(python: &Path, options: &HostOptions) -> Result<HostEmulator, HarnessEr
     let fs_root = options.work_dir.join("localstack");
     let _ = std::fs::remove_dir_all(&fs_root);
     std::fs::create_dir_all(&fs_root)?;
+    // Python's temporary directory (`tempfile.gettempdir()`), where LocalStack
+    // keeps function code under `lambda/`: inside this run's directory, and
+    // removed when the emulator stops, instead of piling up in /tmp.
+    let tmp = fs_root.join("tmp");
+    std::fs::create_dir_all(&tmp)?;
     let log = options.work_dir.join("localstack.log");
     let log_file = std::fs::File::create(&log)?;
     let err_file = log_file.try_clone()?;
@@ -263,6 +281,7 @@ fn spawn(python: &Path, options: &HostOptions) -> Result<HostEmulator, HarnessEr
         .env("SKIP_SSL_CERT_DOWNLOAD", "1")
         .env("DISABLE_EVENTS", "1")
         .env("FILESYSTEM_ROOT", &fs_root)
+        .env("TMPDIR", &tmp)
         .env("LAMBDA_RUNTIME_EXECUTOR", "native")
         .env("HARNESS_RUNTIME_SHIM", &options.runtime_shim)
         // The plugin's start-up hook shortens CloudFormation's 5 s poll of
@@ -288,7 +307,11 @@ fn spawn(python: &Path, options: &HostOptions) -> Result<HostEmulator, HarnessEr
     let group = ProcessGroup::spawn(cmd).map_err(|e| {
         HarnessError::EmulatorStart(format!("cannot start {}: {e}", python.display()))
     })?;
-    Ok(HostEmulator { group, log })
+    Ok(HostEmulator {
+        group,
+        log,
+        _tmp: RemovedOnDrop(tmp),
+    })
 }
 
 /// Stops a process group: SIGTERM, then SIGKILL after a grace period
