@@ -18,7 +18,7 @@
 use std::{collections::HashMap, sync::Mutex, time::Instant};
 
 use bytes::Bytes;
-use deploy_permissions::{Operation, Required};
+use deploy_permissions::{Operation, Required, ResourceSchema};
 use http_body_util::BodyExt;
 use hyper::{Request, Response, StatusCode, body::Incoming};
 use iam_policy::{Decision, PrincipalKind};
@@ -286,7 +286,7 @@ async fn check(state: &State, asked: &CheckRequest) -> CheckAnswer {
         ));
     };
     let required = schemas.get(&asked.resource_type).and_then(|schema| {
-        deploy_permissions::required(
+        handler_permissions(
             &schema,
             op,
             &asked.properties,
@@ -360,6 +360,33 @@ async fn check(state: &State, asked: &CheckRequest) -> CheckAnswer {
             decisions,
         },
         None => allowed(decisions),
+    }
+}
+
+/// The permissions the `op` handler of `schema`'s type needs. A type with no
+/// update handler (every property create-only, as a `Lambda::Permission`'s)
+/// is replaced by AWS when it changes: the new one created and the old one
+/// deleted, each with its own handler's permissions.
+fn handler_permissions(
+    schema: &ResourceSchema,
+    op: Operation,
+    properties: &serde_json::Value,
+    previous: Option<&serde_json::Value>,
+    account: &str,
+    region: &str,
+) -> Result<Vec<Required>, deploy_permissions::Error> {
+    let required = |op, properties, previous| {
+        deploy_permissions::required(schema, op, properties, previous, account, region)
+    };
+    match (op, previous) {
+        (Operation::Update, Some(previous))
+            if schema.handler_permissions(Operation::Update).is_none() =>
+        {
+            let mut both = required(Operation::Create, properties, None)?;
+            both.extend(required(Operation::Delete, previous, Some(previous))?);
+            Ok(both)
+        }
+        _ => required(op, properties, previous),
     }
 }
 
@@ -482,6 +509,40 @@ mod tests {
         assert!(
             reason.ends_with("HandlerErrorCode: AccessDenied)"),
             "{reason}"
+        );
+    }
+
+    #[test]
+    fn a_type_without_an_update_handler_is_replaced_by_create_and_delete() {
+        let schema = ResourceSchema::parse(
+            r#"{"typeName": "AWS::Lambda::Permission",
+                "properties": {"FunctionName": {"type": "string"}, "Action": {"type": "string"},
+                               "Principal": {"type": "string"}},
+                "createOnlyProperties": ["/properties/FunctionName", "/properties/Action", "/properties/Principal"],
+                "primaryIdentifier": ["/properties/FunctionName"],
+                "handlers": {"create": {"permissions": ["lambda:AddPermission"]},
+                             "delete": {"permissions": ["lambda:RemovePermission"]}}}"#,
+        )
+        .expect("a schema");
+        let before = serde_json::json!({"FunctionName": "servicenow-alert",
+            "Action": "lambda:InvokeFunction", "Principal": "222222222222"});
+        let after = serde_json::json!({"FunctionName": "servicenow-alert",
+            "Action": "lambda:InvokeFunction", "Principal": "333333333333"});
+        let needed = handler_permissions(
+            &schema,
+            Operation::Update,
+            &after,
+            Some(&before),
+            "111111111111",
+            "us-east-1",
+        )
+        .expect("a replacement's permissions");
+        let actions: Vec<&str> = needed.iter().map(|r| r.action.as_str()).collect();
+        assert_eq!(actions, ["lambda:AddPermission", "lambda:RemovePermission"]);
+        // Without the old properties there is nothing to delete: the error stands.
+        assert!(
+            handler_permissions(&schema, Operation::Update, &after, None, "1", "us-east-1")
+                .is_err()
         );
     }
 
