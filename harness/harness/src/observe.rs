@@ -710,10 +710,7 @@ pub fn decisions_of(
     log: &Path,
     trace: &TraceId,
 ) -> Result<Vec<DecisionRecord>, iam_gateway::GatewayError> {
-    let mut records: Vec<_> = iam_gateway::read_log(log)?
-        .into_iter()
-        .filter(|r| r.trace.as_ref() == Some(trace))
-        .collect();
+    let mut records = iam_gateway::read_log_of(log, trace)?;
     // Records are written when each response returns, so inner hops come
     // first; arrival order is the chain's order.
     records.sort_by_key(|r| r.time_ms);

@@ -83,7 +83,10 @@ pub use self::{
     error::GatewayError,
     explain::{HopExplanation, explain, explain_proposed, format_explanation},
     issue::{ISSUE_PATH, ISSUER_TOKEN_HEADER},
-    log::{DecidingStatement, DecisionRecord, Ruling, abbreviate_arn, format_chain, read_log},
+    log::{
+        DecidingStatement, DecisionRecord, Ruling, abbreviate_arn, format_chain, read_log,
+        read_log_of,
+    },
     policies::ProposedPolicies,
     proxy::OverheadStats,
 };

@@ -239,6 +239,23 @@ impl DecisionLog {
 ///
 /// Lines that do not parse (a line being written right now) are skipped.
 pub fn read_log(path: &Path) -> Result<Vec<DecisionRecord>, GatewayError> {
+    read_lines(path, |_| true)
+}
+
+/// The records of one call (`trace`) in a log written with
+/// [`GatewayConfig::log_file`](crate::GatewayConfig::log_file). Only the lines
+/// that name the trace are parsed, so reading stays cheap as the log of a
+/// long-running system grows.
+pub fn read_log_of(path: &Path, trace: &TraceId) -> Result<Vec<DecisionRecord>, GatewayError> {
+    let mut records = read_lines(path, |line| line.contains(trace.root()))?;
+    records.retain(|record| record.trace.as_ref() == Some(trace));
+    Ok(records)
+}
+
+fn read_lines(
+    path: &Path,
+    keep: impl Fn(&str) -> bool,
+) -> Result<Vec<DecisionRecord>, GatewayError> {
     let text = std::fs::read_to_string(path).map_err(|source| GatewayError::Log {
         path: path.to_path_buf(),
         action: "cannot be read",
@@ -246,7 +263,7 @@ pub fn read_log(path: &Path) -> Result<Vec<DecisionRecord>, GatewayError> {
     })?;
     Ok(text
         .lines()
-        .filter(|line| !line.trim().is_empty())
+        .filter(|line| !line.trim().is_empty() && keep(line))
         .filter_map(|line| match serde_json::from_str(line) {
             Ok(record) => Some(record),
             Err(err) => {
@@ -467,8 +484,26 @@ mod tests {
         );
         assert_eq!(log.all(), vec![first.clone(), second]);
         let trace = |root: &str| TraceId::from_header(&format!("Root={root}")).expect("a root");
-        assert_eq!(log.of_trace(&trace("1-abc-def")), vec![first]);
+        assert_eq!(log.of_trace(&trace("1-abc-def")), vec![first.clone()]);
         assert!(log.of_trace(&trace("none")).is_empty());
+        // From the file, one call's records only: a record that merely mentions
+        // the trace (here in its explanation) is another call's.
+        let mut mentions = first.clone();
+        mentions.trace = Some(trace("other"));
+        mentions.explanation = "see 1-abc-def".to_owned();
+        // After the torn line, on a line of its own.
+        std::fs::OpenOptions::new()
+            .append(true)
+            .open(&path)
+            .and_then(|mut f| f.write_all(b"\n"))
+            .expect("append");
+        log.push(mentions.clone());
+        assert_eq!(read_log(&path).expect("read").last(), Some(&mentions));
+        assert_eq!(
+            read_log_of(&path, &trace("1-abc-def")).expect("read"),
+            vec![first]
+        );
+        assert!(read_log_of(&path, &trace("none")).expect("read").is_empty());
     }
 
     #[test]
