@@ -61,14 +61,12 @@ ci: lint lint-cfn test
 
 # Measure emulator start, four-stack deploy and the warm chain invoke, without and with the IAM gateway.
 bench *ARGS:
-    cargo build -q -p harness
-    target/debug/harness bench --iam off {{ARGS}}
-    target/debug/harness bench --iam enforce {{ARGS}}
+    cargo run -q -p harness -- bench --iam off {{ARGS}}
+    cargo run -q -p harness -- bench --iam enforce {{ARGS}}
 
 # The callee's direct invoke through the harness, under `cargo lambda watch` (installed from PyPI on first use) and the floor, side by side.
 bench-compare *ARGS:
-    cargo build -q -p harness
-    target/debug/harness bench --compare {{ARGS}}
+    cargo run -q -p harness -- bench --compare {{ARGS}}
 
 # Cross-check the IAM evaluator's rule table against @cloud-copilot/iam-simulate (needs node and npm).
 iam-crosscheck:
