@@ -17,9 +17,7 @@
 
 use std::{collections::HashMap, sync::Mutex, time::Instant};
 
-use bytes::Bytes;
 use deploy_permissions::{Operation, Required, ResourceSchema};
-use http_body_util::BodyExt;
 use hyper::{Request, Response, StatusCode, body::Incoming};
 use iam_policy::{Decision, PrincipalKind};
 use serde::{Deserialize, Serialize};
@@ -28,7 +26,7 @@ use super::{
     Mode,
     aws_error::{ProxyBody, full_body},
     decide,
-    issue::{ISSUER_TOKEN_HEADER, refusal, same_token},
+    issue::{executor_body, refusal},
     log::{DecisionRecord, Ruling, now_ms, reason_code},
     policies::Caller,
     proxy::State,
@@ -196,27 +194,15 @@ fn operation(action: &str) -> Option<Operation> {
 
 /// Serves one check.
 pub(super) async fn serve(state: &State, request: Request<Incoming>) -> Response<ProxyBody> {
-    let token_ok = match (
-        &state.issuer_token,
-        request.headers().get(ISSUER_TOKEN_HEADER),
-    ) {
-        (Some(expected), Some(given)) => same_token(given.as_bytes(), expected.as_bytes()),
-        _ => false,
-    };
-    if !token_ok || request.method() != hyper::Method::POST {
-        return refusal(
-            StatusCode::FORBIDDEN,
-            "iam gateway: deploy checks are answered to the emulator's executor plugin only",
-        );
-    }
-    let body: Bytes = match request.into_body().collect().await {
-        Ok(collected) => collected.to_bytes(),
-        Err(err) => {
-            return refusal(
-                StatusCode::BAD_REQUEST,
-                &format!("the body broke off: {err}"),
-            );
-        }
+    let body = match executor_body(
+        state,
+        request,
+        "iam gateway: deploy checks are answered to the emulator's executor plugin only",
+    )
+    .await
+    {
+        Ok(body) => body,
+        Err(refused) => return refused,
     };
     let asked: CheckRequest = match serde_json::from_slice(&body) {
         Ok(asked) => asked,

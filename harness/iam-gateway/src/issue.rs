@@ -136,7 +136,7 @@ pub(super) fn refusal(status: StatusCode, message: &str) -> Response<ProxyBody> 
 }
 
 /// Compares without telling how much of the token matched.
-pub(super) fn same_token(given: &[u8], expected: &[u8]) -> bool {
+fn same_token(given: &[u8], expected: &[u8]) -> bool {
     given.len() == expected.len()
         && given
             .iter()
@@ -145,9 +145,14 @@ pub(super) fn same_token(given: &[u8], expected: &[u8]) -> bool {
             == 0
 }
 
-/// Serves one credentials request.
-pub(super) async fn serve(state: &State, request: Request<Incoming>) -> Response<ProxyBody> {
-    let started = Instant::now();
+/// The body of a `POST` from the emulator's executor (plugin), which proves
+/// itself with the issuer token; anyone else's request is refused with
+/// `refused`, a broken body with 400.
+pub(super) async fn executor_body(
+    state: &State,
+    request: Request<Incoming>,
+    refused: &str,
+) -> Result<Bytes, Response<ProxyBody>> {
     let token_ok = match (
         &state.issuer_token,
         request.headers().get(ISSUER_TOKEN_HEADER),
@@ -156,19 +161,29 @@ pub(super) async fn serve(state: &State, request: Request<Incoming>) -> Response
         _ => false,
     };
     if !token_ok || request.method() != hyper::Method::POST {
-        return refusal(
-            StatusCode::FORBIDDEN,
-            "iam gateway: execution-role credentials are issued to the emulator's executor only",
-        );
+        return Err(refusal(StatusCode::FORBIDDEN, refused));
     }
-    let body: Bytes = match request.into_body().collect().await {
-        Ok(collected) => collected.to_bytes(),
-        Err(err) => {
-            return refusal(
-                StatusCode::BAD_REQUEST,
-                &format!("the body broke off: {err}"),
-            );
-        }
+    match request.into_body().collect().await {
+        Ok(collected) => Ok(collected.to_bytes()),
+        Err(err) => Err(refusal(
+            StatusCode::BAD_REQUEST,
+            &format!("the body broke off: {err}"),
+        )),
+    }
+}
+
+/// Serves one credentials request.
+pub(super) async fn serve(state: &State, request: Request<Incoming>) -> Response<ProxyBody> {
+    let started = Instant::now();
+    let body = match executor_body(
+        state,
+        request,
+        "iam gateway: execution-role credentials are issued to the emulator's executor only",
+    )
+    .await
+    {
+        Ok(body) => body,
+        Err(refused) => return refused,
     };
     let asked = serde_json::from_slice::<IssueRequest>(&body)
         .map_err(|err| err.to_string())
