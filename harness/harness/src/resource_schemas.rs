@@ -17,7 +17,7 @@ use std::{
 use deploy_permissions::Schemas;
 
 use crate::{
-    emulator::venv::{cache_dir, find_python, run_streaming},
+    emulator::venv::{build_in_place, cache_dir, find_python, is_complete, run_streaming},
     error::HarnessError,
     progress::Step,
 };
@@ -33,7 +33,7 @@ fn target_dir() -> PathBuf {
 /// Returns the schemas, installing them on first use (a few seconds).
 pub fn ensure(quiet: bool) -> Result<Arc<Schemas>, HarnessError> {
     let target = target_dir();
-    if !target.join(".complete").exists() {
+    if !is_complete(&target) {
         install(&target, quiet)?;
     }
     open(&target)
@@ -58,36 +58,22 @@ fn install(target: &Path, quiet: bool) -> Result<(), HarnessError> {
         quiet,
     );
     let (python, _) = find_python()?;
-    // Installed beside the final directory and renamed into place, so that an
-    // interrupted or concurrent install never leaves half the files.
-    let partial = target.with_extension(format!("partial-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&partial);
-    let result = run_streaming(
-        Command::new(python)
-            .args([
-                "-m",
-                "pip",
-                "install",
-                "--disable-pip-version-check",
-                "--no-deps",
-                "--quiet",
-                "--target",
-            ])
-            .arg(&partial)
-            .arg(PACKAGE),
-        &step,
-    )
-    .and_then(|()| {
-        std::fs::write(partial.join(".complete"), PACKAGE).map_err(|e| e.to_string())?;
-        match std::fs::rename(&partial, target) {
-            Ok(()) => Ok(()),
-            // Another run finished first: its copy is as good.
-            Err(_) if target.join(".complete").exists() => {
-                let _ = std::fs::remove_dir_all(&partial);
-                Ok(())
-            }
-            Err(e) => Err(e.to_string()),
-        }
+    let result = build_in_place(target, |partial| {
+        run_streaming(
+            Command::new(python)
+                .args([
+                    "-m",
+                    "pip",
+                    "install",
+                    "--disable-pip-version-check",
+                    "--no-deps",
+                    "--quiet",
+                    "--target",
+                ])
+                .arg(partial)
+                .arg(PACKAGE),
+            &step,
+        )
     });
     match result {
         Ok(()) => {
@@ -96,7 +82,6 @@ fn install(target: &Path, quiet: bool) -> Result<(), HarnessError> {
         }
         Err(reason) => {
             step.failed();
-            let _ = std::fs::remove_dir_all(&partial);
             Err(HarnessError::Venv {
                 path: target.to_path_buf(),
                 reason: format!("installing {PACKAGE} failed: {reason}"),

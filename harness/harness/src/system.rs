@@ -9,7 +9,7 @@
 //! process runs; dropping it stops everything it started.
 
 use std::{
-    net::SocketAddr,
+    net::{IpAddr, SocketAddr},
     path::{Path, PathBuf},
     time::{Duration, Instant},
 };
@@ -55,7 +55,8 @@ pub const DEFAULT_INSTANCE_HOSTS: &str = alert_payload::DEFAULT_INSTANCE_HOSTS;
 pub const SMTP_TLS: TlsMode = TlsMode::Required;
 
 /// The SMTP TLS mode for backends whose lambdas are not given the run's CA
-/// (container, and external with `--iam off`, which is not attached): they could not verify the relay's certificate, so
+/// (container and external with `--iam off`: no gateway, no executor the
+/// harness configures): they could not verify the relay's certificate, so
 /// the relay offers neither STARTTLS nor AUTH and the callee sends in clear.
 pub const SMTP_TLS_WITHOUT_CA: TlsMode = TlsMode::None;
 
@@ -82,9 +83,10 @@ pub struct SystemConfig {
     /// The SMTP capture port; 0 picks a free one.
     #[arg(long, default_value_t = crate::DEFAULT_SMTP_PORT, env = "HARNESS_SMTP_PORT")]
     pub smtp_port: u16,
-    /// The SMTP host the callee is told to use (container backends need the Docker host's address).
-    #[arg(long, default_value = "127.0.0.1")]
-    pub smtp_host_for_lambdas: String,
+    /// The SMTP host the callee is told to use: `127.0.0.1` unless given, or
+    /// `host.docker.internal` with `--backend container`.
+    #[arg(long)]
+    pub smtp_host_for_lambdas: Option<String>,
     /// Account A, where the callee lives.
     #[arg(long, default_value = "111111111111", value_parser = account_id)]
     pub callee_account: String,
@@ -161,7 +163,7 @@ impl SystemConfig {
         DeployConfig {
             accounts: self.accounts(),
             templates_dir: crate::workspace::templates_dir(),
-            smtp_host: self.smtp_host_for_lambdas.clone(),
+            smtp_host: self.smtp_host().to_owned(),
             smtp_port,
             smtp_tls: match smtp_credentials {
                 Some(_) => SMTP_TLS,
@@ -180,19 +182,33 @@ impl SystemConfig {
         }
     }
 
-    /// Refuses `--iam enforce` where the gateway cannot stand in front of the
-    /// lambdas' own calls: LocalStack's image hands its functions its own
-    /// endpoint and credentials, so their STS and Invoke calls would bypass the
-    /// gateway while the run reported `enforce`. A host emulator is started
-    /// with the gateway's settings; an external one is attached to it
-    /// ([`crate::emulator::attach`]), or the start fails.
-    pub fn check_enforceable(&self) -> Result<(), HarnessError> {
-        if self.iam == Mode::Enforce && self.backend == Backend::Container {
-            return Err(HarnessError::Config(
-                "--iam enforce needs --backend host or external: with --backend container, LocalStack's image runs the lambdas with its own executor, which calls the emulator directly, so the IAM gateway would not see their sts:AssumeRole and lambda:InvokeFunction calls. Use --backend host, --backend external with an emulator that runs the harness's executor plugin, or --iam audit or --iam off to run unenforced knowingly".to_owned(),
-            ));
+    /// The host the lambdas reach this machine's gateway and SMTP relay at:
+    /// loopback, where they run as this machine's processes (host, and an
+    /// external emulator on it), or Docker's name for the host from inside
+    /// a container.
+    pub fn host_for_lambdas(&self) -> &str {
+        match self.backend {
+            Backend::Container => crate::emulator::container::HOST_ALIAS,
+            Backend::Host | Backend::External => "127.0.0.1",
         }
-        Ok(())
+    }
+
+    /// The SMTP host the callee is deployed with.
+    pub fn smtp_host(&self) -> &str {
+        self.smtp_host_for_lambdas
+            .as_deref()
+            .unwrap_or_else(|| self.host_for_lambdas())
+    }
+
+    /// Where the gateway and the SMTP relay listen: loopback, or every
+    /// interface for a container, which reaches this host through Docker's
+    /// bridge. The gateway still verifies every request's signature, and the
+    /// relay demands AUTH over TLS.
+    pub fn listen_ip(&self) -> IpAddr {
+        match self.backend {
+            Backend::Container => IpAddr::from([0, 0, 0, 0]),
+            Backend::Host | Backend::External => IpAddr::from([127, 0, 0, 1]),
+        }
     }
 
     /// How the lambdas are built for this system.
@@ -200,7 +216,13 @@ impl SystemConfig {
         BuildOptions {
             profile: self.profile.clone(),
             out_dir: work_dir.join("lambda"),
-            with_shim: self.backend == Backend::Host,
+            // The harness's executor runs on the host, and in a container
+            // behind the gateway; LocalStack's own executor needs no shim.
+            with_shim: match self.backend {
+                Backend::Host => true,
+                Backend::Container => self.iam != Mode::Off,
+                Backend::External => false,
+            },
             quiet,
         }
     }
@@ -444,7 +466,6 @@ fn ms(d: Duration) -> u64 {
 impl System {
     /// Starts everything, deploys, and (with `launch.warm_up`) makes one call through the chain.
     pub async fn up(config: &SystemConfig, launch: &Launch) -> Result<Self, HarnessError> {
-        config.check_enforceable()?;
         std::fs::create_dir_all(&launch.work_dir)?;
         // Bind SMTP first: a taken port should fail in a second, not after a build.
         let mail_spool = launch.spool.then(|| launch.work_dir.join("mail"));
@@ -460,21 +481,24 @@ impl System {
             )))
         });
         let host = config.backend == Backend::Host;
-        // The gateway stands in front of the lambdas' calls where the harness
-        // configures their executor: a host emulator it starts, or an external
-        // one it attaches to.
-        let fronts_lambdas = with_gateway && config.backend != Backend::Container;
+        // With the gateway on, it stands in front of the lambdas' calls on
+        // every backend: the harness configures their executor, in a host
+        // emulator it starts, or in a container or an external emulator it
+        // attaches to the gateway.
+        let fronts_lambdas = with_gateway;
+        let listen_ip = config.listen_ip();
+        let lambda_host = config.host_for_lambdas();
         // A fresh CA per run: it signs the gateway's and the SMTP relay's
         // certificates, its key stays in this process, and its certificate is
         // what every client trusts. The lambdas get it from a host emulator's
         // environment, or from the attach of an external one.
         let ca = local_ca::LocalCa::generate().map_err(tls_error)?;
         let smtp_security = if host || fronts_lambdas {
-            let mut names = vec![config.smtp_host_for_lambdas.as_str()];
+            let mut names = vec![config.smtp_host()];
             names.extend(
                 ["127.0.0.1", "localhost"]
                     .into_iter()
-                    .filter(|n| *n != config.smtp_host_for_lambdas),
+                    .filter(|n| *n != config.smtp_host()),
             );
             Some(SmtpSecurity {
                 tls: ca.server_config(&names).map_err(tls_error)?,
@@ -485,7 +509,7 @@ impl System {
         };
         let smtp_credentials = smtp_security.as_ref().map(|s| s.credentials.clone());
         let capture = MailCapture::start(CaptureConfig {
-            bind: SocketAddr::from(([127, 0, 0, 1], config.smtp_port)),
+            bind: SocketAddr::from((listen_ip, config.smtp_port)),
             spool_dir: mail_spool.clone(),
             faults: faults.clone(),
             security: smtp_security,
@@ -507,10 +531,12 @@ impl System {
                 0 => free_port()?,
                 port => port,
             };
-            SocketAddr::from(([127, 0, 0, 1], port))
+            SocketAddr::from((listen_ip, port))
         } else {
             SocketAddr::from(([127, 0, 0, 1], 0))
         };
+        // The gateway as the lambdas reach it.
+        let lambda_gateway = format!("{lambda_host}:{}", public.port());
         let emulator_gateway = if with_gateway && host {
             SocketAddr::from(([127, 0, 0, 1], free_port()?))
         } else {
@@ -543,9 +569,11 @@ impl System {
             None
         };
         let tls = if fronts_lambdas {
-            let server = ca
-                .server_config(&["127.0.0.1", "localhost"])
-                .map_err(tls_error)?;
+            let mut names = vec!["127.0.0.1", "localhost"];
+            if !names.contains(&lambda_host) {
+                names.push(lambda_host);
+            }
+            let server = ca.server_config(&names).map_err(tls_error)?;
             Some((ca.certificate_pem(), server))
         } else {
             None
@@ -553,7 +581,7 @@ impl System {
         let issuer_token = sdk_config::random_secret();
         let issuer = fronts_lambdas.then(|| {
             (
-                format!("http://{public}{}", iam_gateway::ISSUE_PATH),
+                format!("http://{lambda_gateway}{}", iam_gateway::ISSUE_PATH),
                 issuer_token.clone(),
             )
         });
@@ -563,8 +591,9 @@ impl System {
             endpoint: config.endpoint.clone(),
             image: config.image.clone(),
             runtime_shim: artifacts.runtime_shim.clone().unwrap_or_default(),
+            container_plugin: config.backend == Backend::Container && fronts_lambdas,
             work_dir: launch.work_dir.clone(),
-            lambda_endpoint: tls.as_ref().map(|_| format!("https://{public}")),
+            lambda_endpoint: tls.as_ref().map(|_| format!("https://{lambda_gateway}")),
             lambda_ca_file: ca_file,
             credentials_issuer: issuer.clone(),
             quiet: launch.quiet,
@@ -586,14 +615,18 @@ impl System {
             }
             None => None,
         };
-        if let (Backend::External, Some(gateway), Some((ca_pem, _)), Some((issue_url, token))) =
-            (config.backend, &gateway, &tls, &issuer)
+        if let (
+            Backend::External | Backend::Container,
+            Some(_),
+            Some((ca_pem, _)),
+            Some((issue_url, token)),
+        ) = (config.backend, &gateway, &tls, &issuer)
         {
             // Before anything is deployed: every function must start with them.
             emulator::attach(
                 emulator.endpoint(),
                 &emulator::Attach {
-                    lambda_endpoint: gateway.url(),
+                    lambda_endpoint: format!("https://{lambda_gateway}"),
                     ca_pem: ca_pem.clone(),
                     credentials_url: issue_url.clone(),
                     credentials_token: token.clone(),
@@ -821,24 +854,53 @@ mod tests {
     }
 
     #[rstest]
+    #[case::host(Backend::Host, None, "127.0.0.1", "127.0.0.1", [127, 0, 0, 1])]
+    #[case::external(Backend::External, None, "127.0.0.1", "127.0.0.1", [127, 0, 0, 1])]
+    #[case::container(
+        Backend::Container,
+        None,
+        "host.docker.internal",
+        "host.docker.internal",
+        [0, 0, 0, 0]
+    )]
+    #[case::container_smtp_given(
+        Backend::Container,
+        Some("172.17.0.1"),
+        "host.docker.internal",
+        "172.17.0.1",
+        [0, 0, 0, 0]
+    )]
+    fn the_lambdas_reach_the_gateway_and_relay_from_where_they_run(
+        #[case] backend: Backend,
+        #[case] smtp_given: Option<&str>,
+        #[case] gateway_host: &str,
+        #[case] smtp_host: &str,
+        #[case] listen: [u8; 4],
+    ) {
+        let mut config = SystemConfig::defaults().expect("defaults");
+        config.backend = backend;
+        config.smtp_host_for_lambdas = smtp_given.map(str::to_owned);
+        assert_eq!(config.host_for_lambdas(), gateway_host);
+        assert_eq!(config.smtp_host(), smtp_host);
+        assert_eq!(config.listen_ip(), IpAddr::from(listen));
+    }
+
+    #[rstest]
     #[case(Backend::Host, Mode::Enforce, true)]
-    #[case(Backend::Container, Mode::Enforce, false)]
-    #[case(Backend::External, Mode::Enforce, true)]
+    #[case(Backend::Container, Mode::Enforce, true)]
     #[case(Backend::Container, Mode::Audit, true)]
-    #[case(Backend::External, Mode::Off, true)]
-    fn enforcing_needs_the_gateway_in_front_of_the_lambdas(
+    #[case(Backend::Container, Mode::Off, false)]
+    #[case(Backend::External, Mode::Enforce, false)]
+    fn the_shim_is_built_where_the_harness_executor_runs_from_this_build(
         #[case] backend: Backend,
         #[case] iam: Mode,
-        #[case] ok: bool,
+        #[case] with_shim: bool,
     ) {
         let mut config = SystemConfig::defaults().expect("defaults");
         config.backend = backend;
         config.iam = iam;
-        let checked = config.check_enforceable();
-        assert_eq!(checked.is_ok(), ok, "{checked:?}");
-        if let Err(err) = checked {
-            assert!(err.to_string().contains("--backend container"), "{err}");
-        }
+        let build = config.build_options(Path::new("/work"), true);
+        assert_eq!(build.with_shim, with_shim);
     }
 
     #[test]

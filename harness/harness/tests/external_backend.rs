@@ -37,6 +37,7 @@ fn an_external_emulator_runs_the_lambdas_behind_the_enforcing_gateway() {
             endpoint: None,
             image: String::new(),
             runtime_shim: artifacts.runtime_shim.clone().expect("the shim"),
+            container_plugin: false,
             work_dir: work_dir.join("outside"),
             lambda_endpoint: None,
             lambda_ca_file: None,
@@ -51,7 +52,6 @@ fn an_external_emulator_runs_the_lambdas_behind_the_enforcing_gateway() {
     config.iam = Mode::Enforce;
     config.gateway_port = free_port();
     config.smtp_port = 0;
-    config.check_enforceable().expect("external may enforce");
     let launch = Launch {
         work_dir: work_dir.join("attached"),
         spool: false,

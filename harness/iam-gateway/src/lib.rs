@@ -68,7 +68,7 @@ pub mod xml;
 
 use std::{
     fmt,
-    net::SocketAddr,
+    net::{IpAddr, SocketAddr},
     path::{Path, PathBuf},
     sync::Arc,
     time::Duration,
@@ -205,21 +205,36 @@ impl GatewayHandle {
         self.addr
     }
 
-    /// The endpoint URL for AWS clients: `https://<addr>` when the gateway
-    /// serves TLS, `http://<addr>` otherwise.
+    /// The endpoint URL for AWS clients on this machine: `https://<addr>` when
+    /// the gateway serves TLS, `http://<addr>` otherwise, with loopback for
+    /// the address when it listens on every interface.
     pub fn url(&self) -> String {
         let scheme = if self.state.tls.is_some() {
             "https"
         } else {
             "http"
         };
-        format!("{scheme}://{}", self.addr)
+        format!("{scheme}://{}", self.local_addr())
     }
 
     /// The plain-HTTP URL of the same port, `http://<addr>`: requests sent there
     /// are evaluated with `aws:SecureTransport` false.
     pub fn plain_url(&self) -> String {
-        format!("http://{}", self.addr)
+        format!("http://{}", self.local_addr())
+    }
+
+    /// Where a client on this machine reaches the gateway.
+    fn local_addr(&self) -> SocketAddr {
+        match self.addr.ip() {
+            ip if ip.is_unspecified() => SocketAddr::new(
+                match ip {
+                    IpAddr::V4(_) => IpAddr::from([127, 0, 0, 1]),
+                    IpAddr::V6(_) => IpAddr::V6(std::net::Ipv6Addr::LOCALHOST),
+                },
+                self.addr.port(),
+            ),
+            _ => self.addr,
+        }
     }
 
     /// The file decisions are appended to, if any.

@@ -1410,6 +1410,24 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_gateway_on_every_interface_is_reached_at_loopback_from_this_machine() {
+        let gateway = start(GatewayConfig::new(
+            "0.0.0.0:0".parse().expect("addr"),
+            "http://127.0.0.1:9",
+        ))
+        .await
+        .expect("gateway");
+        let port = gateway.addr().port();
+        assert!(gateway.addr().ip().is_unspecified());
+        assert_eq!(gateway.url(), format!("http://127.0.0.1:{port}"));
+        assert_eq!(gateway.plain_url(), format!("http://127.0.0.1:{port}"));
+        let answered = reqwest::get(format!("{}/_localstack/health", gateway.url()))
+            .await
+            .expect("the gateway answers at loopback");
+        assert!(answered.status().is_client_error() || answered.status().is_server_error());
+    }
+
+    #[tokio::test]
     async fn unsigned_invokes_are_refused_without_asking_anyone() {
         // The upstream is unreachable: a forwarded or evaluated request would fail differently.
         let gateway = start(GatewayConfig::new(

@@ -282,11 +282,9 @@ fn spawn(python: &Path, options: &HostOptions) -> Result<HostEmulator, HarnessEr
         .env("DISABLE_EVENTS", "1")
         .env("FILESYSTEM_ROOT", &fs_root)
         .env("TMPDIR", &tmp)
-        .env("LAMBDA_RUNTIME_EXECUTOR", "native")
-        .env("HARNESS_RUNTIME_SHIM", &options.runtime_shim)
-        // The plugin's start-up hook shortens CloudFormation's 5 s poll of
-        // in-progress resources (a new function is "in progress" for milliseconds).
-        .env("HARNESS_CFN_POLL_SECONDS", "0.1")
+        .env(super::EXECUTOR_ENV, super::EXECUTOR)
+        .env(super::SHIM_ENV, &options.runtime_shim)
+        .env(super::CFN_POLL_ENV, super::CFN_POLL_SECONDS)
         // A failed Event invocation is retried after 1 s and 2 s instead of AWS's
         // 1 and 2 minutes, so a scenario's `within_ms` can see the retries.
         .env(super::RETRY_BASE_DELAY_ENV, super::retry_base_delay_secs())

@@ -40,6 +40,22 @@ pub fn retry_base_delay_secs() -> String {
     (AWS_EVENT_RETRY_BASE_DELAY_SECS / EVENT_RETRY_TIME_SCALE).to_string()
 }
 
+/// LocalStack's variable that chooses the Lambda runtime executor, and the
+/// harness plugin's name for it (`harness/localstack-plugin/pyproject.toml`).
+pub const EXECUTOR_ENV: &str = "LAMBDA_RUNTIME_EXECUTOR";
+/// See [`EXECUTOR_ENV`].
+pub const EXECUTOR: &str = "native";
+
+/// The plugin's variable for the runtime shim's path.
+pub const SHIM_ENV: &str = "HARNESS_RUNTIME_SHIM";
+
+/// The plugin's variable for CloudFormation's poll of in-progress resources,
+/// and the harness's value: LocalStack polls every 5 s, and a new function is
+/// in progress for milliseconds.
+pub const CFN_POLL_ENV: &str = "HARNESS_CFN_POLL_SECONDS";
+/// See [`CFN_POLL_ENV`].
+pub const CFN_POLL_SECONDS: &str = "0.1";
+
 /// Which emulator backend to use.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
@@ -73,8 +89,11 @@ pub struct EmulatorOptions {
     pub endpoint: Option<String>,
     /// Image for the container backend.
     pub image: String,
-    /// The runtime shim (host backend).
+    /// The runtime shim (host backend, and container with `container_plugin`).
     pub runtime_shim: PathBuf,
+    /// Run the harness's executor plugin in the container (container backend),
+    /// to be attached to the gateway like an external emulator.
+    pub container_plugin: bool,
     /// Working directory for logs and LocalStack files.
     pub work_dir: PathBuf,
     /// The endpoint lambdas should use for AWS, when not the emulator itself.
@@ -130,7 +149,22 @@ impl Emulator {
                 (Running::Host(emu), endpoint)
             }
             Backend::Container => {
-                let (emu, endpoint) = container::ContainerEmulator::start(&options.image).await?;
+                let plugin = match options.container_plugin {
+                    true => {
+                        let quiet = options.quiet;
+                        let python_dir =
+                            tokio::task::spawn_blocking(move || venv::plugin_tree(quiet))
+                                .await
+                                .map_err(|e| HarnessError::EmulatorStart(e.to_string()))??;
+                        Some(container::ContainerPlugin {
+                            python_dir,
+                            runtime_shim: options.runtime_shim.clone(),
+                        })
+                    }
+                    false => None,
+                };
+                let (emu, endpoint) =
+                    container::ContainerEmulator::start(&options.image, plugin.as_ref()).await?;
                 (Running::Container(Box::new(emu)), endpoint)
             }
             Backend::External => {

@@ -181,7 +181,7 @@ pub fn ensure(quiet: bool) -> Result<Venv, HarnessError> {
         },
     )?;
     let venv = Venv { root: root.clone() };
-    if !root.join(".complete").exists() {
+    if !is_complete(&root) {
         create(&python, &root, quiet)?;
     }
     install_plugin(&venv, quiet)?;
@@ -196,14 +196,11 @@ fn create(python: &Path, root: &Path, quiet: bool) -> Result<(), HarnessError> {
         ),
         quiet,
     );
-    let tmp = root.with_extension(format!("partial-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&tmp);
-    let fail = |reason: String| HarnessError::Venv {
-        path: root.to_path_buf(),
-        reason,
-    };
-    let result = (|| {
-        run_streaming(Command::new(python).args(["-m", "venv"]).arg(&tmp), &step)?;
+    // venvs hold absolute paths, so the rename must happen before first use
+    // and keep the same final path; `python -m venv` writes that path only
+    // into scripts we never call (we always run `bin/python -m ...`).
+    let result = build_in_place(root, |tmp| {
+        run_streaming(Command::new(python).args(["-m", "venv"]).arg(tmp), &step)?;
         let constraints = tmp.join("constraints.txt");
         std::fs::write(&constraints, CONSTRAINTS).map_err(|e| e.to_string())?;
         run_streaming(
@@ -220,13 +217,8 @@ fn create(python: &Path, root: &Path, quiet: bool) -> Result<(), HarnessError> {
                 .arg(&constraints)
                 .args(["localstack-core[runtime]", "setuptools", "wheel"]),
             &step,
-        )?;
-        // venvs hold absolute paths, so the rename must happen before first use
-        // and keep the same final path; `python -m venv` writes that path only
-        // into scripts we never call (we always run `bin/python -m ...`).
-        std::fs::write(tmp.join(".complete"), CONSTRAINTS).map_err(|e| e.to_string())?;
-        std::fs::rename(&tmp, root).map_err(|e| e.to_string())
-    })();
+        )
+    });
     match result {
         Ok(()) => {
             step.done();
@@ -234,10 +226,43 @@ fn create(python: &Path, root: &Path, quiet: bool) -> Result<(), HarnessError> {
         }
         Err(reason) => {
             step.failed();
-            let _ = std::fs::remove_dir_all(&tmp);
-            Err(fail(reason))
+            Err(HarnessError::Venv {
+                path: root.to_path_buf(),
+                reason,
+            })
         }
     }
+}
+
+/// The marker of a directory [`build_in_place`] finished.
+const COMPLETE: &str = ".complete";
+
+/// Whether [`build_in_place`] finished `dir`.
+pub(crate) fn is_complete(dir: &Path) -> bool {
+    dir.join(COMPLETE).exists()
+}
+
+/// Builds the directory `target` with `fill`, which writes into a partial
+/// directory beside it. The partial directory is marked complete and renamed
+/// into place only when `fill` succeeded, and removed otherwise, so an
+/// interrupted or concurrent build never leaves half the files at `target`.
+/// A copy another run finished first is as good as this one.
+pub(crate) fn build_in_place(
+    target: &Path,
+    fill: impl FnOnce(&Path) -> Result<(), String>,
+) -> Result<(), String> {
+    let partial = target.with_extension(format!("partial-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&partial);
+    let result = fill(&partial).and_then(|()| {
+        std::fs::write(partial.join(COMPLETE), "").map_err(|e| e.to_string())?;
+        match std::fs::rename(&partial, target) {
+            Ok(()) => Ok(()),
+            Err(_) if is_complete(target) => Ok(()),
+            Err(e) => Err(format!("cannot move {} into place: {e}", partial.display())),
+        }
+    });
+    let _ = std::fs::remove_dir_all(&partial);
+    result
 }
 
 fn install_plugin(venv: &Venv, quiet: bool) -> Result<(), HarnessError> {
@@ -281,6 +306,61 @@ fn install_plugin(venv: &Venv, quiet: bool) -> Result<(), HarnessError> {
             step.failed();
             Err(HarnessError::Venv {
                 path: venv.root.clone(),
+                reason: format!("installing the executor plugin failed: {reason}"),
+            })
+        }
+    }
+}
+
+/// The executor plugin installed on its own (`pip install --target`), for a
+/// LocalStack that is not this venv's: the container backend puts it on the
+/// image's `PYTHONPATH`. Keyed by the plugin's sources, installed on first use
+/// with this venv's pip and setuptools (the plugin is pure Python).
+pub fn plugin_tree(quiet: bool) -> Result<PathBuf, HarnessError> {
+    let venv = ensure(quiet)?;
+    let dir = plugin_dir();
+    let target = cache_dir().join(format!("executor-plugin-{}", plugin_hash(&dir)?));
+    if is_complete(&target) {
+        return Ok(target);
+    }
+    let step = Step::start(
+        "installing the native Lambda executor plugin for the container",
+        quiet,
+    );
+    // Built from a copy so pip's build artefacts never land in the checkout.
+    let source = target.with_extension(format!("src-{}", std::process::id()));
+    let result = copy_tree(&dir, &source)
+        .map_err(|e| e.to_string())
+        .and_then(|()| {
+            build_in_place(&target, |partial| {
+                run_streaming(
+                    Command::new(venv.python())
+                        .args([
+                            "-m",
+                            "pip",
+                            "install",
+                            "--disable-pip-version-check",
+                            "--no-deps",
+                            "--no-build-isolation",
+                            "--quiet",
+                            "--target",
+                        ])
+                        .arg(partial)
+                        .arg(&source),
+                    &step,
+                )
+            })
+        });
+    let _ = std::fs::remove_dir_all(&source);
+    match result {
+        Ok(()) => {
+            step.done();
+            Ok(target)
+        }
+        Err(reason) => {
+            step.failed();
+            Err(HarnessError::Venv {
+                path: target,
                 reason: format!("installing the executor plugin failed: {reason}"),
             })
         }
@@ -335,6 +415,60 @@ mod tests {
                 "missing {pin}"
             );
         }
+    }
+
+    #[test]
+    fn the_plugin_tree_puts_the_executor_on_a_python_path() {
+        let tree = plugin_tree(true).expect("the plugin installs on its own");
+        assert!(
+            tree.join("localstack_native_executor/executor.py")
+                .is_file()
+        );
+        // A Python without the plugin installed, as LocalStack's image is,
+        // finds the executor LAMBDA_RUNTIME_EXECUTOR=native names once the
+        // tree is on its path.
+        let (python, _) = find_python().expect("python3");
+        let found = Command::new(python)
+            .env("PYTHONPATH", &tree)
+            .args([
+                "-c",
+                "import importlib.metadata as m; print(*sorted(e.name + '=' + e.value for e in m.entry_points(group='localstack.lambda.runtime_executor')))",
+            ])
+            .output()
+            .expect("python3 runs");
+        let stdout = String::from_utf8_lossy(&found.stdout);
+        assert_eq!(
+            stdout.trim(),
+            "native=localstack_native_executor.plugin:NativeRuntimeExecutorPlugin",
+            "{}",
+            String::from_utf8_lossy(&found.stderr)
+        );
+    }
+
+    #[test]
+    fn a_failed_build_leaves_nothing_and_a_finished_one_is_complete() {
+        let dir = tempfile::tempdir().unwrap();
+        let target = dir.path().join("thing");
+        let failed = build_in_place(&target, |partial| {
+            std::fs::create_dir_all(partial).map_err(|e| e.to_string())?;
+            std::fs::write(partial.join("half"), "x").map_err(|e| e.to_string())?;
+            Err("interrupted".into())
+        });
+        assert_eq!(failed, Err("interrupted".to_owned()));
+        assert!(!target.exists());
+        assert_eq!(
+            std::fs::read_dir(dir.path()).unwrap().count(),
+            0,
+            "no partial left"
+        );
+
+        build_in_place(&target, |partial| {
+            std::fs::create_dir_all(partial).map_err(|e| e.to_string())?;
+            std::fs::write(partial.join("whole"), "x").map_err(|e| e.to_string())
+        })
+        .unwrap();
+        assert!(is_complete(&target));
+        assert!(target.join("whole").is_file());
     }
 
     #[test]
