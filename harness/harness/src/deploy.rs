@@ -11,6 +11,7 @@ use std::{
 use aws_config::SdkConfig;
 use aws_sdk_cloudformation::{
     Client as CfnClient,
+    operation::describe_change_set::DescribeChangeSetOutput,
     types::{Capability, ChangeSetStatus, ChangeSetType, Parameter, StackStatus},
 };
 use aws_sdk_s3::{primitives::ByteStream, types::ServerSideEncryption};
@@ -674,44 +675,8 @@ impl<'a> StackDeploy<'a> {
 
     /// Returns whether the change set has changes to execute.
     async fn wait_change_set(&self, change_set: &str) -> Result<bool, HarnessError> {
-        let deadline = Instant::now() + Duration::from_secs(120);
-        while Instant::now() < deadline {
-            let resp = self
-                .cfn
-                .describe_change_set()
-                .stack_name(&self.name)
-                .change_set_name(change_set)
-                .send()
-                .await
-                .map_err(|e| {
-                    HarnessError::aws(
-                        &format!("cloudformation:DescribeChangeSet {}", self.name),
-                        e,
-                    )
-                })?;
-            match resp.status() {
-                Some(ChangeSetStatus::CreateComplete) => {
-                    return Ok(!resp.changes().is_empty());
-                }
-                Some(ChangeSetStatus::Failed) => {
-                    let reason = resp.status_reason().unwrap_or_default();
-                    if reason.contains("didn't contain changes") || reason.contains("No updates") {
-                        return Ok(false);
-                    }
-                    return Err(HarnessError::StackFailed {
-                        stack: self.name.clone(),
-                        status: "change set FAILED".into(),
-                        events: reason.to_string(),
-                    });
-                }
-                _ => tokio::time::sleep(Duration::from_millis(50)).await,
-            }
-        }
-        Err(HarnessError::StackFailed {
-            stack: self.name.clone(),
-            status: "change set timeout".into(),
-            events: "the change set was not ready within 120 s".into(),
-        })
+        let created = created_change_set(&self.cfn, &self.name, change_set, false).await?;
+        Ok(created.is_some_and(|described| !described.changes().is_empty()))
     }
 
     async fn wait_stack(&self) -> Result<(), HarnessError> {
@@ -826,6 +791,50 @@ pub(crate) fn unique() -> String {
         .map(|d| d.as_nanos())
         .unwrap_or_default();
     format!("{:x}{:x}", nanos, std::process::id())
+}
+
+/// Waits until CloudFormation has created `change_set` of `stack` and returns
+/// it (with the properties' values before and after when `with_values`), or
+/// `None` when it holds no changes: CloudFormation then fails it, saying so.
+pub(crate) async fn created_change_set(
+    cfn: &CfnClient,
+    stack: &str,
+    change_set: &str,
+    with_values: bool,
+) -> Result<Option<DescribeChangeSetOutput>, HarnessError> {
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while Instant::now() < deadline {
+        let described = cfn
+            .describe_change_set()
+            .stack_name(stack)
+            .change_set_name(change_set)
+            .include_property_values(with_values)
+            .send()
+            .await
+            .map_err(|e| {
+                HarnessError::aws(&format!("cloudformation:DescribeChangeSet {stack}"), e)
+            })?;
+        match described.status() {
+            Some(ChangeSetStatus::CreateComplete) => return Ok(Some(described)),
+            Some(ChangeSetStatus::Failed) => {
+                let reason = described.status_reason().unwrap_or_default();
+                if reason.contains("didn't contain changes") || reason.contains("No updates") {
+                    return Ok(None);
+                }
+                return Err(HarnessError::StackFailed {
+                    stack: stack.to_owned(),
+                    status: "change set FAILED".into(),
+                    events: reason.to_string(),
+                });
+            }
+            _ => tokio::time::sleep(Duration::from_millis(50)).await,
+        }
+    }
+    Err(HarnessError::StackFailed {
+        stack: stack.to_owned(),
+        status: "change set timeout".into(),
+        events: "the change set was not ready within 120 s".into(),
+    })
 }
 
 #[cfg(test)]

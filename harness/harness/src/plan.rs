@@ -19,7 +19,7 @@ use std::collections::BTreeMap;
 
 use aws_sdk_cloudformation::{
     Client as CfnClient,
-    types::{Capability, ChangeAction, ChangeSetStatus, ChangeSetType, Parameter},
+    types::{Capability, ChangeAction, ChangeSetType, Parameter},
 };
 use deploy_permissions::Schemas;
 use iam_gateway::{
@@ -405,61 +405,29 @@ async fn describe(
     name: &str,
     change_set: &str,
 ) -> Result<Vec<Change>, HarnessError> {
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
-    loop {
-        let described = cfn
-            .describe_change_set()
-            .stack_name(name)
-            .change_set_name(change_set)
-            .include_property_values(true)
-            .send()
-            .await
-            .map_err(|e| {
-                HarnessError::aws(&format!("cloudformation:DescribeChangeSet {name}"), e)
-            })?;
-        match described.status() {
-            Some(ChangeSetStatus::CreateComplete) => {
-                return Ok(described
-                    .changes()
-                    .iter()
-                    .filter_map(|c| c.resource_change())
-                    .map(|rc| Change {
-                        logical_id: rc.logical_resource_id().unwrap_or_default().to_owned(),
-                        resource_type: rc.resource_type().unwrap_or_default().to_owned(),
-                        action: match rc.action() {
-                            Some(ChangeAction::Add) => "Add",
-                            Some(ChangeAction::Remove) => "Remove",
-                            Some(ChangeAction::Modify | ChangeAction::Dynamic) => "Modify",
-                            _ => "Modify",
-                        }
-                        .to_owned(),
-                        physical_id: rc.physical_resource_id().map(str::to_owned),
-                        before: context_properties(rc.before_context()),
-                        after: context_properties(rc.after_context()),
-                    })
-                    .collect());
+    let Some(described) = crate::deploy::created_change_set(cfn, name, change_set, true).await?
+    else {
+        return Ok(Vec::new());
+    };
+    Ok(described
+        .changes()
+        .iter()
+        .filter_map(|c| c.resource_change())
+        .map(|rc| Change {
+            logical_id: rc.logical_resource_id().unwrap_or_default().to_owned(),
+            resource_type: rc.resource_type().unwrap_or_default().to_owned(),
+            action: match rc.action() {
+                Some(ChangeAction::Add) => "Add",
+                Some(ChangeAction::Remove) => "Remove",
+                Some(ChangeAction::Modify | ChangeAction::Dynamic) => "Modify",
+                _ => "Modify",
             }
-            Some(ChangeSetStatus::Failed) => {
-                let reason = described.status_reason().unwrap_or_default();
-                if reason.contains("didn't contain changes") || reason.contains("No updates") {
-                    return Ok(Vec::new());
-                }
-                return Err(HarnessError::StackFailed {
-                    stack: name.to_owned(),
-                    status: "plan change set FAILED".into(),
-                    events: reason.to_owned(),
-                });
-            }
-            _ if std::time::Instant::now() > deadline => {
-                return Err(HarnessError::StackFailed {
-                    stack: name.to_owned(),
-                    status: "plan change set timeout".into(),
-                    events: "the change set was not ready within 120 s".into(),
-                });
-            }
-            _ => tokio::time::sleep(std::time::Duration::from_millis(50)).await,
-        }
-    }
+            .to_owned(),
+            physical_id: rc.physical_resource_id().map(str::to_owned),
+            before: context_properties(rc.before_context()),
+            after: context_properties(rc.after_context()),
+        })
+        .collect())
 }
 
 /// Asks the gateway's deploy check about one handler, as `asked.principal`.

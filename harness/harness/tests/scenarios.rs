@@ -6,7 +6,10 @@
 //! CI gets every scenario from here, inside the README's `cargo test
 //! --workspace`, with the JUnit report where `just test-e2e` leaves it.
 
-use std::{net::TcpListener, process::Command};
+use std::{
+    net::TcpListener,
+    process::{Command, Output},
+};
 
 fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
@@ -15,17 +18,17 @@ fn free_port() -> u16 {
         .expect("a free port")
 }
 
-#[test]
-fn every_scenario_passes_through_the_harness_cli() {
-    let root = harness::workspace::root();
+/// `harness run ARGS` from the workspace root, in its own work directory
+/// `name`, on free ports; prints its output (cargo test shows it on failure,
+/// and with --nocapture) and returns it with stdout as text.
+fn harness_run(name: &str, args: &[&str]) -> (Output, String) {
     let work_dir = harness::workspace::default_work_dir()
         .with_file_name("harness-tests")
-        .join("suite");
-    let junit = harness::workspace::default_work_dir().join("junit.xml");
+        .join(name);
     let output = Command::new(env!("CARGO_BIN_EXE_harness"))
-        .current_dir(&root)
-        .args(["run", "scenarios/", "--junit"])
-        .arg(&junit)
+        .current_dir(harness::workspace::root())
+        .arg("run")
+        .args(args)
         .arg("--work-dir")
         .arg(&work_dir)
         .args([
@@ -36,11 +39,17 @@ fn every_scenario_passes_through_the_harness_cli() {
         ])
         .output()
         .expect("the harness binary runs");
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    // Shown by cargo test on failure, and with --nocapture.
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
     println!("{stdout}");
-    eprintln!("{stderr}");
+    eprintln!("{}", String::from_utf8_lossy(&output.stderr));
+    (output, stdout)
+}
+
+#[test]
+fn every_scenario_passes_through_the_harness_cli() {
+    let junit = harness::workspace::default_work_dir().join("junit.xml");
+    let junit_arg = junit.to_string_lossy();
+    let (output, stdout) = harness_run("suite", &["scenarios/", "--junit", &junit_arg]);
     assert!(
         output.status.success(),
         "harness run failed ({}); see the output above",
@@ -57,33 +66,16 @@ fn every_scenario_passes_through_the_harness_cli() {
 /// that expects `deploy_failed` fails.
 #[test]
 fn the_refused_deploys_deploy_without_the_gateway() {
-    let root = harness::workspace::root();
-    let work_dir = harness::workspace::default_work_dir()
-        .with_file_name("harness-tests")
-        .join("deploys-without-gateway");
-    let output = Command::new(env!("CARGO_BIN_EXE_harness"))
-        .current_dir(&root)
-        .args([
-            "run",
+    let (output, stdout) = harness_run(
+        "deploys-without-gateway",
+        &[
             "scenarios/deploy",
             "--tag",
             "deploy-negative",
             "--iam",
             "off",
-        ])
-        .arg("--work-dir")
-        .arg(&work_dir)
-        .args([
-            "--gateway-port",
-            &free_port().to_string(),
-            "--smtp-port",
-            "0",
-        ])
-        .output()
-        .expect("the harness binary runs");
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    println!("{stdout}");
-    eprintln!("{}", String::from_utf8_lossy(&output.stderr));
+        ],
+    );
     assert!(!output.status.success(), "{stdout}");
     assert!(
         stdout.contains("5 scenarios, 0 passed, 5 failed"),
