@@ -17,6 +17,7 @@ use tokio::sync::Semaphore;
 
 use crate::{
     deploy::{self, DeployConfig, Deployment},
+    deployer::{self, AccountConfigs},
     error::HarnessError,
     observe::{self, Call, EmailWait, Target},
     package::{self, Artifacts},
@@ -171,16 +172,20 @@ const VARIANT_DEPLOY_JOBS: usize = 2;
 /// already deployed (an unchanged change set is a no-op). Each variant
 /// deploys only the stacks its overrides change and what its scenarios reach
 /// through them ([`deploy::variant_stacks`]), and takes the rest from the
-/// default deployment.
+/// default deployment. The variants that keep the default deploy role share
+/// its sessions, bootstrapped and assumed once per run, as a CI pipeline
+/// assumes its deploy roles once; every request they sign is still decided.
 pub async fn deploy_variants(suite: &SuiteTarget, scenarios: &[Scenario]) -> Variants {
     use futures::StreamExt as _;
     let groups = scenario::deploy_groups(scenarios);
+    let default_deployers = tokio::sync::OnceCell::new();
+    let default_deployers = &default_deployers;
     let deploys = groups
         .into_iter()
         .filter(|(overrides, _)| !overrides.is_empty())
         .map(|(overrides, members)| async move {
             let used = members.iter().flat_map(|s| s.stacks_used()).collect();
-            let result = deploy_variant(suite, &overrides, &used)
+            let result = deploy_variant(suite, &overrides, &used, default_deployers)
                 .await
                 .map_err(|e| e.to_string());
             (overrides.key(), result)
@@ -192,16 +197,29 @@ pub async fn deploy_variants(suite: &SuiteTarget, scenarios: &[Scenario]) -> Var
 }
 
 /// Deploys one variant of the stacks with these overrides, named by their
-/// key, for scenarios that reach the stacks in `used`.
+/// key, for scenarios that reach the stacks in `used`. A variant without a
+/// deploy role of its own deploys with `default_deployers`, which the first
+/// such variant bootstraps and assumes.
 pub async fn deploy_variant(
     suite: &SuiteTarget,
     overrides: &DeployOverrides,
     used: &BTreeSet<scenario::Stack>,
+    default_deployers: &tokio::sync::OnceCell<AccountConfigs>,
 ) -> Result<Deployment, HarnessError> {
     let mut config = suite.deploy_config.clone();
     config.suffix = Some(overrides.key());
     config.overrides = overrides.clone();
     config.quiet = true;
+    let deployers = match overrides.parameters(scenario::Stack::DeployRole) {
+        Some(_) => None,
+        None => Some(
+            default_deployers
+                .get_or_try_init(|| {
+                    deployer::account_configs(&suite.endpoint, &suite.deploy_config)
+                })
+                .await?,
+        ),
+    };
     let own = deploy::variant_stacks(overrides, used);
     deploy::deploy_variant(
         &suite.endpoint,
@@ -209,6 +227,7 @@ pub async fn deploy_variant(
         &config,
         &suite.deployment,
         &own,
+        deployers,
     )
     .await
 }
