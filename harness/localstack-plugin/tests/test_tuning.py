@@ -116,3 +116,56 @@ class SharedTimerTest(unittest.TestCase):
             self.assertIs(execution_environment.Timer, SharedTimer)
         finally:
             execution_environment.Timer = original
+
+
+class CodeUrlSignerTest(unittest.TestCase):
+    def code(self, version=None):
+        from localstack.services.lambda_.invocation.lambda_models import S3Code
+
+        return S3Code(
+            id="fn-1",
+            account_id="111111111111",
+            s3_bucket="awslambda-us-east-1-tasks",
+            s3_key="snapshots/111111111111/fn-1",
+            s3_object_version=version,
+            code_sha256="x",
+            code_size=1,
+        )
+
+    def test_the_url_is_localstacks_own(self):
+        from urllib.parse import parse_qs, urlsplit
+
+        from localstack_native_executor.tuning import presigned_code_url
+
+        for version in (None, "v2"):
+            with self.subTest(version=version):
+                code = self.code(version)
+                ours = urlsplit(presigned_code_url(code, "http://127.0.0.1:4566"))
+                theirs = urlsplit(code.generate_presigned_url("http://127.0.0.1:4566"))
+                self.assertEqual(ours.netloc, theirs.netloc)
+                self.assertEqual(ours.path, theirs.path)
+                ours_query, theirs_query = parse_qs(ours.query), parse_qs(theirs.query)
+                # Signed a moment apart: the expiry and signature may differ, nothing else.
+                for varying in ("Expires", "Signature", "X-Amz-Date", "X-Amz-Signature"):
+                    ours_query.pop(varying, None), theirs_query.pop(varying, None)
+                self.assertEqual(ours_query, theirs_query)
+                self.assertIn("AWSAccessKeyId", ours_query)
+
+    def test_one_client_per_endpoint(self):
+        from localstack_native_executor.tuning import code_url_signer
+
+        first = code_url_signer("http://127.0.0.1:4566")
+        self.assertIs(code_url_signer("http://127.0.0.1:4566"), first)
+        self.assertIsNot(code_url_signer("http://localhost:4566"), first)
+
+    def test_the_hook_replaces_get_functions_signer(self):
+        from localstack.services.lambda_.invocation.lambda_models import S3Code
+
+        from localstack_native_executor.tuning import presigned_code_url, reuse_code_url_signer
+
+        original = S3Code.generate_presigned_url
+        try:
+            reuse_code_url_signer()
+            self.assertIs(S3Code.generate_presigned_url, presigned_code_url)
+        finally:
+            S3Code.generate_presigned_url = original
