@@ -110,12 +110,9 @@ class SharedTimerTest(unittest.TestCase):
 
         from localstack_native_executor.tuning import SharedTimer, share_environment_timers
 
-        original = execution_environment.Timer
-        try:
-            share_environment_timers()
-            self.assertIs(execution_environment.Timer, SharedTimer)
-        finally:
-            execution_environment.Timer = original
+        assert_hook_replaces(
+            self, share_environment_timers, execution_environment, "Timer", SharedTimer
+        )
 
 
 class CodeUrlSignerTest(unittest.TestCase):
@@ -163,9 +160,16 @@ class CodeUrlSignerTest(unittest.TestCase):
 
         from localstack_native_executor.tuning import presigned_code_url, reuse_code_url_signer
 
-        original = S3Code.generate_presigned_url
-        try:
-            reuse_code_url_signer()
-            self.assertIs(S3Code.generate_presigned_url, presigned_code_url)
-        finally:
-            S3Code.generate_presigned_url = original
+        assert_hook_replaces(
+            self, reuse_code_url_signer, S3Code, "generate_presigned_url", presigned_code_url
+        )
+
+
+def assert_hook_replaces(test, hook, owner, name, replacement):
+    """Runs ``hook`` and checks it set ``owner.name`` to ``replacement``; restores the original."""
+    original = getattr(owner, name)
+    try:
+        hook()
+        test.assertIs(getattr(owner, name), replacement)
+    finally:
+        setattr(owner, name, original)
