@@ -1,6 +1,7 @@
 """Unit tests of the start-up tuning hook; run inside LocalStack's venv (see test_executor.py)."""
 
 import unittest
+from pathlib import Path
 
 from localstack.services.cloudformation.resource_provider import ResourceProviderExecutor
 
@@ -163,6 +164,55 @@ class CodeUrlSignerTest(unittest.TestCase):
         assert_hook_replaces(
             self, reuse_code_url_signer, S3Code, "generate_presigned_url", presigned_code_url
         )
+
+
+class TemplateLoaderTest(unittest.TestCase):
+    def test_every_template_parses_as_with_localstacks_loader(self):
+        import yaml
+        from localstack.services.cloudformation.engine import yaml_parser
+
+        from localstack_native_executor.tuning import c_template_loader
+
+        loader = c_template_loader(yaml_parser.NoDatesSafeLoader)
+        self.assertIsNotNone(loader, "LocalStack's venv has PyYAML with libyaml")
+        templates = sorted(CLOUDFORMATION.glob("*.yaml"))
+        self.assertGreaterEqual(len(templates), 6)
+        for template in templates:
+            with self.subTest(template=template.name):
+                text = template.read_text()
+                self.assertEqual(
+                    yaml.load(text, loader), yaml.load(text, yaml_parser.NoDatesSafeLoader)
+                )
+
+    def test_short_forms_and_dates_read_as_localstack_reads_them(self):
+        from localstack.services.cloudformation.engine import yaml_parser
+
+        from localstack_native_executor.tuning import c_template_loader
+
+        loader = c_template_loader(yaml_parser.NoDatesSafeLoader)
+        text = "A: !GetAtt Fn.Arn\nB: !Sub [x, {y: !Ref Z}]\nC: 2024-01-01\n"
+        import yaml
+
+        self.assertEqual(
+            yaml.load(text, loader),
+            {"A": {"Fn::GetAtt": ["Fn", "Arn"]}, "B": {"Fn::Sub": ["x", {"y": {"Ref": "Z"}}]}, "C": "2024-01-01"},
+        )
+
+    def test_the_hook_swaps_the_loader_parse_yaml_uses(self):
+        from localstack.services.cloudformation.engine import yaml_parser
+
+        from localstack_native_executor.tuning import parse_templates_in_c
+
+        original = yaml_parser.customloader
+        try:
+            parse_templates_in_c()
+            self.assertIsNot(yaml_parser.customloader, original)
+            self.assertEqual(yaml_parser.parse_yaml("R: !Ref X"), {"R": {"Ref": "X"}})
+        finally:
+            yaml_parser.customloader = original
+
+
+CLOUDFORMATION = Path(__file__).resolve().parents[3] / "cloudformation"
 
 
 def assert_hook_replaces(test, hook, owner, name, replacement):
