@@ -21,7 +21,7 @@ use sdk_config::RootKeys;
 use serde::{Deserialize, Serialize};
 
 use crate::{
-    deployer::{CiIssuer, DeployAs, Deployers},
+    deployer::{AccountConfigs, CiIssuer, DeployAs, Deployers},
     error::HarnessError,
     package::{Artifacts, LambdaZip},
     progress::Step,
@@ -170,7 +170,7 @@ pub async fn deploy(
         None => "deploying the four stacks".to_string(),
     };
     let own = BTreeSet::from(Stack::ALL);
-    deploy_stacks(endpoint, artifacts, config, label, None, &own).await
+    deploy_stacks(endpoint, artifacts, config, label, None, &own, None).await
 }
 
 /// The stacks a variant with these overrides deploys under its own names,
@@ -219,12 +219,15 @@ pub fn variant_stacks(overrides: &DeployOverrides, used: &BTreeSet<Stack>) -> BT
 /// Deploys a variant next to `base`, the default deployment: the stacks in
 /// `own` (see [`variant_stacks`]) under names ending with the config's
 /// suffix, with its overrides; every other stack is `base`'s, untouched.
+/// `deployers`: sessions of the deploy roles to deploy with, already
+/// bootstrapped and assumed; `None` bootstraps and assumes them first.
 pub async fn deploy_variant(
     endpoint: &sdk_config::Endpoint,
     artifacts: &Artifacts,
     config: &DeployConfig,
     base: &Deployment,
     own: &BTreeSet<Stack>,
+    deployers: Option<&AccountConfigs>,
 ) -> Result<Deployment, HarnessError> {
     let names: Vec<&str> = own.iter().map(|s| s.as_str()).collect();
     let label = format!(
@@ -232,7 +235,16 @@ pub async fn deploy_variant(
         names.join(", "),
         config.suffix.as_deref().unwrap_or("default")
     );
-    deploy_stacks(endpoint, artifacts, config, label, Some(base), own).await
+    deploy_stacks(
+        endpoint,
+        artifacts,
+        config,
+        label,
+        Some(base),
+        own,
+        deployers,
+    )
+    .await
 }
 
 async fn deploy_stacks(
@@ -242,9 +254,10 @@ async fn deploy_stacks(
     label: String,
     base: Option<&Deployment>,
     own: &BTreeSet<Stack>,
+    deployers: Option<&AccountConfigs>,
 ) -> Result<Deployment, HarnessError> {
     let step = Step::start(label, config.quiet);
-    match deploy_inner(endpoint, artifacts, config, base, own, &step).await {
+    match deploy_inner(endpoint, artifacts, config, base, own, deployers, &step).await {
         Ok(deployment) => {
             step.done();
             Ok(deployment)
@@ -262,12 +275,18 @@ async fn deploy_inner(
     config: &DeployConfig,
     base: Option<&Deployment>,
     own: &BTreeSet<Stack>,
+    deployers: Option<&AccountConfigs>,
     step: &Step,
 ) -> Result<Deployment, HarnessError> {
-    if config.deploy_as == DeployAs::DeployRole {
-        step.detail("CI and deploy roles");
-    }
-    let deployed_by = crate::deployer::account_configs(endpoint, config).await?;
+    let deployed_by = match deployers {
+        Some(deployers) => deployers.clone(),
+        None => {
+            if config.deploy_as == DeployAs::DeployRole {
+                step.detail("CI and deploy roles");
+            }
+            crate::deployer::account_configs(endpoint, config).await?
+        }
+    };
     let (sdk_a, sdk_b) = (&deployed_by.callee, &deployed_by.caller);
     let suffix = config.suffix.as_deref();
     let overrides = |stack: Stack| {

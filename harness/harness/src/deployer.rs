@@ -89,6 +89,7 @@ pub struct Deployers {
 }
 
 /// The SDK configurations that deploy into A and B, and who they act as.
+#[derive(Debug, Clone)]
 pub struct AccountConfigs {
     /// Acting in account A.
     pub callee: SdkConfig,

@@ -187,13 +187,13 @@ fn run_cargo(cmd: &mut Command, step: &Step) -> Result<Vec<PathBuf>, String> {
     }
 }
 
-/// Writes `binary` as an executable `bootstrap` into a zip at `zip_path`, with a
-/// fixed timestamp so the same binary always gives the same zip, and returns
-/// the zip's SHA-256.
+/// Writes `binary`, stripped (see [`deployable_binary`]), as an executable
+/// `bootstrap` into a zip at `zip_path`, with a fixed timestamp so the same
+/// binary always gives the same zip, and returns the zip's SHA-256.
 ///
 /// A zip already made from this very binary (same path, size and modification
-/// time, as recorded in `<zip>.source`) is reused: deflating tens of
-/// megabytes of debug binary is most of a no-op build's time.
+/// time, and the same packaging, as recorded in `<zip>.source`) is reused:
+/// deflating tens of megabytes of debug binary is most of a no-op build's time.
 pub fn zip_bootstrap(binary: &Path, zip_path: &Path) -> Result<String, HarnessError> {
     let unreadable = |e: std::io::Error| HarnessError::File {
         path: binary.to_path_buf(),
@@ -205,7 +205,7 @@ pub fn zip_bootstrap(binary: &Path, zip_path: &Path) -> Result<String, HarnessEr
         .ok()
         .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
         .map_or(0, |d| d.as_nanos());
-    let source = format!("{} {} {modified}", binary.display(), meta.len());
+    let source = format!("{} {} {modified} {PACKAGING}", binary.display(), meta.len());
     let record = zip_path.with_extension("zip.source");
     if let Ok(recorded) = std::fs::read_to_string(&record)
         && let Some((recorded_source, sha256)) = recorded.split_once('\n')
@@ -214,10 +214,11 @@ pub fn zip_bootstrap(binary: &Path, zip_path: &Path) -> Result<String, HarnessEr
     {
         return Ok(sha256.trim().to_owned());
     }
-    let bytes = std::fs::read(binary).map_err(unreadable)?;
     if let Some(dir) = zip_path.parent() {
         std::fs::create_dir_all(dir)?;
     }
+    let bytes =
+        deployable_binary(binary, &zip_path.with_extension("zip.stripped")).map_err(unreadable)?;
     let mut buffer = std::io::Cursor::new(Vec::new());
     {
         let mut zip = ZipWriter::new(&mut buffer);
@@ -239,6 +240,51 @@ pub fn zip_bootstrap(binary: &Path, zip_path: &Path) -> Result<String, HarnessEr
     let sha256 = hex::encode(Sha256::digest(&data));
     std::fs::write(&record, format!("{source}\n{sha256}\n"))?;
     Ok(sha256)
+}
+
+/// How [`zip_bootstrap`] packages a binary; part of each zip's cache record,
+/// so a zip made another way is remade.
+const PACKAGING: &str = "strip-all";
+
+/// The bytes of `binary` as a deployed lambda needs them: a copy (written to
+/// `scratch`, then removed) without the symbol table and debug info, as the
+/// release profile's `strip = true` ships it. A dev build's debug info and
+/// symbols are two fifths of its size, and LocalStack copies, hashes and
+/// unzips every byte of a function's code several times over when it creates
+/// one. The lambdas print no backtraces (the shim starts them with only their
+/// function's environment, so no `RUST_BACKTRACE`), so nothing they log
+/// changes. Cargo's own binary is never touched. A `bootstrap` that `strip`
+/// cannot read (a script), or no `strip` at all: the file goes in as it is,
+/// with a warning.
+fn deployable_binary(binary: &Path, scratch: &Path) -> std::io::Result<Vec<u8>> {
+    let stripped = Command::new("strip")
+        .arg("--strip-all")
+        .arg("-o")
+        .arg(scratch)
+        .arg(binary)
+        .stdin(Stdio::null())
+        .output();
+    let bytes = match stripped {
+        Ok(out) if out.status.success() => std::fs::read(scratch),
+        Ok(out) => {
+            tracing::warn!(
+                binary = %binary.display(),
+                reason = %String::from_utf8_lossy(&out.stderr).trim(),
+                "strip could not strip the lambda binary; zipping it with its debug info"
+            );
+            std::fs::read(binary)
+        }
+        Err(err) => {
+            tracing::warn!(
+                binary = %binary.display(),
+                %err,
+                "cannot run strip (binutils); zipping the lambda binary with its debug info"
+            );
+            std::fs::read(binary)
+        }
+    };
+    let _ = std::fs::remove_file(scratch);
+    bytes
 }
 
 #[cfg(test)]
@@ -318,6 +364,50 @@ mod tests {
             .read_to_end(&mut content)
             .unwrap();
         assert_eq!(content, b"version two, longer");
+    }
+
+    #[test]
+    fn the_zipped_binary_is_a_stripped_copy_that_still_runs() {
+        // This test's own executable: an ELF with a symbol table and line tables.
+        let binary = std::env::current_exe().unwrap();
+        let before = std::fs::metadata(&binary).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+
+        let bytes = deployable_binary(&binary, &dir.path().join("scratch")).unwrap();
+
+        assert!(bytes.starts_with(b"\x7fELF"));
+        assert!(
+            (bytes.len() as u64) < before.len() * 9 / 10,
+            "stripped {} of {} bytes",
+            bytes.len(),
+            before.len()
+        );
+        let after = std::fs::metadata(&binary).unwrap();
+        assert_eq!(
+            (after.len(), after.modified().unwrap()),
+            (before.len(), before.modified().unwrap()),
+            "cargo's binary is left as it was"
+        );
+        assert!(
+            !dir.path().join("scratch").exists(),
+            "the scratch copy is gone"
+        );
+        let copy = dir.path().join("stripped");
+        std::fs::write(&copy, &bytes).unwrap();
+        std::fs::set_permissions(&copy, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let listed = Command::new(&copy)
+            .args([
+                "--list",
+                "--exact",
+                "package::tests::a_missing_binary_is_named",
+            ])
+            .output()
+            .unwrap();
+        assert!(listed.status.success(), "{listed:?}");
+        assert!(
+            String::from_utf8_lossy(&listed.stdout).contains("a_missing_binary_is_named"),
+            "{listed:?}"
+        );
     }
 
     #[test]

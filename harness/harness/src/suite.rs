@@ -4,12 +4,16 @@
 //! and, when asked, JUnit.
 
 use std::{
+    borrow::Cow,
     collections::{BTreeMap, BTreeSet},
     path::{Path, PathBuf},
-    sync::Arc,
     time::{Duration, Instant},
 };
 
+use futures::{
+    FutureExt as _,
+    future::{BoxFuture, Shared},
+};
 use scenario::{
     Action, DeployOverrides, InvocationType, Outcome, OutcomeStatus, Scenario, Verdict,
 };
@@ -17,6 +21,7 @@ use tokio::sync::Semaphore;
 
 use crate::{
     deploy::{self, DeployConfig, Deployment},
+    deployer::{self, AccountConfigs},
     error::HarnessError,
     observe::{self, Call, EmailWait, Target},
     package::{self, Artifacts},
@@ -87,17 +92,17 @@ pub struct Finished {
     pub verdict: Verdict,
 }
 
-/// The variant deployments of a run, by override key.
-pub type Variants = BTreeMap<String, Result<Deployment, String>>;
+/// One variant's deploy, awaited by each of its scenarios.
+type VariantDeploy<'a> = Shared<BoxFuture<'a, Result<Deployment, String>>>;
 
 /// What a suite run did, and how long each part took.
 #[derive(Debug)]
 pub struct SuiteRun {
     /// Every scenario's result, in input order.
     pub finished: Vec<Finished>,
-    /// Deploying the variants.
+    /// From the start until the last variant was deployed; the scenarios ran meanwhile.
     pub variant_deploys: Duration,
-    /// Running the scenarios.
+    /// From the start until the last scenario finished: the whole run, variant deploys included.
     pub scenarios: Duration,
 }
 
@@ -140,8 +145,11 @@ pub fn load(paths: &[PathBuf], filter: &scenario::Filter) -> Result<Vec<Scenario
     Ok(filter.apply(scenarios))
 }
 
-/// Deploys the variants, then runs every scenario, `jobs` at a time.
-/// `on_done` sees each result as it finishes.
+/// Deploys the variants and runs every scenario, `jobs` at a time, together:
+/// the scenarios on the default deployment start at once, while the variants
+/// deploy, and a variant's scenarios as soon as it is deployed. Deploys and
+/// calls do not disturb each other: no deploy sends an email, and each call
+/// is observed by its own trace id. `on_done` sees each result as it finishes.
 pub async fn run_suite(
     suite: &SuiteTarget,
     scenarios: &[Scenario],
@@ -149,10 +157,16 @@ pub async fn run_suite(
     on_done: impl Fn(&Scenario, &Finished) + Send + Sync,
 ) -> SuiteRun {
     let started = Instant::now();
-    let variants = deploy_variants(suite, scenarios).await;
-    let variant_deploys = started.elapsed();
-    let started = Instant::now();
-    let finished = run(suite, &variants, scenarios, jobs, on_done).await;
+    let slots = Semaphore::new(VARIANT_DEPLOY_JOBS);
+    let default_deployers = tokio::sync::OnceCell::new();
+    let variants = variant_deploys(suite, scenarios, &slots, &default_deployers);
+    let deploys = async {
+        futures::future::join_all(variants.iter().map(|(_, deploy)| deploy.clone())).await;
+        started.elapsed()
+    };
+    let by_key: BTreeMap<String, VariantDeploy<'_>> = variants.iter().cloned().collect();
+    let (variant_deploys, finished) =
+        tokio::join!(deploys, run(suite, &by_key, scenarios, jobs, on_done));
     SuiteRun {
         finished,
         variant_deploys,
@@ -165,43 +179,65 @@ pub async fn run_suite(
 /// code) in one Python process, so more at once only adds contention.
 const VARIANT_DEPLOY_JOBS: usize = 2;
 
-/// Deploys one variant per distinct set of overrides, a few at a time, next
-/// to the default stacks, which stay untouched: nothing needs restoring
-/// afterwards, and a rerun against the same `harness up` finds the variants
-/// already deployed (an unchanged change set is a no-op). Each variant
-/// deploys only the stacks its overrides change and what its scenarios reach
-/// through them ([`deploy::variant_stacks`]), and takes the rest from the
-/// default deployment.
-pub async fn deploy_variants(suite: &SuiteTarget, scenarios: &[Scenario]) -> Variants {
-    use futures::StreamExt as _;
-    let groups = scenario::deploy_groups(scenarios);
-    let deploys = groups
+/// One deploy per distinct set of overrides, by override key, in the order
+/// the scenarios first name them; each takes one of `slots` while it runs.
+/// A variant deploys next to the default stacks, which stay untouched:
+/// nothing needs restoring afterwards, and a rerun against the same `harness
+/// up` finds the variants already deployed (an unchanged change set is a
+/// no-op). Each variant deploys only the stacks its overrides change and what
+/// its scenarios reach through them ([`deploy::variant_stacks`]), and takes
+/// the rest from the default deployment. The variants that keep the default
+/// deploy role share its sessions (`default_deployers`), bootstrapped and
+/// assumed once per run, as a CI pipeline assumes its deploy roles once;
+/// every request they sign is still decided.
+fn variant_deploys<'a>(
+    suite: &'a SuiteTarget,
+    scenarios: &[Scenario],
+    slots: &'a Semaphore,
+    default_deployers: &'a tokio::sync::OnceCell<AccountConfigs>,
+) -> Vec<(String, VariantDeploy<'a>)> {
+    scenario::deploy_groups(scenarios)
         .into_iter()
         .filter(|(overrides, _)| !overrides.is_empty())
-        .map(|(overrides, members)| async move {
-            let used = members.iter().flat_map(|s| s.stacks_used()).collect();
-            let result = deploy_variant(suite, &overrides, &used)
-                .await
-                .map_err(|e| e.to_string());
-            (overrides.key(), result)
-        });
-    futures::stream::iter(deploys)
-        .buffer_unordered(VARIANT_DEPLOY_JOBS)
+        .map(|(overrides, members)| {
+            let used: BTreeSet<scenario::Stack> =
+                members.iter().flat_map(|s| s.stacks_used()).collect();
+            let key = overrides.key();
+            let deploy = async move {
+                let _slot = slots.acquire().await.map_err(|e| e.to_string())?;
+                deploy_variant(suite, &overrides, &used, default_deployers)
+                    .await
+                    .map_err(|e| e.to_string())
+            };
+            (key, deploy.boxed().shared())
+        })
         .collect()
-        .await
 }
 
 /// Deploys one variant of the stacks with these overrides, named by their
-/// key, for scenarios that reach the stacks in `used`.
+/// key, for scenarios that reach the stacks in `used`. A variant without a
+/// deploy role of its own deploys with `default_deployers`, which the first
+/// such variant bootstraps and assumes.
 pub async fn deploy_variant(
     suite: &SuiteTarget,
     overrides: &DeployOverrides,
     used: &BTreeSet<scenario::Stack>,
+    default_deployers: &tokio::sync::OnceCell<AccountConfigs>,
 ) -> Result<Deployment, HarnessError> {
     let mut config = suite.deploy_config.clone();
     config.suffix = Some(overrides.key());
     config.overrides = overrides.clone();
     config.quiet = true;
+    let deployers = match overrides.parameters(scenario::Stack::DeployRole) {
+        Some(_) => None,
+        None => Some(
+            default_deployers
+                .get_or_try_init(|| {
+                    deployer::account_configs(&suite.endpoint, &suite.deploy_config)
+                })
+                .await?,
+        ),
+    };
     let own = deploy::variant_stacks(overrides, used);
     deploy::deploy_variant(
         &suite.endpoint,
@@ -209,37 +245,35 @@ pub async fn deploy_variant(
         &config,
         &suite.deployment,
         &own,
+        deployers,
     )
     .await
 }
 
 /// Runs the scenarios, `jobs` at a time, each against the default deployment
-/// or its variant; results come back in input order. `on_done` sees each
+/// or its variant, once that is deployed; results come back in input order.
+/// A scenario waiting for its variant holds no job. `on_done` sees each
 /// result as it finishes.
-pub async fn run(
+async fn run(
     suite: &SuiteTarget,
-    variants: &Variants,
+    variants: &BTreeMap<String, VariantDeploy<'_>>,
     scenarios: &[Scenario],
     jobs: usize,
     on_done: impl Fn(&Scenario, &Finished) + Send + Sync,
 ) -> Vec<Finished> {
-    let semaphore = Arc::new(Semaphore::new(jobs.max(1)));
-    let on_done = &on_done;
+    let semaphore = Semaphore::new(jobs.max(1));
+    let (semaphore, on_done) = (&semaphore, &on_done);
     let tasks = scenarios.iter().enumerate().map(|(index, scenario)| {
-        let semaphore = semaphore.clone();
-        let deployment = if scenario.deploy.is_empty() {
-            Ok(&suite.deployment)
-        } else {
-            match variants.get(&scenario.deploy.key()) {
-                Some(Ok(d)) => Ok(d),
-                Some(Err(e)) => Err(e.clone()),
-                None => Err("the variant was not deployed".to_owned()),
-            }
-        };
+        let variant = (!scenario.deploy.is_empty()).then(|| variants.get(&scenario.deploy.key()));
         async move {
+            let deployment = match variant {
+                None => Ok(Cow::Borrowed(&suite.deployment)),
+                Some(Some(deploy)) => deploy.clone().await.map(Cow::Owned),
+                Some(None) => Err("the variant was not deployed".to_owned()),
+            };
             let _permit = semaphore.acquire().await;
             let outcome = match deployment {
-                Ok(deployment) => run_one(suite, deployment, scenario).await,
+                Ok(deployment) => run_one(suite, &deployment, scenario).await,
                 // An outcome a scenario may expect (`deploy_failed`), for a
                 // template AWS would refuse to deploy.
                 Err(reason) => Outcome {

@@ -13,6 +13,20 @@ of LocalStack's invoke path in a profile of ``harness bench``. The same timers
 run here on one scheduler thread (:class:`SharedTimer`): each still fires after
 its interval unless cancelled, in a thread of its own, so an environment still
 stops after ``LAMBDA_KEEPALIVE_MS`` idle, as LocalStack's does.
+
+LocalStack's ``GetFunction`` presigns the code's download URL with a boto3
+client it builds anew on every call, and building a client is most of the
+call. CloudFormation's function handler calls ``GetFunction`` on every poll
+until a new function is active, so a profile of the suite's deploys put a
+tenth of LocalStack's time there. :func:`presigned_code_url` signs with one
+client per endpoint, built with the same region, key and secret; the URL is
+the same.
+
+LocalStack parses every YAML template (each change set parses its template)
+with PyYAML's pure-Python loader, a twentieth of its time in the same profile.
+:func:`c_template_loader` is that loader on libyaml's C parser, with the same
+constructors (CloudFormation's short-form tags, timestamps kept as text) and
+the same resolver, so the same template gives the same value.
 """
 
 import heapq
@@ -155,3 +169,75 @@ def share_environment_timers():
 
     execution_environment.Timer = SharedTimer
     LOG.info("Lambda execution environments' keep-alive and start-up timers share one thread")
+
+
+_CODE_URL_SIGNERS = {}
+_CODE_URL_SIGNERS_LOCK = threading.Lock()
+
+
+def code_url_signer(endpoint_url):
+    """The S3 client that presigns code URLs for ``endpoint_url``, built once, as LocalStack builds it."""
+    import boto3
+    from localstack.services.lambda_.invocation import lambda_models
+
+    key = (
+        endpoint_url,
+        lambda_models.config.INTERNAL_RESOURCE_ACCOUNT,
+        lambda_models.INTERNAL_AWS_SECRET_ACCESS_KEY,
+    )
+    with _CODE_URL_SIGNERS_LOCK:
+        client = _CODE_URL_SIGNERS.get(key)
+        if client is None:
+            client = boto3.client(
+                "s3",
+                region_name=lambda_models.AWS_REGION_US_EAST_1,
+                aws_access_key_id=key[1],
+                aws_secret_access_key=key[2],
+                endpoint_url=endpoint_url,
+            )
+            _CODE_URL_SIGNERS[key] = client
+        return client
+
+
+def presigned_code_url(self, endpoint_url):
+    """``S3Code.generate_presigned_url``, signing with :func:`code_url_signer`'s client."""
+    params = {"Bucket": self.s3_bucket, "Key": self.s3_key}
+    if self.s3_object_version:
+        params["VersionId"] = self.s3_object_version
+    return code_url_signer(endpoint_url).generate_presigned_url("get_object", Params=params)
+
+
+@hooks.on_infra_start()
+def reuse_code_url_signer():
+    from localstack.services.lambda_.invocation import lambda_models
+
+    lambda_models.S3Code.generate_presigned_url = presigned_code_url
+    LOG.info("GetFunction presigns code URLs with one S3 client per endpoint")
+
+
+def c_template_loader(loader):
+    """``loader`` (LocalStack's template loader) on libyaml's C parser, or ``None`` without libyaml."""
+    import yaml
+
+    if not getattr(yaml, "__with_libyaml__", False):
+        return None
+    return type(
+        "CTemplateLoader",
+        (yaml.CSafeLoader,),
+        {
+            "yaml_constructors": dict(loader.yaml_constructors),
+            "yaml_multi_constructors": dict(loader.yaml_multi_constructors),
+        },
+    )
+
+
+@hooks.on_infra_start()
+def parse_templates_in_c():
+    from localstack.services.cloudformation.engine import yaml_parser
+
+    loader = c_template_loader(yaml_parser.customloader)
+    if loader is None:
+        LOG.info("PyYAML has no libyaml here; templates are parsed in Python")
+        return
+    yaml_parser.customloader = loader
+    LOG.info("CloudFormation templates are parsed with libyaml")

@@ -1,6 +1,7 @@
 """Unit tests of the start-up tuning hook; run inside LocalStack's venv (see test_executor.py)."""
 
 import unittest
+from pathlib import Path
 
 from localstack.services.cloudformation.resource_provider import ResourceProviderExecutor
 
@@ -110,9 +111,115 @@ class SharedTimerTest(unittest.TestCase):
 
         from localstack_native_executor.tuning import SharedTimer, share_environment_timers
 
-        original = execution_environment.Timer
+        assert_hook_replaces(
+            self, share_environment_timers, execution_environment, "Timer", SharedTimer
+        )
+
+
+class CodeUrlSignerTest(unittest.TestCase):
+    def code(self, version=None):
+        from localstack.services.lambda_.invocation.lambda_models import S3Code
+
+        return S3Code(
+            id="fn-1",
+            account_id="111111111111",
+            s3_bucket="awslambda-us-east-1-tasks",
+            s3_key="snapshots/111111111111/fn-1",
+            s3_object_version=version,
+            code_sha256="x",
+            code_size=1,
+        )
+
+    def test_the_url_is_localstacks_own(self):
+        from urllib.parse import parse_qs, urlsplit
+
+        from localstack_native_executor.tuning import presigned_code_url
+
+        for version in (None, "v2"):
+            with self.subTest(version=version):
+                code = self.code(version)
+                ours = urlsplit(presigned_code_url(code, "http://127.0.0.1:4566"))
+                theirs = urlsplit(code.generate_presigned_url("http://127.0.0.1:4566"))
+                self.assertEqual(ours.netloc, theirs.netloc)
+                self.assertEqual(ours.path, theirs.path)
+                ours_query, theirs_query = parse_qs(ours.query), parse_qs(theirs.query)
+                # Signed a moment apart: the expiry and signature may differ, nothing else.
+                for varying in ("Expires", "Signature", "X-Amz-Date", "X-Amz-Signature"):
+                    ours_query.pop(varying, None), theirs_query.pop(varying, None)
+                self.assertEqual(ours_query, theirs_query)
+                self.assertIn("AWSAccessKeyId", ours_query)
+
+    def test_one_client_per_endpoint(self):
+        from localstack_native_executor.tuning import code_url_signer
+
+        first = code_url_signer("http://127.0.0.1:4566")
+        self.assertIs(code_url_signer("http://127.0.0.1:4566"), first)
+        self.assertIsNot(code_url_signer("http://localhost:4566"), first)
+
+    def test_the_hook_replaces_get_functions_signer(self):
+        from localstack.services.lambda_.invocation.lambda_models import S3Code
+
+        from localstack_native_executor.tuning import presigned_code_url, reuse_code_url_signer
+
+        assert_hook_replaces(
+            self, reuse_code_url_signer, S3Code, "generate_presigned_url", presigned_code_url
+        )
+
+
+class TemplateLoaderTest(unittest.TestCase):
+    def test_every_template_parses_as_with_localstacks_loader(self):
+        import yaml
+        from localstack.services.cloudformation.engine import yaml_parser
+
+        from localstack_native_executor.tuning import c_template_loader
+
+        loader = c_template_loader(yaml_parser.NoDatesSafeLoader)
+        self.assertIsNotNone(loader, "LocalStack's venv has PyYAML with libyaml")
+        templates = sorted(CLOUDFORMATION.glob("*.yaml"))
+        self.assertGreaterEqual(len(templates), 6)
+        for template in templates:
+            with self.subTest(template=template.name):
+                text = template.read_text()
+                self.assertEqual(
+                    yaml.load(text, loader), yaml.load(text, yaml_parser.NoDatesSafeLoader)
+                )
+
+    def test_short_forms_and_dates_read_as_localstack_reads_them(self):
+        from localstack.services.cloudformation.engine import yaml_parser
+
+        from localstack_native_executor.tuning import c_template_loader
+
+        loader = c_template_loader(yaml_parser.NoDatesSafeLoader)
+        text = "A: !GetAtt Fn.Arn\nB: !Sub [x, {y: !Ref Z}]\nC: 2024-01-01\n"
+        import yaml
+
+        self.assertEqual(
+            yaml.load(text, loader),
+            {"A": {"Fn::GetAtt": ["Fn", "Arn"]}, "B": {"Fn::Sub": ["x", {"y": {"Ref": "Z"}}]}, "C": "2024-01-01"},
+        )
+
+    def test_the_hook_swaps_the_loader_parse_yaml_uses(self):
+        from localstack.services.cloudformation.engine import yaml_parser
+
+        from localstack_native_executor.tuning import parse_templates_in_c
+
+        original = yaml_parser.customloader
         try:
-            share_environment_timers()
-            self.assertIs(execution_environment.Timer, SharedTimer)
+            parse_templates_in_c()
+            self.assertIsNot(yaml_parser.customloader, original)
+            self.assertEqual(yaml_parser.parse_yaml("R: !Ref X"), {"R": {"Ref": "X"}})
         finally:
-            execution_environment.Timer = original
+            yaml_parser.customloader = original
+
+
+CLOUDFORMATION = Path(__file__).resolve().parents[3] / "cloudformation"
+
+
+def assert_hook_replaces(test, hook, owner, name, replacement):
+    """Runs ``hook`` and checks it set ``owner.name`` to ``replacement``; restores the original."""
+    original = getattr(owner, name)
+    try:
+        hook()
+        test.assertIs(getattr(owner, name), replacement)
+    finally:
+        setattr(owner, name, original)

@@ -61,7 +61,9 @@ struct RunTimings {
     system_setup: u64,
     /// The system's own start, when this command brought it up.
     system: Option<Timings>,
+    /// From the start of the suite until the last variant was deployed.
     variant_deploys: u64,
+    /// From the start of the suite until the last scenario finished, variant deploys included.
     scenarios: u64,
 }
 
@@ -96,7 +98,7 @@ impl Output for RunSummary {
         }
         writeln!(
             out,
-            "variant deploys: {} ms; scenarios: {} ms with --jobs {}; reports in {}",
+            "variant deploys: {} ms, while the scenarios ran; variants and scenarios: {} ms with --jobs {}; reports in {}",
             t.variant_deploys,
             t.scenarios,
             self.jobs,
