@@ -520,7 +520,11 @@ pub fn classify(facts: RequestFacts<'_>) -> Operation {
     }
     let op = operation.as_deref().unwrap_or("");
     let may_change_policies = match service.as_deref() {
-        Some("cloudformation") => true,
+        // Reads change nothing; a deploy's changes are its resource
+        // handlers', which the executor plugin reports (`deploy_check.rs`).
+        Some("cloudformation") => !["Describe", "List", "Get", "Validate", "Estimate"]
+            .iter()
+            .any(|read| op.starts_with(read)),
         Some("iam") => !(op.starts_with("Get") || op.starts_with("List")),
         Some("lambda") => !matches!(*facts.method, Method::GET | Method::HEAD),
         _ => false,
@@ -1032,6 +1036,30 @@ mod tests {
         "cloudformation",
         "Action=DescribeStacks",
         "cloudformation:DescribeStacks",
+        false
+    )]
+    #[case::cloudformation_events(
+        "cloudformation",
+        "Action=DescribeStackEvents",
+        "cloudformation:DescribeStackEvents",
+        false
+    )]
+    #[case::cloudformation_template(
+        "cloudformation",
+        "Action=GetTemplate",
+        "cloudformation:GetTemplate",
+        false
+    )]
+    #[case::cloudformation_execute(
+        "cloudformation",
+        "Action=ExecuteChangeSet",
+        "cloudformation:ExecuteChangeSet",
+        true
+    )]
+    #[case::cloudformation_delete(
+        "cloudformation",
+        "Action=DeleteStack",
+        "cloudformation:DeleteStack",
         true
     )]
     #[case::sts_identity(

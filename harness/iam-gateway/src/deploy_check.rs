@@ -14,6 +14,12 @@
 //! Fail closed: a stack whose deployer the gateway did not see, a resource
 //! type without a schema, or a permission that cannot be decided is denied,
 //! with the reason.
+//!
+//! After each run of a handler, the plugin says so (`POST`
+//! [`HANDLER_RAN_PATH`], same header), and the gateway drops the policies it
+//! caches: a handler is what changes a role, a function policy, a bucket
+//! policy or a key policy during a deploy. CloudFormation's own reads
+//! (`DescribeStacks` polls) then change nothing the gateway caches.
 
 use std::{collections::HashMap, sync::Mutex, time::Instant};
 
@@ -35,6 +41,9 @@ use super::{
 
 /// Where the executor plugin asks before a resource handler runs.
 pub const DEPLOY_CHECK_PATH: &str = "/_harness/deploy-check";
+
+/// Where the executor plugin says that a resource handler ran.
+pub const HANDLER_RAN_PATH: &str = "/_harness/handler-ran";
 
 /// The CloudFormation operations whose caller the stack's resource handlers
 /// act as: CloudFormation runs them with that principal's permissions.
@@ -228,6 +237,23 @@ pub(super) async fn serve(state: &State, request: Request<Incoming>) -> Response
         _ => verdict,
     };
     answer(StatusCode::OK, &verdict)
+}
+
+/// Hears that a resource handler ran: what it changed may be cached.
+pub(super) async fn handler_ran(state: &State, request: Request<Incoming>) -> Response<ProxyBody> {
+    if let Err(refused) = executor_body(
+        state,
+        request,
+        "iam gateway: only the emulator's executor plugin reports resource handlers",
+    )
+    .await
+    {
+        return refused;
+    }
+    state.source.invalidate();
+    let mut response = Response::new(full_body(Vec::new()));
+    *response.status_mut() = StatusCode::NO_CONTENT;
+    response
 }
 
 /// Decides every permission the handler needs; the first denial is the answer.

@@ -29,8 +29,14 @@
 //! # Policy cache
 //! Roles, identity policies and function policies are cached for
 //! [`GatewayConfig::policy_ttl`] and dropped whenever a request passes that
-//! may change them: any CloudFormation request, IAM requests other than
-//! `Get*`/`List*`, Lambda requests other than `GET`/`HEAD` (invokes excluded).
+//! may change them: CloudFormation requests other than reads
+//! (`Describe*`, `List*`, `Get*`, `Validate*`, `Estimate*`), IAM requests
+//! other than `Get*`/`List*`, Lambda requests other than `GET`/`HEAD`
+//! (invokes excluded), S3 writes of a bucket's policy or encryption. A
+//! deploy's changes are made by the emulator's resource handlers, which the
+//! executor plugin reports after each run (`POST /_harness/handler-ran`,
+//! see `deploy_check.rs`); a gateway without an executor to report them
+//! (no issuer token) drops the caches on every CloudFormation request.
 //! Changes made behind the gateway's back (straight to the upstream) show
 //! after the TTL.
 //!

@@ -225,6 +225,12 @@ impl PolicySource {
         self
     }
 
+    /// How many times the caches were dropped.
+    #[cfg(test)]
+    pub(crate) fn generation(&self) -> u64 {
+        self.generation.load(Ordering::SeqCst)
+    }
+
     /// Drops every cached role and policy (identities stay: keys do not change owner).
     pub fn invalidate(&self) {
         self.generation.fetch_add(1, Ordering::SeqCst);

@@ -554,6 +554,9 @@ async fn handle(
     if request.uri().path() == deploy_check::DEPLOY_CHECK_PATH {
         return Ok(deploy_check::serve(&state, request).await);
     }
+    if request.uri().path() == deploy_check::HANDLER_RAN_PATH {
+        return Ok(deploy_check::handler_ran(&state, request).await);
+    }
     if request.uri().path().starts_with(fault_plan::FAULTS_PATH) {
         return Ok(faults::serve(&state.faults, request).await);
     }
@@ -1011,7 +1014,11 @@ async fn other_service(
         state.finish(record, started, Duration::ZERO, &response);
         return response;
     }
-    if other.may_change_policies {
+    // Where no executor plugin reports its resource handlers (no issuer),
+    // any CloudFormation request may be the first sign of what they changed.
+    let handlers_unreported =
+        state.issuer_token.is_none() && other.action.starts_with("cloudformation:");
+    if other.may_change_policies || handlers_unreported {
         state.source.invalidate();
     }
     if let Some(stack) = &other.stack
@@ -1407,6 +1414,41 @@ mod tests {
         assert_eq!(records[0].reason, "unsigned_request");
         assert_eq!(records[0].action, "unknown");
         assert_eq!(records[0].status, Some(502));
+    }
+
+    #[tokio::test]
+    async fn a_resource_handler_reported_by_the_executor_drops_the_policy_caches() {
+        let mut config =
+            GatewayConfig::new("127.0.0.1:0".parse().expect("addr"), "http://127.0.0.1:9");
+        config.issuer_token = Some("executor-secret".into());
+        let gateway = start(config).await.expect("gateway");
+        let url = format!("{}{}", gateway.url(), deploy_check::HANDLER_RAN_PATH);
+        let client = reqwest::Client::new();
+        let before = gateway.state.source.generation();
+
+        let stranger = client
+            .post(&url)
+            .header(issue::ISSUER_TOKEN_HEADER, "guess")
+            .body("{}")
+            .send()
+            .await
+            .expect("the gateway answers");
+        assert_eq!(stranger.status().as_u16(), 403);
+        assert_eq!(
+            gateway.state.source.generation(),
+            before,
+            "nothing dropped for a stranger"
+        );
+
+        let executor = client
+            .post(&url)
+            .header(issue::ISSUER_TOKEN_HEADER, "executor-secret")
+            .body(r#"{"StackName":"s3callee","LogicalResourceId":"Role"}"#)
+            .send()
+            .await
+            .expect("the gateway answers");
+        assert_eq!(executor.status().as_u16(), 204);
+        assert_eq!(gateway.state.source.generation(), before + 1);
     }
 
     #[tokio::test]

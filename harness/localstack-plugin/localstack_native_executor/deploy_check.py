@@ -9,9 +9,14 @@ the gateway that issues execution-role credentials, with the same token). A
 denial fails the resource with the gateway's message, which CloudFormation
 shows as the resource's status reason; the handler never runs.
 
+After each run of a handler, the hook tells the gateway
+(``POST /_harness/handler-ran``), which drops the policies it caches: a
+handler is what changes roles and resource policies during a deploy.
+
 Without a gateway (no ``HARNESS_CREDENTIALS_URL``, nothing attached) the hook
 does nothing. With one, an unreachable gateway or an unreadable answer fails
-the resource: a deploy is never let through unchecked.
+the resource: a deploy is never let through unchecked, nor a change the
+gateway was not told of.
 """
 
 from __future__ import annotations
@@ -35,6 +40,7 @@ from localstack_native_executor.attach import (
 LOG = logging.getLogger(__name__)
 
 CHECK_PATH = "/_harness/deploy-check"
+RAN_PATH = "/_harness/handler-ran"
 CHECK_TIMEOUT_SECONDS = 30.0
 # Set on a resource change's payload once checked. ``deploy_loop`` copies the
 # payload once per resource change and hands that copy to every poll of the
@@ -43,14 +49,19 @@ CHECK_TIMEOUT_SECONDS = 30.0
 CHECKED_KEY = "_harness_deploy_checked"
 
 
-def check_url(environ: Mapping[str, str]) -> tuple[str, str] | None:
-    """The gateway's check URL and token, next to its credentials issuer; ``None`` without one."""
+def gateway_route(environ: Mapping[str, str], path: str) -> tuple[str, str] | None:
+    """The URL of ``path`` on the gateway, next to its credentials issuer, and the token; ``None`` without one."""
     issuer = environ.get(CREDENTIALS_URL_ENV)
     token = environ.get(CREDENTIALS_TOKEN_ENV)
     if not issuer or not token:
         return None
     parts = urllib.parse.urlsplit(issuer)
-    return urllib.parse.urlunsplit((parts.scheme, parts.netloc, CHECK_PATH, "", "")), token
+    return urllib.parse.urlunsplit((parts.scheme, parts.netloc, path, "", "")), token
+
+
+def check_url(environ: Mapping[str, str]) -> tuple[str, str] | None:
+    """The gateway's check URL and token; ``None`` without a gateway."""
+    return gateway_route(environ, CHECK_PATH)
 
 
 def check_request(payload: Mapping) -> dict:
@@ -96,9 +107,36 @@ def ask(payload: Mapping, environ: Mapping[str, str], opener=urllib.request.urlo
     return verdict.get("Message") or f"the harness's IAM gateway denied {what} without a reason"
 
 
+def report_ran(payload: Mapping, environ: Mapping[str, str], opener=urllib.request.urlopen) -> str | None:
+    """Tells the gateway that the handler of ``payload`` ran; ``None`` once told
+    (or without a gateway), else the resource's failure reason."""
+    target = gateway_route(environ, RAN_PATH)
+    if target is None:
+        return None
+    url, token = target
+    question = check_request(payload)
+    note = {key: question[key] for key in ("StackName", "LogicalResourceId", "ResourceType")}
+    request = urllib.request.Request(
+        url,
+        data=json.dumps(note).encode(),
+        headers={"content-type": "application/json", TOKEN_HEADER: token},
+        method="POST",
+    )
+    what = f"{note['LogicalResourceId']} ({note['ResourceType']})"
+    try:
+        with opener(request, timeout=CHECK_TIMEOUT_SECONDS):
+            return None
+    except urllib.error.HTTPError as e:
+        detail = e.read().decode("utf-8", errors="replace")
+        return f"the harness's IAM gateway refused to hear that the handler of {what} ran: {e.code} {detail}"
+    except OSError as e:
+        return f"the harness's IAM gateway at {url} could not be told that the handler of {what} ran: {e}"
+
+
 def guard(executor_class, failed_event, environ_source=ATTACHMENT.settings) -> None:
     """Wraps ``executor_class.execute_action`` so that each resource change is
-    checked once before its handler first runs."""
+    checked once before its handler first runs, and the gateway hears of
+    every run of the handler."""
     original = executor_class.execute_action
     if getattr(original, "_harness_guard", False):
         return
@@ -110,7 +148,17 @@ def guard(executor_class, failed_event, environ_source=ATTACHMENT.settings) -> N
             if failure is not None:
                 LOG.info("deploy check failed: %s", failure)
                 return failed_event(failure)
-        return original(self, resource_provider, raw_payload)
+        try:
+            event = original(self, resource_provider, raw_payload)
+        except BaseException:
+            # The handler's own error stands; what it changed is still reported.
+            report_ran(raw_payload, environ_source())
+            raise
+        failure = report_ran(raw_payload, environ_source())
+        if failure is not None:
+            LOG.warning("deploy report failed: %s", failure)
+            return failed_event(failure)
+        return event
 
     execute_action._harness_guard = True
     executor_class.execute_action = execute_action

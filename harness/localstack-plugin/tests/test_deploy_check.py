@@ -9,7 +9,13 @@ import urllib.error
 from localstack.services.cloudformation.resource_provider import ResourceProviderExecutor
 
 from localstack_native_executor.attach import CREDENTIALS_TOKEN_ENV, CREDENTIALS_URL_ENV
-from localstack_native_executor.deploy_check import ask, check_request, check_url, guard
+from localstack_native_executor.deploy_check import (
+    ask,
+    check_request,
+    check_url,
+    guard,
+    report_ran,
+)
 
 ENVIRON = {
     CREDENTIALS_URL_ENV: "http://127.0.0.1:4566/_harness/execution-role-credentials",
@@ -90,6 +96,35 @@ class AskTest(unittest.TestCase):
         self.assertIn("denied Function", message)
 
 
+class ReportRanTest(unittest.TestCase):
+    def test_the_gateway_hears_which_handler_ran_with_the_token(self):
+        seen = []
+        self.assertIsNone(report_ran(PAYLOAD, ENVIRON, opener_answering({}, seen)))
+        self.assertEqual(seen[0].full_url, "http://127.0.0.1:4566/_harness/handler-ran")
+        self.assertEqual(seen[0].get_header("X-harness-issuer-token"), "t0k3n")
+        self.assertEqual(
+            json.loads(seen[0].data),
+            {
+                "StackName": "calleecloudformation",
+                "LogicalResourceId": "Function",
+                "ResourceType": "AWS::Lambda::Function",
+            },
+        )
+
+    def test_without_a_gateway_nobody_is_told(self):
+        def opener(request, timeout):
+            raise AssertionError("nothing to tell")
+
+        self.assertIsNone(report_ran(PAYLOAD, {}, opener))
+
+    def test_an_unreachable_gateway_is_a_failure(self):
+        def opener(request, timeout):
+            raise urllib.error.URLError("connection refused")
+
+        message = report_ran(PAYLOAD, ENVIRON, opener)
+        self.assertIn("could not be told that the handler of Function", message)
+
+
 class GuardTest(unittest.TestCase):
     def test_a_denied_change_never_reaches_its_handler_and_is_asked_once(self):
         calls = []
@@ -102,8 +137,9 @@ class GuardTest(unittest.TestCase):
         answers = iter(["denied: no PassRole", None])
         import localstack_native_executor.deploy_check as module
 
-        real_ask = module.ask
+        real_ask, real_report = module.ask, module.report_ran
         module.ask = lambda payload, environ: next(answers)
+        module.report_ran = lambda payload, environ: None
         try:
             guard(Executor, lambda message: ("failed", message), environ_source=lambda: ENVIRON)
             executor = Executor()
@@ -116,8 +152,39 @@ class GuardTest(unittest.TestCase):
             self.assertEqual(executor.execute_action(None, copy.deepcopy(PAYLOAD)), "ran")
             self.assertRaises(StopIteration, next, answers)
         finally:
-            module.ask = real_ask
+            module.ask, module.report_ran = real_ask, real_report
         self.assertEqual(calls, ["handler", "handler"])
+
+    def test_every_run_of_a_handler_is_reported_and_an_unheard_one_fails_the_resource(self):
+        class Executor:
+            def execute_action(self, provider, payload):
+                return "ran"
+
+        reports = []
+        replies = iter([None, None, "the gateway is gone"])
+        import localstack_native_executor.deploy_check as module
+
+        real_ask, real_report = module.ask, module.report_ran
+        module.ask = lambda payload, environ: None
+
+        def report(payload, environ):
+            reports.append(payload["requestData"]["logicalResourceId"])
+            return next(replies)
+
+        module.report_ran = report
+        try:
+            guard(Executor, lambda message: ("failed", message), environ_source=lambda: ENVIRON)
+            executor = Executor()
+            change = copy.deepcopy(PAYLOAD)
+            self.assertEqual(executor.execute_action(None, change), "ran")
+            # An in-progress poll runs the handler again, and may change more.
+            self.assertEqual(executor.execute_action(None, change), "ran")
+            self.assertEqual(
+                executor.execute_action(None, change), ("failed", "the gateway is gone")
+            )
+        finally:
+            module.ask, module.report_ran = real_ask, real_report
+        self.assertEqual(reports, ["Function", "Function", "Function"])
 
     def test_localstacks_executor_has_the_method_we_wrap(self):
         # Guards against a LocalStack upgrade renaming it.
