@@ -69,6 +69,8 @@ impl Drop for RemovedOnDrop {
 pub struct ProcessGroup {
     pgid: Pid,
     exited: Mutex<mpsc::Receiver<std::process::ExitStatus>>,
+    /// How long the group gets between SIGTERM and SIGKILL; zero kills at once.
+    grace: Duration,
 }
 
 impl ProcessGroup {
@@ -108,7 +110,15 @@ impl ProcessGroup {
         Ok(Self {
             pgid: Pid::from_raw(pid as i32),
             exited: Mutex::new(exit_rx),
+            grace: Duration::from_secs(2),
         })
+    }
+
+    /// Stops the group with SIGKILL at once when dropped, for a program that
+    /// holds nothing worth a graceful stop and would only spend the grace.
+    pub fn killed_at_once(mut self) -> Self {
+        self.grace = Duration::ZERO;
+        self
     }
 
     /// The process group id, which is the leader's pid.
@@ -127,7 +137,7 @@ impl Drop for ProcessGroup {
         exit_guard::unregister(self.pgid.as_raw());
         // Found before the leader dies: orphans are re-parented and lost.
         let strays = descendants_in_other_groups(self.pgid.as_raw());
-        stop_group(self.pgid, Duration::from_secs(2));
+        stop_group(self.pgid, self.grace);
         for group in strays {
             stop_group(Pid::from_raw(group), Duration::from_secs(1));
         }
@@ -302,9 +312,14 @@ fn spawn(python: &Path, options: &HostOptions) -> Result<HostEmulator, HarnessEr
         cmd.env("HARNESS_CREDENTIALS_URL", url)
             .env("HARNESS_CREDENTIALS_TOKEN", token);
     }
-    let group = ProcessGroup::spawn(cmd).map_err(|e| {
-        HarnessError::EmulatorStart(format!("cannot start {}: {e}", python.display()))
-    })?;
+    // Killed at once when stopped: an idle LocalStack was measured to take
+    // 3.3 s to exit on SIGTERM, and it keeps nothing this run needs (its files
+    // are this run's, and its functions die with its group).
+    let group = ProcessGroup::spawn(cmd)
+        .map_err(|e| {
+            HarnessError::EmulatorStart(format!("cannot start {}: {e}", python.display()))
+        })?
+        .killed_at_once();
     Ok(HostEmulator {
         group,
         log,
@@ -312,9 +327,13 @@ fn spawn(python: &Path, options: &HostOptions) -> Result<HostEmulator, HarnessEr
     })
 }
 
-/// Stops a process group: SIGTERM, then SIGKILL after a grace period
-/// (LocalStack was measured to ignore SIGTERM for seconds).
+/// Stops a process group: SIGTERM, then SIGKILL after a grace period; with
+/// no grace, SIGKILL at once.
 pub fn stop_group(pgid: Pid, grace: Duration) {
+    if grace.is_zero() {
+        let _ = killpg(pgid, Signal::SIGKILL);
+        return;
+    }
     if killpg(pgid, Signal::SIGTERM).is_err() {
         return;
     }
@@ -380,6 +399,26 @@ mod tests {
         let stat = "4242 (cargo (watch) x) S 4000 3999 3999 0 -1 4194560 100";
         assert_eq!(parent_and_group(stat), Some((4000, 3999)));
         assert_eq!(parent_and_group("4242 (truncated"), None);
+    }
+
+    #[test]
+    fn a_group_killed_at_once_does_not_wait_out_a_sigterm_it_ignores() {
+        let stopped_in = |group: ProcessGroup| {
+            // Until the shell has set its trap, SIGTERM would still end it.
+            std::thread::sleep(Duration::from_millis(200));
+            let started = Instant::now();
+            drop(group);
+            started.elapsed()
+        };
+        let ignoring_term = || {
+            let mut cmd = Command::new("sh");
+            cmd.args(["-c", "trap '' TERM; while :; do sleep 1; done"]);
+            ProcessGroup::spawn(cmd).expect("spawn")
+        };
+        let graceful = stopped_in(ignoring_term());
+        assert!(graceful >= Duration::from_secs(2), "{graceful:?}");
+        let at_once = stopped_in(ignoring_term().killed_at_once());
+        assert!(at_once < Duration::from_secs(1), "{at_once:?}");
     }
 
     #[test]
