@@ -538,6 +538,7 @@ mod tests {
             status: Some(200),
             overhead_us: Some(overhead),
             upstream_us: Some(upstream),
+            request_id: None,
         };
         let records = [
             record(

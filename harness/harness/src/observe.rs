@@ -332,12 +332,17 @@ async fn observe_call(
             &deployment.callee_log_group,
         ),
     };
+    let requests = match &target.iam_log {
+        Some(log) => decisions_of(log, &call.trace).map_err(ObserveError::Decisions)?,
+        None => Vec::new(),
+    };
     if call.via == Via::Caller && call.invocation != InvocationType::DryRun {
-        let logs = traced_logs(
+        let logs = reported_logs(
             &target.clients.callee_account,
             &deployment.callee_log_group,
             started_wall,
             &call.trace,
+            &forwarded_invocations(&requests, &deployment.callee_function_name),
         )
         .await?;
         if !logs.is_empty() {
@@ -363,10 +368,6 @@ async fn observe_call(
         window_end,
         is_known_trace,
     );
-    let requests = match &target.iam_log {
-        Some(log) => decisions_of(log, &call.trace).map_err(ObserveError::Decisions)?,
-        None => Vec::new(),
-    };
     outcome.iam = requests.iter().filter_map(checked_decision).collect();
     outcome.duration = started.elapsed();
     Ok(Observation {
@@ -601,14 +602,20 @@ pub fn classify_service_error(code: Option<&str>) -> OutcomeStatus {
 }
 
 /// The invocations (START … REPORT blocks) in a log group's text that belong
-/// to the call tagged `trace`: those with a line naming its trace root. Other
-/// calls' invocations, from concurrent scenarios, are left out.
-pub fn invocations_of(logs: &str, trace: &TraceId) -> String {
+/// to the call tagged `trace`: those with a line naming its trace root, or
+/// whose `START` line names one of `request_ids`. Other calls' invocations,
+/// from concurrent scenarios, are left out.
+pub fn invocations_of(logs: &str, trace: &TraceId, request_ids: &[String]) -> String {
     let root = trace.root();
     let mut kept = Vec::new();
     let mut block: Vec<&str> = Vec::new();
+    let started_as = |line: &str| {
+        line.strip_prefix("START RequestId: ")
+            .and_then(|rest| rest.split_whitespace().next())
+            .is_some_and(|id| request_ids.iter().any(|r| r == id))
+    };
     let flush = |block: &mut Vec<&str>, kept: &mut Vec<String>| {
-        if block.iter().any(|l| l.contains(root)) {
+        if block.iter().any(|l| l.contains(root) || started_as(l)) {
             kept.push(block.join("\n"));
         }
         block.clear();
@@ -656,6 +663,56 @@ pub async fn logs_of(
     Ok(logs)
 }
 
+/// The request ids of the Invokes of `function` the gateway forwarded for a
+/// call and the emulator answered: each ran the function, whose log names
+/// that id in its `START` and `REPORT` lines.
+pub fn forwarded_invocations(requests: &[DecisionRecord], function: &str) -> Vec<String> {
+    requests
+        .iter()
+        .filter(|r| {
+            r.action == "lambda:InvokeFunction"
+                && r.status.is_some_and(|s| (200..300).contains(&s))
+                && r.resource
+                    .as_deref()
+                    .and_then(|arn| arn.split(":function:").nth(1))
+                    .is_some_and(|name| name.split(':').next() == Some(function))
+        })
+        .filter_map(|r| r.request_id.clone())
+        .collect()
+}
+
+/// How long a function's log may take to reach CloudWatch Logs after its
+/// invocation answered: LocalStack stores it from a queue, on a thread of its own.
+const LOG_DELIVERY: Duration = Duration::from_secs(5);
+
+/// The invocations of the call tagged `trace` in a log group, and those of
+/// `request_ids` (a timed-out or crashed run may never log the trace), read
+/// until each of `request_ids` has its `REPORT` line, or for at most
+/// [`LOG_DELIVERY`].
+async fn reported_logs(
+    sdk: &SdkConfig,
+    group: &str,
+    since: SystemTime,
+    trace: &TraceId,
+    request_ids: &[String],
+) -> Result<String, ObserveError> {
+    let deadline = Instant::now() + LOG_DELIVERY;
+    loop {
+        let logs = invocations_of(&group_logs(sdk, group, since).await?, trace, request_ids);
+        let reported = |id: &String| {
+            logs.lines().any(|l| {
+                l.strip_prefix("REPORT RequestId: ")
+                    .and_then(|rest| rest.split_whitespace().next())
+                    == Some(id.as_str())
+            })
+        };
+        if request_ids.iter().all(reported) || Instant::now() >= deadline {
+            return Ok(logs);
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+}
+
 /// The invocations in a log group since `since` that belong to the call tagged `trace`.
 async fn traced_logs(
     sdk: &SdkConfig,
@@ -663,7 +720,11 @@ async fn traced_logs(
     since: SystemTime,
     trace: &TraceId,
 ) -> Result<String, ObserveError> {
-    Ok(invocations_of(&group_logs(sdk, group, since).await?, trace))
+    Ok(invocations_of(
+        &group_logs(sdk, group, since).await?,
+        trace,
+        &[],
+    ))
 }
 
 /// Log lines a function wrote to its group since `since` (a second of slack
@@ -799,6 +860,73 @@ mod tests {
         TraceId::from_header(&format!("Root={root}")).expect("a root")
     }
 
+    /// An Invoke's record; `request_id` is the emulator's, when forwarded.
+    fn invoke(resource: &str, request_id: Option<&str>, status: u16) -> DecisionRecord {
+        let mut record: DecisionRecord = serde_json::from_value(serde_json::json!({
+            "time_ms": 0,
+            "action": "lambda:InvokeFunction",
+            "decision": "allow",
+            "reason": "",
+            "explanation": "",
+            "deciding": [],
+        }))
+        .expect("a decision record");
+        record.resource = Some(resource.to_owned());
+        record.upstream_us = request_id.map(|_| 300);
+        record.request_id = request_id.map(str::to_owned);
+        record.status = Some(status);
+        record
+    }
+
+    #[test]
+    fn only_the_invokes_the_emulator_answered_ran_the_function() {
+        let callee = "arn:aws:lambda:us-east-1:111111111111:function:servicenow-alert";
+        let requests = [
+            // The caller's own invoke, by the harness.
+            invoke(
+                "arn:aws:lambda:us-east-1:222222222222:function:servicenow-invoker",
+                Some("r-caller"),
+                200,
+            ),
+            // A scenario fault answered 429: never forwarded.
+            invoke(callee, None, 429),
+            // The retry ran it.
+            invoke(callee, Some("r-1"), 200),
+            // A qualified ARN names the same function.
+            invoke(&format!("{callee}:$LATEST"), Some("r-2"), 200),
+            // Refused by the emulator (e.g. throttled): no run.
+            invoke(callee, Some("r-3"), 429),
+            // Another function whose name starts the same.
+            invoke(&format!("{callee}-v2"), Some("r-4"), 200),
+        ];
+        assert_eq!(
+            forwarded_invocations(&requests, "servicenow-alert"),
+            ["r-1", "r-2"]
+        );
+        assert_eq!(
+            forwarded_invocations(&requests, "servicenow-invoker"),
+            ["r-caller"]
+        );
+        assert!(forwarded_invocations(&[], "servicenow-alert").is_empty());
+    }
+
+    #[test]
+    fn a_run_that_never_logged_the_trace_is_kept_by_its_request_id() {
+        let logs = "START RequestId: t Version: $LATEST\n\
+                    END RequestId: t\n\
+                    REPORT RequestId: t\tDuration: 3000.00 ms\tStatus: timeout\n\
+                    START RequestId: tt Version: $LATEST\n\
+                    END RequestId: tt\n\
+                    REPORT RequestId: tt\tDuration: 5 ms";
+
+        let kept = invocations_of(logs, &trace("1-bbb-222"), &["t".to_owned()]);
+
+        assert!(kept.starts_with("START RequestId: t Version"), "{kept}");
+        assert!(kept.ends_with("Status: timeout"), "{kept}");
+        assert!(!kept.contains("RequestId: tt"), "{kept}");
+        assert_eq!(invocations_of(logs, &trace("1-bbb-222"), &[]), "");
+    }
+
     #[test]
     fn only_the_invocations_of_this_trace_are_kept() {
         let logs = "START RequestId: a Version: $LATEST\n\
@@ -810,7 +938,7 @@ mod tests {
                     END RequestId: b\n\
                     REPORT RequestId: b\tDuration: 5 ms";
 
-        let kept = invocations_of(logs, &trace("1-bbb-222"));
+        let kept = invocations_of(logs, &trace("1-bbb-222"), &[]);
 
         assert!(kept.starts_with("START RequestId: b"), "{kept}");
         assert!(kept.ends_with("Duration: 5 ms"), "{kept}");

@@ -98,6 +98,7 @@ impl HopExplanation {
             status: None,
             overhead_us: None,
             upstream_us: None,
+            request_id: None,
         }
     }
 }

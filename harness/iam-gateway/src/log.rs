@@ -102,6 +102,11 @@ pub struct DecisionRecord {
     /// microseconds; `None` when nothing was forwarded (a denial).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub upstream_us: Option<u64>,
+    /// The upstream's `x-amzn-RequestId`, for a forwarded request: for an
+    /// Invoke, the invocation's request id, which its log's `START` and
+    /// `REPORT` lines name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request_id: Option<String>,
 }
 
 /// Milliseconds since the Unix epoch.
@@ -139,6 +144,7 @@ impl DecisionRecord {
             status: None,
             overhead_us: None,
             upstream_us: None,
+            request_id: None,
         }
     }
 }
@@ -383,6 +389,7 @@ mod tests {
             status: Some(200),
             overhead_us: Some(100),
             upstream_us: None,
+            request_id: None,
         }
     }
 

@@ -391,6 +391,11 @@ impl State {
         record.status = Some(response.status().as_u16());
         record.overhead_us = Some(overhead);
         record.upstream_us = (!upstream.is_zero()).then_some(upstream.as_micros() as u64);
+        record.request_id = record
+            .upstream_us
+            .and_then(|_| response.headers().get("x-amzn-requestid"))
+            .and_then(|id| id.to_str().ok())
+            .map(str::to_owned);
         match record.decision {
             Ruling::Deny | Ruling::WouldDeny | Ruling::Error => tracing::info!(
                 principal = record.principal.as_deref().unwrap_or("unknown"),
@@ -528,6 +533,7 @@ fn evaluated_record(
         status: None,
         overhead_us: None,
         upstream_us: None,
+        request_id: None,
     }
 }
 
@@ -1001,6 +1007,7 @@ async fn other_service(
         status: None,
         overhead_us: None,
         upstream_us: None,
+        request_id: None,
     };
     if let (Some(message), false) = (&rejection, audit) {
         let request_id = uuid::Uuid::new_v4().to_string();
@@ -1123,6 +1130,7 @@ async fn refuse(
         status: None,
         overhead_us: None,
         upstream_us: None,
+        request_id: None,
     };
     let (response, upstream) = if audit {
         let forwarded = state.forward(request).await;
@@ -1245,6 +1253,7 @@ async fn refuse_authentication(
         status: None,
         overhead_us: None,
         upstream_us: None,
+        request_id: None,
     };
     let (response, upstream) = if audit {
         let forwarded = state.forward(request).await;

@@ -298,6 +298,7 @@ mod tests {
             status: Some(200),
             overhead_us: None,
             upstream_us: None,
+            request_id: None,
         }
     }
 
