@@ -10,14 +10,15 @@
 
 use std::{
     path::{Path, PathBuf},
-    process::Command,
     sync::Arc,
 };
 
 use deploy_permissions::Schemas;
 
 use crate::{
-    emulator::venv::{build_in_place, cache_dir, find_python, is_complete, run_streaming},
+    emulator::venv::{
+        build_in_place, cache_dir, find_python, is_complete, pip_install_alone, run_streaming,
+    },
     error::HarnessError,
     progress::Step,
 };
@@ -60,16 +61,8 @@ fn install(target: &Path, quiet: bool) -> Result<(), HarnessError> {
     let (python, _) = find_python()?;
     let result = build_in_place(target, |partial| {
         run_streaming(
-            Command::new(python)
-                .args([
-                    "-m",
-                    "pip",
-                    "install",
-                    "--disable-pip-version-check",
-                    "--no-deps",
-                    "--quiet",
-                    "--target",
-                ])
+            pip_install_alone(&python)
+                .args(["--quiet", "--target"])
                 .arg(partial)
                 .arg(PACKAGE),
             &step,

@@ -122,6 +122,20 @@ fn plugin_hash(dir: &Path) -> Result<String, HarnessError> {
     Ok(hash_hex(&refs))
 }
 
+/// `python -m pip install` of a package alone (`--no-deps`): the rest of
+/// the command line is the caller's.
+pub(crate) fn pip_install_alone(python: &Path) -> Command {
+    let mut command = Command::new(python);
+    command.args([
+        "-m",
+        "pip",
+        "install",
+        "--disable-pip-version-check",
+        "--no-deps",
+    ]);
+    command
+}
+
 /// Runs a command, streaming its output lines into the step's detail, and
 /// returns the last lines on failure.
 pub(crate) fn run_streaming(cmd: &mut Command, step: &Step) -> Result<(), String> {
@@ -278,16 +292,8 @@ fn install_plugin(venv: &Venv, quiet: bool) -> Result<(), HarnessError> {
     let _ = std::fs::remove_dir_all(&build_dir);
     copy_tree(&dir, &build_dir)?;
     let result = run_streaming(
-        Command::new(venv.python())
-            .args([
-                "-m",
-                "pip",
-                "install",
-                "--disable-pip-version-check",
-                "--no-deps",
-                "--no-build-isolation",
-                "--force-reinstall",
-            ])
+        pip_install_alone(&venv.python())
+            .args(["--no-build-isolation", "--force-reinstall"])
             .arg(&build_dir),
         &step,
     );
@@ -334,17 +340,8 @@ pub fn plugin_tree(quiet: bool) -> Result<PathBuf, HarnessError> {
         .and_then(|()| {
             build_in_place(&target, |partial| {
                 run_streaming(
-                    Command::new(venv.python())
-                        .args([
-                            "-m",
-                            "pip",
-                            "install",
-                            "--disable-pip-version-check",
-                            "--no-deps",
-                            "--no-build-isolation",
-                            "--quiet",
-                            "--target",
-                        ])
+                    pip_install_alone(&venv.python())
+                        .args(["--no-build-isolation", "--quiet", "--target"])
                         .arg(partial)
                         .arg(&source),
                     &step,
