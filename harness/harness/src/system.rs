@@ -200,6 +200,12 @@ impl SystemConfig {
             .unwrap_or_else(|| self.host_for_lambdas())
     }
 
+    /// Whether a container emulator runs the harness's executor plugin: with
+    /// the gateway on, to put it in front of the lambdas' calls.
+    pub fn container_runs_plugin(&self) -> bool {
+        self.backend == Backend::Container && self.iam != Mode::Off
+    }
+
     /// Where the gateway and the SMTP relay listen: loopback, or every
     /// interface for a container, which reaches this host through Docker's
     /// bridge. The gateway still verifies every request's signature, and the
@@ -218,11 +224,7 @@ impl SystemConfig {
             out_dir: work_dir.join("lambda"),
             // The harness's executor runs on the host, and in a container
             // behind the gateway; LocalStack's own executor needs no shim.
-            with_shim: match self.backend {
-                Backend::Host => true,
-                Backend::Container => self.iam != Mode::Off,
-                Backend::External => false,
-            },
+            with_shim: self.backend == Backend::Host || self.container_runs_plugin(),
             quiet,
         }
     }
@@ -459,6 +461,18 @@ impl std::fmt::Debug for System {
     }
 }
 
+/// The names a server certificate of this run is valid for: `host`, as the
+/// lambdas reach the server, and loopback, as this machine's clients do.
+fn certificate_names(host: &str) -> Vec<&str> {
+    let mut names = vec![host];
+    names.extend(
+        ["127.0.0.1", "localhost"]
+            .into_iter()
+            .filter(|n| *n != host),
+    );
+    names
+}
+
 fn ms(d: Duration) -> u64 {
     d.as_millis() as u64
 }
@@ -485,7 +499,6 @@ impl System {
         // every backend: the harness configures their executor, in a host
         // emulator it starts, or in a container or an external emulator it
         // attaches to the gateway.
-        let fronts_lambdas = with_gateway;
         let listen_ip = config.listen_ip();
         let lambda_host = config.host_for_lambdas();
         // A fresh CA per run: it signs the gateway's and the SMTP relay's
@@ -493,15 +506,11 @@ impl System {
         // what every client trusts. The lambdas get it from a host emulator's
         // environment, or from the attach of an external one.
         let ca = local_ca::LocalCa::generate().map_err(tls_error)?;
-        let smtp_security = if host || fronts_lambdas {
-            let mut names = vec![config.smtp_host()];
-            names.extend(
-                ["127.0.0.1", "localhost"]
-                    .into_iter()
-                    .filter(|n| *n != config.smtp_host()),
-            );
+        let smtp_security = if host || with_gateway {
             Some(SmtpSecurity {
-                tls: ca.server_config(&names).map_err(tls_error)?,
+                tls: ca
+                    .server_config(&certificate_names(config.smtp_host()))
+                    .map_err(tls_error)?,
                 credentials: SmtpCredentials::generate(),
             })
         } else {
@@ -525,7 +534,7 @@ impl System {
 
         // With the IAM gateway, it takes the public port and LocalStack a private
         // one; every client, the lambdas included, goes through the gateway.
-        let public = if host || fronts_lambdas {
+        let public = if host || with_gateway {
             // Port 0 means any free port, as for the SMTP capture.
             let port = match config.gateway_port {
                 0 => free_port()?,
@@ -537,12 +546,13 @@ impl System {
         };
         // The gateway as the lambdas reach it.
         let lambda_gateway = format!("{lambda_host}:{}", public.port());
+        let lambda_endpoint = format!("https://{lambda_gateway}");
         let emulator_gateway = if with_gateway && host {
             SocketAddr::from(([127, 0, 0, 1], free_port()?))
         } else {
             public
         };
-        if fronts_lambdas {
+        if with_gateway {
             // Fail fast, naming the public port, before LocalStack starts.
             drop(std::net::TcpListener::bind(public).map_err(|source| {
                 HarnessError::PortInUse {
@@ -568,18 +578,16 @@ impl System {
         } else {
             None
         };
-        let tls = if fronts_lambdas {
-            let mut names = vec!["127.0.0.1", "localhost"];
-            if !names.contains(&lambda_host) {
-                names.push(lambda_host);
-            }
-            let server = ca.server_config(&names).map_err(tls_error)?;
+        let tls = if with_gateway {
+            let server = ca
+                .server_config(&certificate_names(lambda_host))
+                .map_err(tls_error)?;
             Some((ca.certificate_pem(), server))
         } else {
             None
         };
         let issuer_token = sdk_config::random_secret();
-        let issuer = fronts_lambdas.then(|| {
+        let issuer = with_gateway.then(|| {
             (
                 format!("http://{lambda_gateway}{}", iam_gateway::ISSUE_PATH),
                 issuer_token.clone(),
@@ -591,9 +599,9 @@ impl System {
             endpoint: config.endpoint.clone(),
             image: config.image.clone(),
             runtime_shim: artifacts.runtime_shim.clone().unwrap_or_default(),
-            container_plugin: config.backend == Backend::Container && fronts_lambdas,
+            container_plugin: config.container_runs_plugin(),
             work_dir: launch.work_dir.clone(),
-            lambda_endpoint: tls.as_ref().map(|_| format!("https://{lambda_gateway}")),
+            lambda_endpoint: tls.as_ref().map(|_| lambda_endpoint.clone()),
             lambda_ca_file: ca_file,
             credentials_issuer: issuer.clone(),
             quiet: launch.quiet,
@@ -617,16 +625,15 @@ impl System {
         };
         if let (
             Backend::External | Backend::Container,
-            Some(_),
             Some((ca_pem, _)),
             Some((issue_url, token)),
-        ) = (config.backend, &gateway, &tls, &issuer)
+        ) = (config.backend, &tls, &issuer)
         {
             // Before anything is deployed: every function must start with them.
             emulator::attach(
                 emulator.endpoint(),
                 &emulator::Attach {
-                    lambda_endpoint: format!("https://{lambda_gateway}"),
+                    lambda_endpoint,
                     ca_pem: ca_pem.clone(),
                     credentials_url: issue_url.clone(),
                     credentials_token: token.clone(),

@@ -149,19 +149,17 @@ impl Emulator {
                 (Running::Host(emu), endpoint)
             }
             Backend::Container => {
-                let plugin = match options.container_plugin {
-                    true => {
-                        let quiet = options.quiet;
-                        let python_dir =
-                            tokio::task::spawn_blocking(move || venv::plugin_tree(quiet))
-                                .await
-                                .map_err(|e| HarnessError::EmulatorStart(e.to_string()))??;
-                        Some(container::ContainerPlugin {
-                            python_dir,
-                            runtime_shim: options.runtime_shim.clone(),
-                        })
-                    }
-                    false => None,
+                let plugin = if options.container_plugin {
+                    let quiet = options.quiet;
+                    let python_dir = tokio::task::spawn_blocking(move || venv::plugin_tree(quiet))
+                        .await
+                        .map_err(|e| HarnessError::EmulatorStart(e.to_string()))??;
+                    Some(container::ContainerPlugin {
+                        python_dir,
+                        runtime_shim: options.runtime_shim.clone(),
+                    })
+                } else {
+                    None
                 };
                 let (emu, endpoint) =
                     container::ContainerEmulator::start(&options.image, plugin.as_ref()).await?;
