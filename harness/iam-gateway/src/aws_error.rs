@@ -17,6 +17,13 @@ pub fn full_body(bytes: impl Into<Bytes>) -> ProxyBody {
         .boxed()
 }
 
+/// A plain-text answer of the gateway's own routes (not an AWS error).
+pub(crate) fn plain(status: StatusCode, text: &str) -> Response<ProxyBody> {
+    let mut response = Response::new(full_body(text.to_owned()));
+    *response.status_mut() = status;
+    response
+}
+
 /// Escapes text for an XML element.
 pub fn xml_escape(text: &str) -> String {
     let mut out = String::with_capacity(text.len());

@@ -30,7 +30,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{
     Mode,
-    aws_error::{ProxyBody, full_body},
+    aws_error::{ProxyBody, full_body, plain},
     decide,
     issue::{executor_body, refusal},
     log::{DecisionRecord, Ruling, now_ms, reason_code},
@@ -251,9 +251,7 @@ pub(super) async fn handler_ran(state: &State, request: Request<Incoming>) -> Re
         return refused;
     }
     state.source.invalidate();
-    let mut response = Response::new(full_body(Vec::new()));
-    *response.status_mut() = StatusCode::NO_CONTENT;
-    response
+    plain(StatusCode::NO_CONTENT, "")
 }
 
 /// Decides every permission the handler needs; the first denial is the answer.

@@ -24,16 +24,10 @@ use hyper::{Method, Request, Response, StatusCode, body::Incoming, header::Heade
 use serde::Deserialize;
 use xray_trace::TraceId;
 
-use super::aws_error::{ProxyBody, full_body, sts_error};
+use super::aws_error::{ProxyBody, full_body, plain, sts_error};
 
 /// The book this gateway serves, if the harness gave it one.
 pub(crate) type Book = Option<SharedFaultBook>;
-
-fn plain(status: StatusCode, text: &str) -> Response<ProxyBody> {
-    let mut response = Response::new(full_body(text.to_owned()));
-    *response.status_mut() = status;
-    response
-}
 
 #[derive(Deserialize)]
 struct InvocationQuestion {
