@@ -337,7 +337,7 @@ async fn observe_call(
         None => Vec::new(),
     };
     if call.via == Via::Caller && call.invocation != InvocationType::DryRun {
-        let logs = reported_logs(
+        let logs = traced_logs(
             &target.clients.callee_account,
             &deployment.callee_log_group,
             started_wall,
@@ -353,7 +353,7 @@ async fn observe_call(
     }
     // The tail of a synchronous call is the entry lambda's log; otherwise, read its group.
     if call.invocation == InvocationType::Event || !outcome.logs.contains_key(entry_name) {
-        let logs = traced_logs(entry_sdk, entry_group, started_wall, &call.trace).await?;
+        let logs = traced_logs(entry_sdk, entry_group, started_wall, &call.trace, &[]).await?;
         if !logs.is_empty() {
             outcome.logs.insert(entry_name.clone(), logs);
         }
@@ -610,9 +610,7 @@ pub fn invocations_of(logs: &str, trace: &TraceId, request_ids: &[String]) -> St
     let mut kept = Vec::new();
     let mut block: Vec<&str> = Vec::new();
     let started_as = |line: &str| {
-        line.strip_prefix("START RequestId: ")
-            .and_then(|rest| rest.split_whitespace().next())
-            .is_some_and(|id| request_ids.iter().any(|r| r == id))
+        request_id_of(line, "START").is_some_and(|id| request_ids.iter().any(|r| r == id))
     };
     let flush = |block: &mut Vec<&str>, kept: &mut Vec<String>| {
         if block.iter().any(|l| l.contains(root) || started_as(l)) {
@@ -655,7 +653,7 @@ pub async fn logs_of(
             &deployment.callee_log_group,
         ),
     ] {
-        let text = traced_logs(sdk, group, since, trace).await?;
+        let text = traced_logs(sdk, group, since, trace, &[]).await?;
         if !text.is_empty() {
             logs.insert(name.clone(), text);
         }
@@ -685,11 +683,19 @@ pub fn forwarded_invocations(requests: &[DecisionRecord], function: &str) -> Vec
 /// invocation answered: LocalStack stores it from a queue, on a thread of its own.
 const LOG_DELIVERY: Duration = Duration::from_secs(5);
 
-/// The invocations of the call tagged `trace` in a log group, and those of
-/// `request_ids` (a timed-out or crashed run may never log the trace), read
-/// until each of `request_ids` has its `REPORT` line, or for at most
-/// [`LOG_DELIVERY`].
-async fn reported_logs(
+/// The request id a log's `START`, `END` or `REPORT` line (`kind`) names.
+fn request_id_of<'a>(line: &'a str, kind: &str) -> Option<&'a str> {
+    line.strip_prefix(kind)?
+        .strip_prefix(" RequestId: ")?
+        .split_whitespace()
+        .next()
+}
+
+/// The invocations of the call tagged `trace` in a log group since `since`,
+/// and those of `request_ids` (a timed-out or crashed run may never log the
+/// trace), read until each of `request_ids` has its `REPORT` line, or for at
+/// most [`LOG_DELIVERY`].
+async fn traced_logs(
     sdk: &SdkConfig,
     group: &str,
     since: SystemTime,
@@ -700,11 +706,8 @@ async fn reported_logs(
     loop {
         let logs = invocations_of(&group_logs(sdk, group, since).await?, trace, request_ids);
         let reported = |id: &String| {
-            logs.lines().any(|l| {
-                l.strip_prefix("REPORT RequestId: ")
-                    .and_then(|rest| rest.split_whitespace().next())
-                    == Some(id.as_str())
-            })
+            logs.lines()
+                .any(|l| request_id_of(l, "REPORT") == Some(id.as_str()))
         };
         if request_ids.iter().all(reported) || Instant::now() >= deadline {
             return Ok(logs);
@@ -713,20 +716,6 @@ async fn reported_logs(
         // between reads made the suite 2 s slower than 50 ms (measured).
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-}
-
-/// The invocations in a log group since `since` that belong to the call tagged `trace`.
-async fn traced_logs(
-    sdk: &SdkConfig,
-    group: &str,
-    since: SystemTime,
-    trace: &TraceId,
-) -> Result<String, ObserveError> {
-    Ok(invocations_of(
-        &group_logs(sdk, group, since).await?,
-        trace,
-        &[],
-    ))
 }
 
 /// Log lines a function wrote to its group since `since` (a second of slack
