@@ -33,6 +33,7 @@ import os
 import socket
 import tempfile
 import urllib.parse
+import urllib.request
 import threading
 from collections.abc import Mapping
 
@@ -49,6 +50,16 @@ CA_FILE_ENV = "HARNESS_LAMBDA_CA_FILE"
 CREDENTIALS_URL_ENV = "HARNESS_CREDENTIALS_URL"
 CREDENTIALS_TOKEN_ENV = "HARNESS_CREDENTIALS_TOKEN"
 FIELDS = ("lambda_endpoint", "ca_pem", "credentials_url", "credentials_token")
+
+
+def executor_request(url: str, token: str, body) -> urllib.request.Request:
+    """A POST of ``body`` as JSON to one of the gateway's executor routes, with the executor's token."""
+    return urllib.request.Request(
+        url,
+        data=json.dumps(body, default=str).encode(),
+        headers={"content-type": "application/json", TOKEN_HEADER: token},
+        method="POST",
+    )
 
 
 class Attachment:

@@ -34,7 +34,7 @@ from localstack_native_executor.attach import (
     ATTACHMENT,
     CREDENTIALS_TOKEN_ENV,
     CREDENTIALS_URL_ENV,
-    TOKEN_HEADER,
+    executor_request,
 )
 
 LOG = logging.getLogger(__name__)
@@ -87,12 +87,7 @@ def ask(payload: Mapping, environ: Mapping[str, str], opener=urllib.request.urlo
         return None
     url, token = target
     question = check_request(payload)
-    request = urllib.request.Request(
-        url,
-        data=json.dumps(question, default=str).encode(),
-        headers={"content-type": "application/json", TOKEN_HEADER: token},
-        method="POST",
-    )
+    request = executor_request(url, token, question)
     what = f"{question['LogicalResourceId']} ({question['ResourceType']})"
     try:
         with opener(request, timeout=CHECK_TIMEOUT_SECONDS) as answer:
@@ -116,12 +111,7 @@ def report_ran(payload: Mapping, environ: Mapping[str, str], opener=urllib.reque
     url, token = target
     question = check_request(payload)
     note = {key: question[key] for key in ("StackName", "LogicalResourceId", "ResourceType")}
-    request = urllib.request.Request(
-        url,
-        data=json.dumps(note).encode(),
-        headers={"content-type": "application/json", TOKEN_HEADER: token},
-        method="POST",
-    )
+    request = executor_request(url, token, note)
     what = f"{note['LogicalResourceId']} ({note['ResourceType']})"
     try:
         with opener(request, timeout=CHECK_TIMEOUT_SECONDS):

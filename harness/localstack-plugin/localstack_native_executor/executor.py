@@ -65,7 +65,7 @@ from localstack_native_executor.attach import (
     CREDENTIALS_URL_ENV,
 )
 from localstack_native_executor.attach import ENDPOINT_ENV as ENDPOINT_OVERRIDE_ENV
-from localstack_native_executor.attach import TOKEN_HEADER as ISSUER_TOKEN_HEADER
+from localstack_native_executor.attach import executor_request
 
 LOG = logging.getLogger(__name__)
 
@@ -141,13 +141,10 @@ def issued_credentials(
     import urllib.error
     import urllib.request
 
-    request = urllib.request.Request(
+    request = executor_request(
         url,
-        data=json.dumps(
-            {"RoleArn": role_arn, "FunctionArn": function_arn, "FunctionName": function_name}
-        ).encode(),
-        headers={"content-type": "application/json", ISSUER_TOKEN_HEADER: token},
-        method="POST",
+        token,
+        {"RoleArn": role_arn, "FunctionArn": function_arn, "FunctionName": function_name},
     )
     try:
         with urllib.request.urlopen(request, timeout=ISSUE_TIMEOUT_SECONDS) as answer:
