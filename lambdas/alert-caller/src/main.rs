@@ -8,6 +8,8 @@ use serde_json::value::RawValue;
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
+    // Detached: the first TLS handshake waits for the seed if it comes sooner.
+    let _seeding = cold_start::seed_random_in_background();
     lambda_tracing::init();
 
     match Config::from_env() {
