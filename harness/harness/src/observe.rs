@@ -145,6 +145,9 @@ pub struct Clients {
     pub callee_account: SdkConfig,
     /// Account B (the caller's).
     pub caller_account: SdkConfig,
+    /// How far the emulator's clock may lag this one's: log events are read
+    /// from this long before a call started.
+    pub log_clock_slack: Duration,
 }
 
 impl Clients {
@@ -153,10 +156,12 @@ impl Clients {
         endpoint: &sdk_config::Endpoint,
         accounts: &crate::deploy::Accounts,
         keys: &sdk_config::RootKeys,
+        log_clock_slack: Duration,
     ) -> Self {
         Self {
             callee_account: sdk_config::root_config(endpoint, keys, &accounts.callee).await,
             caller_account: sdk_config::root_config(endpoint, keys, &accounts.caller).await,
+            log_clock_slack,
         }
     }
 }
@@ -336,11 +341,12 @@ async fn observe_call(
         Some(log) => decisions_of(log, &call.trace).map_err(ObserveError::Decisions)?,
         None => Vec::new(),
     };
+    let logs_since = started_wall - target.clients.log_clock_slack;
     if call.via == Via::Caller && call.invocation != InvocationType::DryRun {
         let logs = traced_logs(
             &target.clients.callee_account,
             &deployment.callee_log_group,
-            started_wall,
+            logs_since,
             &call.trace,
             &forwarded_invocations(&requests, &deployment.callee_function_name),
         )
@@ -353,7 +359,7 @@ async fn observe_call(
     }
     // The tail of a synchronous call is the entry lambda's log; otherwise, read its group.
     if call.invocation == InvocationType::Event || !outcome.logs.contains_key(entry_name) {
-        let logs = traced_logs(entry_sdk, entry_group, started_wall, &call.trace, &[]).await?;
+        let logs = traced_logs(entry_sdk, entry_group, logs_since, &call.trace, &[]).await?;
         if !logs.is_empty() {
             outcome.logs.insert(entry_name.clone(), logs);
         }
@@ -653,7 +659,7 @@ pub async fn logs_of(
             &deployment.callee_log_group,
         ),
     ] {
-        let text = traced_logs(sdk, group, since, trace, &[]).await?;
+        let text = traced_logs(sdk, group, since - clients.log_clock_slack, trace, &[]).await?;
         if !text.is_empty() {
             logs.insert(name.clone(), text);
         }
@@ -718,8 +724,8 @@ async fn traced_logs(
     }
 }
 
-/// Log lines a function wrote to its group since `since` (a second of slack
-/// for clocks). A group that does not exist yet has no lines.
+/// Log lines a function wrote to its group since `since`, by the emulator's
+/// clock. A group that does not exist yet has no lines.
 async fn group_logs(
     sdk: &SdkConfig,
     group: &str,
@@ -729,7 +735,7 @@ async fn group_logs(
     let logs = aws_sdk_cloudwatchlogs::Client::new(sdk);
     let start = since
         .duration_since(SystemTime::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64 - 1000)
+        .map(|d| d.as_millis() as i64)
         .unwrap_or_default();
     let resp = match logs
         .filter_log_events()
