@@ -13,7 +13,7 @@
 //! every call the function signs with it can be verified. The emulator's own
 //! credentials for the function are replaced and never trusted.
 
-use std::time::Instant;
+use std::{sync::Arc, time::Instant};
 
 use bytes::Bytes;
 use http_body_util::BodyExt;
@@ -173,7 +173,7 @@ pub(super) async fn executor_body(
 }
 
 /// Serves one credentials request.
-pub(super) async fn serve(state: &State, request: Request<Incoming>) -> Response<ProxyBody> {
+pub(super) async fn serve(state: &Arc<State>, request: Request<Incoming>) -> Response<ProxyBody> {
     let started = Instant::now();
     let body = match executor_body(
         state,
@@ -303,10 +303,18 @@ pub(super) async fn serve(state: &State, request: Request<Incoming>) -> Response
         state.source.remember_identity(
             credentials.access_key_id(),
             Caller {
-                principal,
+                principal: principal.clone(),
                 user_id: Some(user.assumed_role_id().to_owned()),
             },
         );
+        // The environment these keys are for is starting (a process to spawn,
+        // its init to run): read its role's policies meanwhile, so that its
+        // first call finds them cached. Its calls are decided as ever; a read
+        // that fails here is made again, and reported, by the call.
+        let state = Arc::clone(state);
+        tokio::spawn(async move {
+            let _ = state.source.identity_policies(&principal).await;
+        });
     }
     record.status = Some(200);
     state.log.push(record);
