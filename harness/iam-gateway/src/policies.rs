@@ -617,6 +617,14 @@ impl PolicySource {
         });
         self.roles
             .put(role_arn, info.clone(), generation, &self.generation);
+        // What `with_role_path` asks of a session of this role, answered by
+        // the same read: an AssumeRole's answer needs it next.
+        self.role_arns.put(
+            &format!("{account}/{name}"),
+            Some(role_arn.to_owned()),
+            generation,
+            &self.generation,
+        );
         Ok(Some(info))
     }
 
