@@ -486,6 +486,14 @@ async fn deploy_inner(
     })
 }
 
+/// Whether a YAML template declares outputs: a top-level `Outputs` key.
+fn declares_outputs(template: &str) -> bool {
+    template.lines().any(|line| {
+        line.strip_prefix("Outputs:")
+            .is_some_and(|rest| rest.trim().is_empty() || rest.trim_start().starts_with('#'))
+    })
+}
+
 pub(crate) fn out(
     outputs: &BTreeMap<String, String>,
     stack: Stack,
@@ -590,6 +598,7 @@ impl<'a> StackDeploy<'a> {
     ) -> Result<BTreeMap<String, String>, HarnessError> {
         params.extend(overrides);
         let body = template_body(&self.config.templates_dir, self.stack)?;
+        let declared = declares_outputs(&body);
         let parameters: Vec<Parameter> = params
             .iter()
             .map(|(k, v)| {
@@ -638,7 +647,27 @@ impl<'a> StackDeploy<'a> {
                 HarnessError::aws(&format!("cloudformation:ExecuteChangeSet {}", self.name), e)
             })?;
         self.wait_stack().await?;
-        self.outputs().await
+        self.completed_outputs(declared).await
+    }
+
+    /// The outputs of a stack that has just completed. LocalStack 4.8.1's
+    /// change-set executor marks the stack complete before it stores the
+    /// outputs (`cloudformation/v2/provider.py`, `execute_change_set`), so a
+    /// poll that lands between the two sees a complete stack without them
+    /// (seen under load in CI: "missing output"). When the template declares
+    /// outputs, they are read again until they appear, for at most 2 s.
+    async fn completed_outputs(
+        &self,
+        declared: bool,
+    ) -> Result<BTreeMap<String, String>, HarnessError> {
+        let deadline = Instant::now() + Duration::from_secs(2);
+        loop {
+            let outputs = self.outputs().await?;
+            if !outputs.is_empty() || !declared || Instant::now() >= deadline {
+                return Ok(outputs);
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
     }
 
     async fn status(&self) -> Result<Option<StackStatus>, HarnessError> {
@@ -871,6 +900,26 @@ mod tests {
     const CALLER: Stack = Stack::CallerCloudformation;
     const CALLEE: Stack = Stack::CalleeCloudformation;
     const VIA_CALLER: &[Stack] = &[CALLER, CALLEE];
+
+    #[test]
+    fn every_stack_template_declares_its_outputs_and_a_nested_key_does_not_count() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../cloudformation");
+        for stack in [
+            Stack::S3Callee,
+            Stack::CalleeCloudformation,
+            Stack::S3Caller,
+            Stack::CallerCloudformation,
+            Stack::DeployRole,
+        ] {
+            let body = template_body(&dir, stack).expect("template");
+            assert!(declares_outputs(&body), "{stack}");
+        }
+        assert!(!declares_outputs("Resources:\n  Outputs:\n    Type: X\n"));
+        assert!(!declares_outputs("Resources: {}\n# Outputs: none\n"));
+        assert!(declares_outputs(
+            "Outputs: # what the harness reads\n  A:\n"
+        ));
+    }
 
     #[rstest::rstest]
     #[case::a_callee_override_for_calls_through_the_caller_gets_a_caller_pointing_at_it(
