@@ -321,6 +321,7 @@ async fn observe_call(
 
     // Logs are read after the wait for emails: an Event call returns before
     // its function runs, and Lambda's retries of it run later still.
+    let wait = wait_after_answer(call.invocation, outcome.status, wait);
     let mut emails = emails_of(&target.mailbox, &call.trace, wait).await?;
     emails.sort_by_key(|e| e.seq);
     outcome.emails = emails;
@@ -381,6 +382,24 @@ async fn observe_call(
         requests,
         invoked,
     })
+}
+
+/// How long to wait for a call's emails once its `Invoke` has answered. Lambda
+/// queues an `Event` invocation only when it answers 202: one refused (denied,
+/// or an invalid request) ran nothing and never will, so nothing is waited
+/// for. Any other answer keeps `wait`, a harness error included, since the
+/// request may have been queued before it failed.
+fn wait_after_answer(
+    invocation: InvocationType,
+    status: OutcomeStatus,
+    wait: EmailWait,
+) -> EmailWait {
+    match (invocation, status) {
+        (InvocationType::Event, OutcomeStatus::Denied | OutcomeStatus::InvalidRequest) => {
+            EmailWait::NONE
+        }
+        _ => wait,
+    }
 }
 
 /// Invokes the entry lambda and classifies the answer; [`observe`] fills in the rest.
@@ -952,6 +971,25 @@ mod tests {
             headers,
             ..CapturedEmail::default()
         }
+    }
+
+    #[rstest]
+    #[case::event_refused_as_invalid(InvocationType::Event, OutcomeStatus::InvalidRequest, false)]
+    #[case::event_denied(InvocationType::Event, OutcomeStatus::Denied, false)]
+    #[case::event_queued(InvocationType::Event, OutcomeStatus::Success, true)]
+    #[case::event_unknown_fate(InvocationType::Event, OutcomeStatus::Error, true)]
+    #[case::synchronous(InvocationType::RequestResponse, OutcomeStatus::InvalidRequest, true)]
+    fn only_an_event_lambda_refused_stops_the_wait_for_its_emails(
+        #[case] invocation: InvocationType,
+        #[case] status: OutcomeStatus,
+        #[case] waits: bool,
+    ) {
+        let wait = EmailWait {
+            at_least: 1,
+            within: Duration::from_secs(2),
+        };
+        let expected = if waits { wait } else { EmailWait::NONE };
+        assert_eq!(wait_after_answer(invocation, status, wait), expected);
     }
 
     #[rstest]
