@@ -1425,10 +1425,15 @@ mod tests {
         assert_eq!(records[0].status, Some(502));
     }
 
+    /// A gateway listening on `listen` whose upstream nobody answers (the
+    /// discard port): a request it forwarded or evaluated would fail.
+    fn unreachable_upstream(listen: &str) -> GatewayConfig {
+        GatewayConfig::new(listen.parse().expect("addr"), "http://127.0.0.1:9")
+    }
+
     #[tokio::test]
     async fn a_resource_handler_reported_by_the_executor_drops_the_policy_caches() {
-        let mut config =
-            GatewayConfig::new("127.0.0.1:0".parse().expect("addr"), "http://127.0.0.1:9");
+        let mut config = unreachable_upstream("127.0.0.1:0");
         config.issuer_token = Some("executor-secret".into());
         let gateway = start(config).await.expect("gateway");
         let url = format!("{}{}", gateway.url(), deploy_check::HANDLER_RAN_PATH);
@@ -1462,12 +1467,9 @@ mod tests {
 
     #[tokio::test]
     async fn a_gateway_on_every_interface_is_reached_at_loopback_from_this_machine() {
-        let gateway = start(GatewayConfig::new(
-            "0.0.0.0:0".parse().expect("addr"),
-            "http://127.0.0.1:9",
-        ))
-        .await
-        .expect("gateway");
+        let gateway = start(unreachable_upstream("0.0.0.0:0"))
+            .await
+            .expect("gateway");
         let port = gateway.addr().port();
         assert!(gateway.addr().ip().is_unspecified());
         assert_eq!(gateway.url(), format!("http://127.0.0.1:{port}"));
@@ -1481,12 +1483,9 @@ mod tests {
     #[tokio::test]
     async fn unsigned_invokes_are_refused_without_asking_anyone() {
         // The upstream is unreachable: a forwarded or evaluated request would fail differently.
-        let gateway = start(GatewayConfig::new(
-            "127.0.0.1:0".parse().expect("addr"),
-            "http://127.0.0.1:9",
-        ))
-        .await
-        .expect("gateway");
+        let gateway = start(unreachable_upstream("127.0.0.1:0"))
+            .await
+            .expect("gateway");
 
         let response = reqwest::Client::new()
             .post(format!(
