@@ -4,8 +4,10 @@
 
 mod support;
 
-use harness::observe::{Call, EmailWait};
-use scenario::{InvocationType, OutcomeStatus, Via};
+use std::collections::BTreeSet;
+
+use harness::observe::{Call, EmailWait, observe};
+use scenario::{DeployOverrides, InvocationType, OutcomeStatus, Stack, Via};
 use serde_json::json;
 
 /// The payload of the callee's public contract, as users send it.
@@ -82,4 +84,62 @@ fn a_bad_payload_comes_back_through_the_caller_as_callee_failed_without_email() 
     assert!(message.starts_with("ValidationError: "), "{message}");
     assert!(message.contains("alert.short_description"), "{message}");
     assert!(outcome.emails.is_empty());
+}
+
+/// A stack update that takes `lambda:InvokeFunction` from the cross-account
+/// role is decided on by the very next call, and so is the update that gives
+/// it back: the gateway drops the role's cached policies when the executor
+/// plugin reports the policy's handler, well within their 5 s lifetime. The
+/// calls go to stacks of this test's own, next to the shared deployment.
+#[test]
+fn a_policy_changed_by_a_stack_update_decides_the_next_call() {
+    let system = support::system("cross_account");
+    let endpoint = system.running.aws_endpoint();
+    let deploy = |action: Option<&str>| {
+        let mut config = system.running.deploy_config(true);
+        config.suffix = Some("policy-update".into());
+        config.overrides = DeployOverrides::new(action.map(|action| {
+            (
+                Stack::CalleeCloudformation,
+                [("CrossAccountInvokeAction".to_owned(), action.to_owned())],
+            )
+        }));
+        support::block_on(harness::deploy::deploy_variant(
+            &endpoint,
+            &system.artifacts,
+            &config,
+            &system.running.deployment,
+            &BTreeSet::from([Stack::CalleeCloudformation, Stack::CallerCloudformation]),
+            None,
+        ))
+        .unwrap_or_else(|err| panic!("deploy: {err}"))
+    };
+    let call = |deployment: &harness::deploy::Deployment| {
+        let call = Call::new(Via::Caller, p1_payload(), InvocationType::RequestResponse);
+        support::block_on(observe(
+            &system.target(),
+            deployment,
+            &call,
+            EmailWait::NONE,
+        ))
+        .expect("the call is observed")
+        .outcome
+    };
+
+    let deployment = deploy(None);
+    let allowed = call(&deployment);
+    assert_eq!(allowed.status, OutcomeStatus::Success, "{allowed:?}");
+
+    let deployment = deploy(Some("lambda:GetFunction"));
+    let denied = call(&deployment);
+    assert_eq!(denied.status, OutcomeStatus::Denied, "{denied:?}");
+    assert_eq!(denied.error_type.as_deref(), Some("InvokeDenied"));
+
+    let deployment = deploy(None);
+    let allowed_again = call(&deployment);
+    assert_eq!(
+        allowed_again.status,
+        OutcomeStatus::Success,
+        "{allowed_again:?}"
+    );
 }

@@ -152,11 +152,10 @@ pub enum Operation {
     /// Anything else: forwarded unchanged.
     ///
     /// The policy cache is cleared when such a request may change policies:
-    /// any CloudFormation request (stacks create roles and permissions
-    /// asynchronously, so even the `DescribeStacks` polls of a deploy count,
-    /// and the last one comes after the stack settled), IAM requests other
-    /// than `Get*`/`List*`, and Lambda requests other than `GET`/`HEAD`. Other
-    /// services hold no policy the gateway evaluates.
+    /// IAM requests other than `Get*`/`List*`, Lambda requests other than
+    /// `GET`/`HEAD`, S3 writes of a bucket's policy or encryption. Other
+    /// services hold no policy the gateway evaluates; a deploy's changes are
+    /// reported by the executor plugin, handler by handler.
     Other(OtherCall),
     /// Refused: the gateway cannot tell what the emulator would do with it,
     /// or will not pass an action it does not evaluate that mints credentials.
@@ -519,12 +518,10 @@ pub fn classify(facts: RequestFacts<'_>) -> Operation {
         });
     }
     let op = operation.as_deref().unwrap_or("");
+    // A deploy's changes are its resource handlers', which the executor
+    // plugin reports (`deploy_check.rs`); CloudFormation's own requests
+    // change nothing the gateway caches.
     let may_change_policies = match service.as_deref() {
-        // Reads change nothing; a deploy's changes are its resource
-        // handlers', which the executor plugin reports (`deploy_check.rs`).
-        Some("cloudformation") => !["Describe", "List", "Get", "Validate", "Estimate"]
-            .iter()
-            .any(|read| op.starts_with(read)),
         Some("iam") => !(op.starts_with("Get") || op.starts_with("List")),
         Some("lambda") => !matches!(*facts.method, Method::GET | Method::HEAD),
         _ => false,
@@ -1050,17 +1047,17 @@ mod tests {
         "cloudformation:GetTemplate",
         false
     )]
-    #[case::cloudformation_execute(
+    #[case::cloudformation_execute_changes_nothing_itself(
         "cloudformation",
         "Action=ExecuteChangeSet",
         "cloudformation:ExecuteChangeSet",
-        true
+        false
     )]
-    #[case::cloudformation_delete(
+    #[case::cloudformation_delete_changes_nothing_itself(
         "cloudformation",
         "Action=DeleteStack",
         "cloudformation:DeleteStack",
-        true
+        false
     )]
     #[case::sts_identity(
         "sts",

@@ -16,10 +16,11 @@
 //! with the reason.
 //!
 //! After each run of a handler, the plugin says so (`POST`
-//! [`HANDLER_RAN_PATH`], same header), and the gateway drops the policies it
-//! caches: a handler is what changes a role, a function policy, a bucket
-//! policy or a key policy during a deploy. CloudFormation's own reads
-//! (`DescribeStacks` polls) then change nothing the gateway caches.
+//! [`HANDLER_RAN_PATH`], same header, body [`HandlerRan`]), and the gateway
+//! drops what it caches of that resource: a handler is what changes a role,
+//! a function policy, a bucket policy or a key policy during a deploy
+//! (`stale.rs`). CloudFormation's own requests then change nothing the
+//! gateway caches.
 
 use std::{collections::HashMap, sync::Mutex, time::Instant};
 
@@ -37,6 +38,7 @@ use super::{
     policies::Caller,
     proxy::State,
     s3::S3Call,
+    stale::{HandlerRan, Stale},
 };
 
 /// Where the executor plugin asks before a resource handler runs.
@@ -239,18 +241,25 @@ pub(super) async fn serve(state: &State, request: Request<Incoming>) -> Response
     answer(StatusCode::OK, &verdict)
 }
 
-/// Hears that a resource handler ran: what it changed may be cached.
+/// Hears that a resource handler ran: what its resource holds may be cached
+/// and stale ([`HandlerRan::stale`]).
 pub(super) async fn handler_ran(state: &State, request: Request<Incoming>) -> Response<ProxyBody> {
-    if let Err(refused) = executor_body(
+    let body = match executor_body(
         state,
         request,
         "iam gateway: only the emulator's executor plugin reports resource handlers",
     )
     .await
     {
-        return refused;
-    }
-    state.source.invalidate();
+        Ok(body) => body,
+        Err(refused) => return refused,
+    };
+    // A report that cannot be read still says that something changed.
+    let stale = match serde_json::from_slice::<HandlerRan>(&body) {
+        Ok(ran) => ran.stale(),
+        Err(_) => Stale::Everything,
+    };
+    state.source.forget(&stale);
     plain(StatusCode::NO_CONTENT, "")
 }
 

@@ -29,14 +29,14 @@
 //! # Policy cache
 //! Roles, identity policies and function policies are cached for
 //! [`GatewayConfig::policy_ttl`] and dropped whenever a request passes that
-//! may change them: CloudFormation requests other than reads
-//! (`Describe*`, `List*`, `Get*`, `Validate*`, `Estimate*`), IAM requests
-//! other than `Get*`/`List*`, Lambda requests other than `GET`/`HEAD`
-//! (invokes excluded), S3 writes of a bucket's policy or encryption. A
-//! deploy's changes are made by the emulator's resource handlers, which the
-//! executor plugin reports after each run (`POST /_harness/handler-ran`,
-//! see `deploy_check.rs`); a gateway without an executor to report them
-//! (no issuer token) drops the caches on every CloudFormation request.
+//! may change them: IAM requests other than `Get*`/`List*`, Lambda requests
+//! other than `GET`/`HEAD` (invokes excluded), S3 writes of a bucket's
+//! policy or encryption. A deploy's changes are made by the emulator's
+//! resource handlers, which the executor plugin reports after each run
+//! (`POST /_harness/handler-ran`, see `deploy_check.rs`); the gateway then
+//! drops only what that resource can hold (`stale.rs`). A gateway without an
+//! executor to report them (no issuer token) drops the caches on every
+//! CloudFormation request.
 //! Changes made behind the gateway's back (straight to the upstream) show
 //! after the TTL.
 //!
@@ -70,6 +70,7 @@ mod proxy;
 mod s3;
 mod signature;
 mod sigv4;
+mod stale;
 pub mod xml;
 
 use std::{

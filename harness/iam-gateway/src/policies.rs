@@ -6,8 +6,9 @@
 //! cached by access key id for good: a key never changes owner. Roles,
 //! identity policies and function policies are cached for a short TTL and
 //! dropped whenever a request that may change them passes the gateway
-//! ([`PolicySource::invalidate`]); a generation counter keeps a fetch that
-//! raced with an invalidation from re-inserting stale data.
+//! ([`PolicySource::invalidate`]), or only what a reported change may have
+//! made stale ([`PolicySource::forget`]); each cache's generation counter
+//! keeps a fetch that raced with a removal from re-inserting stale data.
 
 use std::{
     collections::{BTreeMap, HashMap},
@@ -23,7 +24,10 @@ use aws_credential_types::Credentials;
 use aws_sdk_iam::types::AttachedPolicy;
 use iam_policy::{NamedPolicy, PolicyKind, Principal, PrincipalKind};
 
-use super::classify::percent_decode;
+use super::{
+    classify::percent_decode,
+    stale::{Cached, Stale},
+};
 use crate::error::GatewayError;
 
 /// Caches of identities by access key id are cleared beyond this size, bounding memory.
@@ -54,13 +58,21 @@ struct Entry<T> {
 
 struct TtlCache<T> {
     entries: Mutex<HashMap<String, Entry<T>>>,
+    /// Bumped by every removal: a fetch that read an older one raced with it.
+    generation: AtomicU64,
 }
 
 impl<T: Clone> TtlCache<T> {
     fn new() -> Self {
         Self {
             entries: Mutex::new(HashMap::new()),
+            generation: AtomicU64::new(0),
         }
+    }
+
+    /// Read before a fetch; [`Self::put`] compares it.
+    fn generation(&self) -> u64 {
+        self.generation.load(Ordering::SeqCst)
     }
 
     fn get(&self, key: &str, ttl: Duration) -> Option<T> {
@@ -71,10 +83,10 @@ impl<T: Clone> TtlCache<T> {
             .map(|e| e.value.clone())
     }
 
-    /// Inserts unless the cache was invalidated since `generation` was read.
-    fn put(&self, key: &str, value: T, generation: u64, current: &AtomicU64) {
+    /// Inserts unless something was removed since `generation` was read.
+    fn put(&self, key: &str, value: T, generation: u64) {
         if let Ok(mut entries) = self.entries.lock()
-            && current.load(Ordering::SeqCst) == generation
+            && self.generation() == generation
         {
             entries.insert(
                 key.to_owned(),
@@ -86,10 +98,23 @@ impl<T: Clone> TtlCache<T> {
         }
     }
 
-    fn clear(&self) {
+    /// Removes the entries whose key is `stale`.
+    fn forget_where(&self, stale: impl Fn(&str) -> bool) {
+        self.generation.fetch_add(1, Ordering::SeqCst);
         if let Ok(mut entries) = self.entries.lock() {
-            entries.clear();
+            entries.retain(|key, _| !stale(key));
         }
+    }
+
+    fn clear(&self) {
+        self.forget_where(|_| true);
+    }
+
+    #[cfg(test)]
+    fn holds(&self, key: &str) -> bool {
+        self.entries
+            .lock()
+            .is_ok_and(|entries| entries.contains_key(key))
     }
 }
 
@@ -98,7 +123,6 @@ pub struct PolicySource {
     upstream: sdk_config::Endpoint,
     root_keys: sdk_config::RootKeys,
     ttl: Duration,
-    generation: AtomicU64,
     configs: Mutex<HashMap<String, SdkConfig>>,
     identities: Mutex<HashMap<String, Caller>>,
     roles: TtlCache<Arc<RoleInfo>>,
@@ -183,6 +207,16 @@ fn last_segment(resource: &str) -> &str {
     resource.rsplit('/').next().unwrap_or(resource)
 }
 
+/// Whether `arn` is the ARN of a role or user (`kind` is `role/` or `user/`)
+/// in `account` named `name` (any name when `None`).
+fn holder_named(arn: &str, kind: &str, account: &str, name: Option<&str>) -> bool {
+    iam_arn_parts(arn).is_some_and(|(owner, resource)| {
+        owner == account
+            && resource.starts_with(kind)
+            && name.is_none_or(|n| n == last_segment(resource))
+    })
+}
+
 /// `(account, resource)` of an IAM ARN like `arn:aws:iam::<account>:role/<path/name>`.
 fn iam_arn_parts(arn: &str) -> Option<(&str, &str)> {
     let fields: Vec<&str> = arn.splitn(6, ':').collect();
@@ -199,7 +233,6 @@ impl PolicySource {
             upstream,
             root_keys: sdk_config::RootKeys::default(),
             ttl,
-            generation: AtomicU64::new(0),
             configs: Mutex::new(HashMap::new()),
             identities: Mutex::new(HashMap::new()),
             roles: TtlCache::new(),
@@ -225,15 +258,75 @@ impl PolicySource {
         self
     }
 
-    /// How many times the caches were dropped.
+    /// Drops what a change may have made stale: everything, or the parts it names.
+    pub fn forget(&self, stale: &Stale) {
+        let parts = match stale {
+            Stale::Everything => return self.invalidate(),
+            Stale::Only(parts) => parts,
+        };
+        for part in parts {
+            match part {
+                Cached::Role { account, name } => {
+                    let named = |key: &str| holder_named(key, "role/", account, name.as_deref());
+                    self.roles.forget_where(named);
+                    self.identity_policies.forget_where(named);
+                    self.role_arns.forget_where(|key| {
+                        key.split_once('/').is_some_and(|(owner, role)| {
+                            owner == account && name.as_deref().is_none_or(|n| n == role)
+                        })
+                    });
+                }
+                Cached::User { account, name } => self
+                    .identity_policies
+                    .forget_where(|key| holder_named(key, "user/", account, name.as_deref())),
+                Cached::Function { account, name } => {
+                    self.function_policies.forget_where(|key| {
+                        let fields: Vec<&str> = key.split(':').collect();
+                        matches!(
+                            fields.as_slice(),
+                            ["arn", _, "lambda", _, owner, "function", function, ..]
+                                if owner == account && name.as_deref().is_none_or(|n| n == *function)
+                        )
+                    });
+                }
+                Cached::Buckets => self.buckets.clear(),
+                Cached::Keys => self.key_policies.clear(),
+            }
+        }
+    }
+
+    /// Caches an empty trust policy and no identity policies for each role.
     #[cfg(test)]
-    pub(crate) fn generation(&self) -> u64 {
-        self.generation.load(Ordering::SeqCst)
+    pub(crate) fn cache_roles_for_test(&self, role_arns: &[&str]) {
+        for arn in role_arns {
+            let trust = parse_policy(
+                PolicyKind::Trust,
+                "t",
+                r#"{"Statement": [{"Effect": "Deny", "Principal": "*", "Action": "sts:AssumeRole"}]}"#,
+                "t",
+            )
+                .expect("a policy");
+            let info = Arc::new(RoleInfo {
+                trust,
+                max_session_duration: None,
+            });
+            self.roles.put(arn, info, self.roles.generation());
+            self.identity_policies.put(
+                arn,
+                Arc::new(Vec::new()),
+                self.identity_policies.generation(),
+            );
+        }
+    }
+
+    /// Whether each role is still cached.
+    #[cfg(test)]
+    pub(crate) fn cached_roles_for_test<const N: usize>(&self, role_arns: &[&str; N]) -> [bool; N] {
+        role_arns.map(|arn| self.roles.holds(arn))
     }
 
     /// Drops every cached role and policy (identities stay: keys do not change owner).
     pub fn invalidate(&self) {
-        self.generation.fetch_add(1, Ordering::SeqCst);
         self.roles.clear();
         self.identity_policies.clear();
         self.function_policies.clear();
@@ -305,7 +398,7 @@ impl PolicySource {
         if let Some(info) = self.buckets.get(bucket, self.ttl) {
             return Ok(info);
         }
-        let generation = self.generation.load(Ordering::SeqCst);
+        let generation = self.buckets.generation();
         let mut owner = None;
         let accounts: Vec<String> = self.root_keys.iter().map(|(a, _)| a.to_owned()).collect();
         for account in accounts {
@@ -322,7 +415,7 @@ impl PolicySource {
             }
         }
         let Some(owner) = owner else {
-            self.buckets.put(bucket, None, generation, &self.generation);
+            self.buckets.put(bucket, None, generation);
             return Ok(None);
         };
         let s3 = self.s3(&owner).await;
@@ -373,8 +466,7 @@ impl PolicySource {
             default_kms_key,
             bucket_key_enabled: rule.and_then(|r| r.bucket_key_enabled()).unwrap_or(false),
         }));
-        self.buckets
-            .put(bucket, info.clone(), generation, &self.generation);
+        self.buckets.put(bucket, info.clone(), generation);
         Ok(info)
     }
 
@@ -389,7 +481,7 @@ impl PolicySource {
         if let Some(info) = self.key_policies.get(&cache_key, self.ttl) {
             return Ok(info);
         }
-        let generation = self.generation.load(Ordering::SeqCst);
+        let generation = self.key_policies.generation();
         // The key's own account and region, when named by ARN.
         let fields: Vec<&str> = key.splitn(6, ':').collect();
         let (account, region) = match fields.as_slice() {
@@ -404,8 +496,7 @@ impl PolicySource {
                     .as_service_error()
                     .is_some_and(|e| e.is_not_found_exception()) =>
             {
-                self.key_policies
-                    .put(&cache_key, None, generation, &self.generation);
+                self.key_policies.put(&cache_key, None, generation);
                 return Ok(None);
             }
             Err(err) => return Err(GatewayError::aws("kms:DescribeKey", err)),
@@ -432,8 +523,7 @@ impl PolicySource {
             &format!("the key policy of {arn}"),
         )?;
         let info = Some(Arc::new(KeyInfo { arn, policy }));
-        self.key_policies
-            .put(&cache_key, info.clone(), generation, &self.generation);
+        self.key_policies.put(&cache_key, info.clone(), generation);
         Ok(info)
     }
 
@@ -511,7 +601,7 @@ impl PolicySource {
         let role_arn = match self.role_arns.get(&key, self.ttl) {
             Some(arn) => arn,
             None => {
-                let generation = self.generation.load(Ordering::SeqCst);
+                let generation = self.role_arns.generation();
                 let arn = match self
                     .iam(account)
                     .await
@@ -530,8 +620,7 @@ impl PolicySource {
                     }
                     Err(err) => return Err(GatewayError::aws("iam:GetRole", err)),
                 };
-                self.role_arns
-                    .put(&key, arn.clone(), generation, &self.generation);
+                self.role_arns.put(&key, arn.clone(), generation);
                 arn
             }
         };
@@ -578,7 +667,7 @@ impl PolicySource {
             return Ok(None);
         };
         let name = last_segment(path);
-        let generation = self.generation.load(Ordering::SeqCst);
+        let (generation, arns_generation) = (self.roles.generation(), self.role_arns.generation());
         let answer = self
             .iam(account)
             .await
@@ -615,15 +704,13 @@ impl PolicySource {
             trust,
             max_session_duration: role.max_session_duration(),
         });
-        self.roles
-            .put(role_arn, info.clone(), generation, &self.generation);
+        self.roles.put(role_arn, info.clone(), generation);
         // What `with_role_path` asks of a session of this role, answered by
         // the same read: an AssumeRole's answer needs it next.
         self.role_arns.put(
             &format!("{account}/{name}"),
             Some(role_arn.to_owned()),
-            generation,
-            &self.generation,
+            arns_generation,
         );
         Ok(Some(info))
     }
@@ -684,7 +771,7 @@ impl PolicySource {
         if let Some(policies) = self.identity_policies.get(holder, self.ttl) {
             return Ok(policies);
         }
-        let generation = self.generation.load(Ordering::SeqCst);
+        let generation = self.identity_policies.generation();
         let iam = self.iam(account).await;
         let name = last_segment(resource);
         let policies = if principal.kind() == PrincipalKind::User {
@@ -694,7 +781,7 @@ impl PolicySource {
         };
         let policies = Arc::new(policies);
         self.identity_policies
-            .put(holder, policies.clone(), generation, &self.generation);
+            .put(holder, policies.clone(), generation);
         Ok(policies)
     }
 
@@ -720,7 +807,7 @@ impl PolicySource {
         else {
             return Ok(None);
         };
-        let generation = self.generation.load(Ordering::SeqCst);
+        let generation = self.function_policies.generation();
         let answer = self
             .lambda(account, region)
             .await
@@ -750,7 +837,7 @@ impl PolicySource {
             Err(err) => return Err(GatewayError::aws("lambda:GetPolicy", err)),
         };
         self.function_policies
-            .put(function_arn, policy.clone(), generation, &self.generation);
+            .put(function_arn, policy.clone(), generation);
         Ok(policy)
     }
 }
@@ -974,6 +1061,8 @@ async fn user_policies(
 
 #[cfg(test)]
 mod tests {
+    use std::collections::BTreeSet;
+
     use rstest::rstest;
 
     use super::*;
@@ -1003,35 +1092,150 @@ mod tests {
         assert!(msg.contains("Statement"), "{msg}");
     }
 
-    #[test]
-    fn invalidation_discards_a_fetch_that_started_before_it() {
-        let source = PolicySource::new(
+    fn source() -> PolicySource {
+        PolicySource::new(
             sdk_config::Endpoint::new("http://127.0.0.1:1"),
             Duration::from_secs(60),
-        );
-        let generation = source.generation.load(Ordering::SeqCst);
+        )
+    }
+
+    #[test]
+    fn a_removal_discards_a_fetch_that_started_before_it() {
+        let source = source();
+        let generation = source.function_policies.generation();
         source.invalidate();
-        source
-            .function_policies
-            .put("f", None, generation, &source.generation);
+        source.function_policies.put("f", None, generation);
         assert!(source.function_policies.get("f", source.ttl).is_none());
 
-        let generation = source.generation.load(Ordering::SeqCst);
-        source
-            .function_policies
-            .put("f", None, generation, &source.generation);
+        let generation = source.function_policies.generation();
+        source.function_policies.put("f", None, generation);
         assert_eq!(source.function_policies.get("f", source.ttl), Some(None));
         assert!(source.function_policies.get("f", Duration::ZERO).is_none());
         source.invalidate();
         assert!(source.function_policies.get("f", source.ttl).is_none());
+
+        // Forgetting another entry of the same cache discards the fetch too:
+        // generations are per cache, not per entry.
+        let generation = source.function_policies.generation();
+        source.forget(&Stale::Only(BTreeSet::from([Cached::Function {
+            account: "111111111111".into(),
+            name: Some("other".into()),
+        }])));
+        source.function_policies.put("f", None, generation);
+        assert!(!source.function_policies.holds("f"));
+    }
+
+    const ROLE_A: &str = "arn:aws:iam::111111111111:role/service/exec";
+    const ROLE_B: &str = "arn:aws:iam::111111111111:role/invoke";
+    const ROLE_OTHER_ACCOUNT: &str = "arn:aws:iam::222222222222:role/exec";
+    const USER: &str = "arn:aws:iam::111111111111:user/ops/alice";
+    const FUNCTION: &str = "arn:aws:lambda:us-east-1:111111111111:function:f";
+    const FUNCTION_VERSION: &str = "arn:aws:lambda:us-east-1:111111111111:function:f:1";
+    const OTHER_FUNCTION: &str = "arn:aws:lambda:us-east-1:111111111111:function:g";
+
+    /// A source holding one entry of every kind.
+    fn filled() -> PolicySource {
+        let source = source();
+        source.cache_roles_for_test(&[ROLE_A, ROLE_B, ROLE_OTHER_ACCOUNT]);
+        source.identity_policies.put(USER, Arc::new(Vec::new()), 0);
+        source
+            .role_arns
+            .put("111111111111/exec", Some(ROLE_A.into()), 0);
+        source.role_arns.put("111111111111/invoke", None, 0);
+        for function in [FUNCTION, FUNCTION_VERSION, OTHER_FUNCTION] {
+            source.function_policies.put(function, None, 0);
+        }
+        source.buckets.put("b", None, 0);
+        source.key_policies.put("111111111111/alias/k", None, 0);
+        source
+    }
+
+    /// Which of the filled entries are still cached.
+    fn kept(source: &PolicySource) -> Vec<&'static str> {
+        let mut kept = Vec::new();
+        for role in [ROLE_A, ROLE_B, ROLE_OTHER_ACCOUNT] {
+            if source.roles.holds(role) {
+                kept.push(role);
+            }
+            assert_eq!(
+                source.roles.holds(role),
+                source.identity_policies.holds(role),
+                "a role's trust and policies go together"
+            );
+        }
+        let named = [
+            (source.identity_policies.holds(USER), USER),
+            (source.function_policies.holds(FUNCTION), FUNCTION),
+            (
+                source.function_policies.holds(FUNCTION_VERSION),
+                FUNCTION_VERSION,
+            ),
+            (
+                source.function_policies.holds(OTHER_FUNCTION),
+                OTHER_FUNCTION,
+            ),
+        ];
+        kept.extend(named.iter().filter(|(held, _)| *held).map(|(_, k)| *k));
+        let others = [
+            (source.role_arns.holds("111111111111/exec"), "arn of exec"),
+            (
+                source.role_arns.holds("111111111111/invoke"),
+                "arn of invoke",
+            ),
+            (source.buckets.holds("b"), "bucket"),
+            (source.key_policies.holds("111111111111/alias/k"), "key"),
+        ];
+        kept.extend(others.iter().filter(|(held, _)| *held).map(|(_, k)| *k));
+        kept
+    }
+
+    fn part(stale: Cached) -> Stale {
+        Stale::Only(BTreeSet::from([stale]))
+    }
+
+    #[rstest]
+    #[case::one_role_by_name(
+        part(Cached::Role { account: "111111111111".into(), name: Some("exec".into()) }),
+        vec![ROLE_B, ROLE_OTHER_ACCOUNT, USER, FUNCTION, FUNCTION_VERSION, OTHER_FUNCTION, "arn of invoke", "bucket", "key"]
+    )]
+    #[case::every_role_of_an_account(
+        part(Cached::Role { account: "111111111111".into(), name: None }),
+        vec![ROLE_OTHER_ACCOUNT, USER, FUNCTION, FUNCTION_VERSION, OTHER_FUNCTION, "bucket", "key"]
+    )]
+    #[case::one_user(
+        part(Cached::User { account: "111111111111".into(), name: Some("alice".into()) }),
+        vec![ROLE_A, ROLE_B, ROLE_OTHER_ACCOUNT, FUNCTION, FUNCTION_VERSION, OTHER_FUNCTION, "arn of exec", "arn of invoke", "bucket", "key"]
+    )]
+    #[case::one_function_with_its_versions(
+        part(Cached::Function { account: "111111111111".into(), name: Some("f".into()) }),
+        vec![ROLE_A, ROLE_B, ROLE_OTHER_ACCOUNT, USER, OTHER_FUNCTION, "arn of exec", "arn of invoke", "bucket", "key"]
+    )]
+    #[case::functions_of_another_account(
+        part(Cached::Function { account: "222222222222".into(), name: None }),
+        vec![ROLE_A, ROLE_B, ROLE_OTHER_ACCOUNT, USER, FUNCTION, FUNCTION_VERSION, OTHER_FUNCTION, "arn of exec", "arn of invoke", "bucket", "key"]
+    )]
+    #[case::buckets(
+        part(Cached::Buckets),
+        vec![ROLE_A, ROLE_B, ROLE_OTHER_ACCOUNT, USER, FUNCTION, FUNCTION_VERSION, OTHER_FUNCTION, "arn of exec", "arn of invoke", "key"]
+    )]
+    #[case::keys(
+        part(Cached::Keys),
+        vec![ROLE_A, ROLE_B, ROLE_OTHER_ACCOUNT, USER, FUNCTION, FUNCTION_VERSION, OTHER_FUNCTION, "arn of exec", "arn of invoke", "bucket"]
+    )]
+    #[case::nothing(
+        Stale::Only(BTreeSet::new()),
+        vec![ROLE_A, ROLE_B, ROLE_OTHER_ACCOUNT, USER, FUNCTION, FUNCTION_VERSION, OTHER_FUNCTION, "arn of exec", "arn of invoke", "bucket", "key"]
+    )]
+    #[case::everything(Stale::Everything, vec![])]
+    fn forgetting_drops_only_the_stale_part(#[case] stale: Stale, #[case] expected: Vec<&str>) {
+        let source = filled();
+        source.forget(&stale);
+        assert_eq!(kept(&source), expected);
     }
 
     #[test]
     fn twelve_digit_keys_are_roots_without_lookup() {
-        let source = PolicySource::new(
-            sdk_config::Endpoint::new("http://127.0.0.1:1"),
-            Duration::from_secs(60),
-        );
+        let source = source();
         let caller = source.known_identity("222222222222").expect("root");
         assert_eq!(caller.principal.arn(), "arn:aws:iam::222222222222:root");
         assert_eq!(caller.user_id.as_deref(), Some("222222222222"));

@@ -1432,37 +1432,74 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_resource_handler_reported_by_the_executor_drops_the_policy_caches() {
+    async fn a_resource_handler_reported_by_the_executor_drops_what_it_made_stale() {
         let mut config = unreachable_upstream("127.0.0.1:0");
         config.issuer_token = Some("executor-secret".into());
         let gateway = start(config).await.expect("gateway");
         let url = format!("{}{}", gateway.url(), deploy_check::HANDLER_RAN_PATH);
         let client = reqwest::Client::new();
-        let before = gateway.state.source.generation();
+        let source = &gateway.state.source;
+        let (exec, invoke) = (
+            "arn:aws:iam::111111111111:role/exec",
+            "arn:aws:iam::111111111111:role/invoke",
+        );
+        let report = |token: &'static str, body: &'static str| {
+            client
+                .post(&url)
+                .header(issue::ISSUER_TOKEN_HEADER, token)
+                .body(body)
+                .send()
+        };
+        source.cache_roles_for_test(&[exec, invoke]);
 
-        let stranger = client
-            .post(&url)
-            .header(issue::ISSUER_TOKEN_HEADER, "guess")
-            .body("{}")
-            .send()
-            .await
-            .expect("the gateway answers");
+        let stranger = report("guess", "{}").await.expect("the gateway answers");
         assert_eq!(stranger.status().as_u16(), 403);
         assert_eq!(
-            gateway.state.source.generation(),
-            before,
+            source.cached_roles_for_test(&[exec, invoke]),
+            [true, true],
             "nothing dropped for a stranger"
         );
 
-        let executor = client
-            .post(&url)
-            .header(issue::ISSUER_TOKEN_HEADER, "executor-secret")
-            .body(r#"{"StackName":"s3callee","LogicalResourceId":"Role"}"#)
-            .send()
+        let log_group = report(
+            "executor-secret",
+            r#"{"StackName":"s","LogicalResourceId":"Logs","ResourceType":"AWS::Logs::LogGroup","Account":"111111111111","Properties":{}}"#,
+        )
+        .await
+        .expect("the gateway answers");
+        assert_eq!(log_group.status().as_u16(), 204);
+        assert_eq!(source.cached_roles_for_test(&[exec, invoke]), [true, true]);
+
+        let role = report(
+            "executor-secret",
+            r#"{"StackName":"s","LogicalResourceId":"Exec","ResourceType":"AWS::IAM::Role","Account":"111111111111","Properties":{"RoleName":"exec"}}"#,
+        )
+        .await
+        .expect("the gateway answers");
+        assert_eq!(role.status().as_u16(), 204);
+        assert_eq!(source.cached_roles_for_test(&[exec, invoke]), [false, true]);
+
+        // A report that names no account (an older plugin's) drops everything.
+        let unscoped = report(
+            "executor-secret",
+            r#"{"StackName":"s","LogicalResourceId":"Logs","ResourceType":"AWS::Logs::LogGroup"}"#,
+        )
+        .await
+        .expect("the gateway answers");
+        assert_eq!(unscoped.status().as_u16(), 204);
+        assert_eq!(
+            source.cached_roles_for_test(&[exec, invoke]),
+            [false, false]
+        );
+
+        source.cache_roles_for_test(&[exec, invoke]);
+        let unreadable = report("executor-secret", "not json")
             .await
             .expect("the gateway answers");
-        assert_eq!(executor.status().as_u16(), 204);
-        assert_eq!(gateway.state.source.generation(), before + 1);
+        assert_eq!(unreadable.status().as_u16(), 204);
+        assert_eq!(
+            source.cached_roles_for_test(&[exec, invoke]),
+            [false, false]
+        );
     }
 
     #[tokio::test]

@@ -10,8 +10,10 @@ denial fails the resource with the gateway's message, which CloudFormation
 shows as the resource's status reason; the handler never runs.
 
 After each run of a handler, the hook tells the gateway
-(``POST /_harness/handler-ran``), which drops the policies it caches: a
-handler is what changes roles and resource policies during a deploy.
+(``POST /_harness/handler-ran``) which resource it ran for, with its
+properties and the model the handler left (names it generated), and the
+gateway drops what it caches of that resource: a handler is what changes
+roles and resource policies during a deploy.
 
 Without a gateway (no ``HARNESS_CREDENTIALS_URL``, nothing attached) the hook
 does nothing. With one, an unreachable gateway or an unreadable answer fails
@@ -102,15 +104,26 @@ def ask(payload: Mapping, environ: Mapping[str, str], opener=urllib.request.urlo
     return verdict.get("Message") or f"the harness's IAM gateway denied {what} without a reason"
 
 
-def report_ran(payload: Mapping, environ: Mapping[str, str], opener=urllib.request.urlopen) -> str | None:
-    """Tells the gateway that the handler of ``payload`` ran; ``None`` once told
-    (or without a gateway), else the resource's failure reason."""
+def ran_note(payload: Mapping, event=None) -> dict:
+    """What the gateway hears after the handler of ``payload`` ran: the
+    resource, as asked about before, and the model ``event`` left, if any."""
+    note = check_request(payload)
+    model = getattr(event, "resource_model", None)
+    note["Model"] = model if isinstance(model, Mapping) else None
+    return note
+
+
+def report_ran(
+    payload: Mapping, environ: Mapping[str, str], opener=urllib.request.urlopen, event=None
+) -> str | None:
+    """Tells the gateway that the handler of ``payload`` ran and returned
+    ``event`` (``None`` when it raised); ``None`` once told (or without a
+    gateway), else the resource's failure reason."""
     target = gateway_route(environ, RAN_PATH)
     if target is None:
         return None
     url, token = target
-    question = check_request(payload)
-    note = {key: question[key] for key in ("StackName", "LogicalResourceId", "ResourceType")}
+    note = ran_note(payload, event)
     request = executor_request(url, token, note)
     what = f"{note['LogicalResourceId']} ({note['ResourceType']})"
     try:
@@ -144,7 +157,7 @@ def guard(executor_class, failed_event, environ_source=ATTACHMENT.settings) -> N
             # The handler's own error stands; what it changed is still reported.
             report_ran(raw_payload, environ_source())
             raise
-        failure = report_ran(raw_payload, environ_source())
+        failure = report_ran(raw_payload, environ_source(), event=event)
         if failure is not None:
             LOG.warning("deploy report failed: %s", failure)
             return failed_event(failure)

@@ -6,7 +6,11 @@ import json
 import unittest
 import urllib.error
 
-from localstack.services.cloudformation.resource_provider import ResourceProviderExecutor
+from localstack.services.cloudformation.resource_provider import (
+    OperationStatus,
+    ProgressEvent,
+    ResourceProviderExecutor,
+)
 
 from localstack_native_executor.attach import CREDENTIALS_TOKEN_ENV, CREDENTIALS_URL_ENV
 from localstack_native_executor.deploy_check import (
@@ -106,9 +110,27 @@ class ReportRanTest(unittest.TestCase):
             json.loads(seen[0].data),
             {
                 "StackName": "calleecloudformation",
+                "Account": "111111111111",
+                "Region": "us-east-1",
                 "LogicalResourceId": "Function",
                 "ResourceType": "AWS::Lambda::Function",
+                "Action": "Add",
+                "Properties": {"Role": "arn:aws:iam::111111111111:role/r"},
+                "PreviousProperties": None,
+                "Model": None,
             },
+        )
+
+    def test_the_gateway_hears_the_names_the_handler_generated(self):
+        seen = []
+        event = ProgressEvent(
+            status=OperationStatus.SUCCESS,
+            resource_model={"FunctionName": "stack-Function-ABC", "Arn": "arn:f"},
+        )
+        self.assertIsNone(report_ran(PAYLOAD, ENVIRON, opener_answering({}, seen), event=event))
+        self.assertEqual(
+            json.loads(seen[0].data)["Model"],
+            {"FunctionName": "stack-Function-ABC", "Arn": "arn:f"},
         )
 
     def test_without_a_gateway_nobody_is_told(self):
@@ -139,7 +161,7 @@ class GuardTest(unittest.TestCase):
 
         real_ask, real_report = module.ask, module.report_ran
         module.ask = lambda payload, environ: next(answers)
-        module.report_ran = lambda payload, environ: None
+        module.report_ran = lambda payload, environ, event=None: None
         try:
             guard(Executor, lambda message: ("failed", message), environ_source=lambda: ENVIRON)
             executor = Executor()
@@ -167,8 +189,8 @@ class GuardTest(unittest.TestCase):
         real_ask, real_report = module.ask, module.report_ran
         module.ask = lambda payload, environ: None
 
-        def report(payload, environ):
-            reports.append(payload["requestData"]["logicalResourceId"])
+        def report(payload, environ, event=None):
+            reports.append((payload["requestData"]["logicalResourceId"], event))
             return next(replies)
 
         module.report_ran = report
@@ -184,7 +206,7 @@ class GuardTest(unittest.TestCase):
             )
         finally:
             module.ask, module.report_ran = real_ask, real_report
-        self.assertEqual(reports, ["Function", "Function", "Function"])
+        self.assertEqual(reports, [("Function", "ran")] * 3)
 
     def test_localstacks_executor_has_the_method_we_wrap(self):
         # Guards against a LocalStack upgrade renaming it.
