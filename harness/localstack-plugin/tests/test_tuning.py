@@ -38,10 +38,6 @@ class SetPollIntervalTest(unittest.TestCase):
         self.assertIn("sleep_time", code.co_varnames[: code.co_argcount])
 
 
-if __name__ == "__main__":
-    unittest.main()
-
-
 class SharedTimerTest(unittest.TestCase):
     def setUp(self):
         from localstack_native_executor.tuning import _Scheduler
@@ -223,3 +219,87 @@ def assert_hook_replaces(test, hook, owner, name, replacement):
         test.assertIs(getattr(owner, name), replacement)
     finally:
         setattr(owner, name, original)
+
+
+class MetricsOnOneThreadTest(unittest.TestCase):
+    def test_metric_recordings_run_in_order_on_one_worker_thread(self):
+        import concurrent.futures
+        import threading
+
+        from localstack_native_executor.tuning import metrics_on_one_thread
+
+        started = []
+        ran = []
+        worker = concurrent.futures.ThreadPoolExecutor(max_workers=1)
+        start = metrics_on_one_thread(lambda *a, **k: started.append(k["name"]), worker)
+        for i in range(5):
+            result = start(
+                lambda *args, i=i, **kwargs: ran.append((i, threading.current_thread().name)),
+                name=f"record-cloudwatch-metric-f:$LATEST-{i}",
+            )
+            self.assertIsNone(result)
+        worker.shutdown(wait=True)
+
+        self.assertEqual(started, [], "no thread of their own")
+        self.assertEqual([i for i, _ in ran], [0, 1, 2, 3, 4])
+        self.assertEqual(len({name for _, name in ran}), 1)
+
+    def test_a_failing_recording_is_logged_not_raised(self):
+        import concurrent.futures
+
+        from localstack_native_executor.tuning import metrics_on_one_thread
+
+        worker = concurrent.futures.ThreadPoolExecutor(max_workers=1)
+        start = metrics_on_one_thread(lambda *a, **k: None, worker)
+
+        def fails(*args, **kwargs):
+            raise RuntimeError("cloudwatch is gone")
+
+        with self.assertLogs("localstack_native_executor.tuning", level="INFO") as logged:
+            start(fails, name="record-cloudwatch-metric-error-f:$LATEST")
+            worker.shutdown(wait=True)
+        self.assertIn("cloudwatch is gone", logged.output[0])
+
+    def test_other_threads_start_as_before_and_wrapping_twice_changes_nothing(self):
+        from localstack_native_executor.tuning import metrics_on_one_thread
+
+        started = []
+
+        def original(method, *args, **kwargs):
+            started.append(kwargs.get("name"))
+            return "a thread"
+
+        start = metrics_on_one_thread(original, worker=None)
+        self.assertIs(metrics_on_one_thread(start, worker=None), start)
+        self.assertEqual(start(print, name="scale-environments"), "a thread")
+        self.assertEqual(start(print), "a thread")
+        self.assertEqual(started, ["scale-environments", None])
+
+    def test_localstack_names_its_metric_threads_as_we_expect(self):
+        # Guards against a LocalStack upgrade renaming them: the patch would
+        # then start their threads as before, which costs time, not behaviour.
+        import inspect
+
+        from localstack.services.lambda_.invocation import version_manager
+
+        from localstack_native_executor.tuning import METRIC_THREAD_NAME
+
+        source = inspect.getsource(version_manager.LambdaVersionManager.invoke)
+        self.assertEqual(source.count(f'name=f"{METRIC_THREAD_NAME}'), 2)
+        self.assertIn("start_thread(", source)
+
+    def test_the_hook_replaces_the_version_managers_start_thread(self):
+        from localstack.services.lambda_.invocation import version_manager
+
+        from localstack_native_executor.tuning import record_lambda_metrics_on_one_thread
+
+        original = version_manager.start_thread
+        try:
+            record_lambda_metrics_on_one_thread()
+            self.assertTrue(getattr(version_manager.start_thread, "_harness_metrics", False))
+        finally:
+            version_manager.start_thread = original
+
+
+if __name__ == "__main__":
+    unittest.main()
