@@ -22,7 +22,11 @@
 //! (`stale.rs`). CloudFormation's own requests then change nothing the
 //! gateway caches.
 
-use std::{collections::HashMap, sync::Mutex, time::Instant};
+use std::{
+    collections::HashMap,
+    sync::{Arc, Mutex},
+    time::Instant,
+};
 
 use deploy_permissions::{Operation, Required, ResourceSchema};
 use hyper::{Request, Response, StatusCode, body::Incoming};
@@ -243,7 +247,10 @@ pub(super) async fn serve(state: &State, request: Request<Incoming>) -> Response
 
 /// Hears that a resource handler ran: what its resource holds may be cached
 /// and stale ([`HandlerRan::stale`]).
-pub(super) async fn handler_ran(state: &State, request: Request<Incoming>) -> Response<ProxyBody> {
+pub(super) async fn handler_ran(
+    state: &Arc<State>,
+    request: Request<Incoming>,
+) -> Response<ProxyBody> {
     let body = match executor_body(
         state,
         request,
@@ -255,11 +262,27 @@ pub(super) async fn handler_ran(state: &State, request: Request<Incoming>) -> Re
         Err(refused) => return refused,
     };
     // A report that cannot be read still says that something changed.
-    let stale = match serde_json::from_slice::<HandlerRan>(&body) {
-        Ok(ran) => ran.stale(),
-        Err(_) => Stale::Everything,
+    let Ok(ran) = serde_json::from_slice::<HandlerRan>(&body) else {
+        state.source.forget(&Stale::Everything);
+        return plain(StatusCode::NO_CONTENT, "");
     };
-    state.source.forget(&stale);
+    state.source.forget(&ran.stale());
+    // A function's new policy, and a role's new trust and policies, are read
+    // now, off the deploy's path, so that the first call that needs them
+    // finds them cached; that call is decided as ever, and a read that fails
+    // here is made again, and reported, by the call.
+    for function in ran.function_policies_set() {
+        let state = Arc::clone(state);
+        tokio::spawn(async move {
+            let _ = state.source.function_policy(&function).await;
+        });
+    }
+    for (account, role) in ran.roles_set() {
+        let state = Arc::clone(state);
+        tokio::spawn(async move {
+            let _ = state.source.prefetch_role(&account, &role).await;
+        });
+    }
     plain(StatusCode::NO_CONTENT, "")
 }
 

@@ -666,7 +666,20 @@ impl PolicySource {
         let Some(path) = resource.strip_prefix("role/") else {
             return Ok(None);
         };
-        let name = last_segment(path);
+        let role = self.read_role(account, last_segment(path)).await?;
+        // A role recreated under the same name with another path is another role.
+        Ok(role
+            .filter(|(arn, _)| arn == role_arn)
+            .map(|(_, info)| info))
+    }
+
+    /// Reads the role named `name` in `account` (its ARN, trust policy and
+    /// session limit) and caches it; `None` if there is no such role.
+    async fn read_role(
+        &self,
+        account: &str,
+        name: &str,
+    ) -> Result<Option<(String, Arc<RoleInfo>)>, GatewayError> {
         let (generation, arns_generation) = (self.roles.generation(), self.role_arns.generation());
         let answer = self
             .iam(account)
@@ -678,7 +691,7 @@ impl PolicySource {
         let role = match answer {
             Ok(out) => out.role.ok_or_else(|| GatewayError::IncompleteAnswer {
                 operation: "iam:GetRole",
-                missing: format!("the Role of {role_arn}"),
+                missing: format!("the Role of {name} in {account}"),
             })?,
             Err(err)
                 if err
@@ -689,10 +702,7 @@ impl PolicySource {
             }
             Err(err) => return Err(GatewayError::aws("iam:GetRole", err)),
         };
-        // A role recreated under the same name with another path is another role.
-        if role.arn() != role_arn {
-            return Ok(None);
-        }
+        let role_arn = role.arn().to_owned();
         let document = role.assume_role_policy_document().unwrap_or_default();
         let trust = parse_policy(
             PolicyKind::Trust,
@@ -704,15 +714,29 @@ impl PolicySource {
             trust,
             max_session_duration: role.max_session_duration(),
         });
-        self.roles.put(role_arn, info.clone(), generation);
+        self.roles.put(&role_arn, info.clone(), generation);
         // What `with_role_path` asks of a session of this role, answered by
         // the same read: an AssumeRole's answer needs it next.
         self.role_arns.put(
             &format!("{account}/{name}"),
-            Some(role_arn.to_owned()),
+            Some(role_arn.clone()),
             arns_generation,
         );
-        Ok(Some(info))
+        Ok(Some((role_arn, info)))
+    }
+
+    /// Reads the role named `name` in `account` and its identity policies
+    /// into the caches, for a decision about to need them.
+    pub async fn prefetch_role(&self, account: &str, name: &str) -> Result<(), GatewayError> {
+        let Some((role_arn, _)) = self.read_role(account, name).await? else {
+            return Ok(());
+        };
+        let principal = Principal::from_arn(&role_arn).map_err(|source| GatewayError::Policy {
+            what: format!("the role `{role_arn}`"),
+            source,
+        })?;
+        self.upstream_identity_policies(&principal).await?;
+        Ok(())
     }
 
     /// The caller's identity-based policies (inline and managed; for users also their groups').

@@ -34,6 +34,9 @@ pub struct HandlerRan {
     /// The stack's account.
     #[serde(default)]
     pub account: Option<String>,
+    /// The stack's region.
+    #[serde(default)]
+    pub region: Option<String>,
     /// The resolved properties the handler got.
     #[serde(default)]
     pub properties: Value,
@@ -141,6 +144,61 @@ impl HandlerRan {
             _ => return Stale::Everything,
         };
         Stale::Only(parts)
+    }
+
+    /// The unqualified ARNs of the functions whose resource policy this
+    /// Lambda function or permission handler just set: the next decision on
+    /// them reads it, usually the function's first invoke.
+    pub fn function_policies_set(&self) -> Vec<String> {
+        let kind = self.resource_type.as_str();
+        if !matches!(kind, "AWS::Lambda::Function" | "AWS::Lambda::Permission") {
+            return Vec::new();
+        }
+        let (Some(account), Some(region)) = (self.account.as_deref(), self.region.as_deref())
+        else {
+            return Vec::new();
+        };
+        let Stale::Only(parts) = self.stale() else {
+            return Vec::new();
+        };
+        parts
+            .into_iter()
+            .filter_map(|part| match part {
+                Cached::Function {
+                    account: owner,
+                    name: Some(name),
+                } if owner == account => {
+                    Some(format!("arn:aws:lambda:{region}:{account}:function:{name}"))
+                }
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// The roles (account, name) whose trust or policies this IAM handler
+    /// just set: the next AssumeRole of them, or a call of their sessions,
+    /// reads them.
+    pub fn roles_set(&self) -> Vec<(String, String)> {
+        let kind = self.resource_type.as_str();
+        if !matches!(
+            kind,
+            "AWS::IAM::Role" | "AWS::IAM::RolePolicy" | "AWS::IAM::Policy"
+        ) {
+            return Vec::new();
+        }
+        let Stale::Only(parts) = self.stale() else {
+            return Vec::new();
+        };
+        parts
+            .into_iter()
+            .filter_map(|part| match part {
+                Cached::Role {
+                    account,
+                    name: Some(name),
+                } => Some((account, name)),
+                _ => None,
+            })
+            .collect()
     }
 
     /// The property's value in the properties, the previous properties and
@@ -259,6 +317,7 @@ mod tests {
             logical_resource_id: "R".into(),
             resource_type: kind.into(),
             account: Some(A.into()),
+            region: Some("us-east-1".into()),
             properties,
             previous_properties: None,
             model,
@@ -402,6 +461,59 @@ mod tests {
             renamed.stale(),
             only([role(Some("new")), role(Some("old"))])
         );
+    }
+
+    #[rstest]
+    #[case::function(
+        "AWS::Lambda::Function",
+        json!({"FunctionName": "f"}),
+        vec!["arn:aws:lambda:us-east-1:111111111111:function:f"]
+    )]
+    #[case::permission_by_arn(
+        "AWS::Lambda::Permission",
+        json!({"FunctionName": "arn:aws:lambda:us-east-1:111111111111:function:f:live"}),
+        vec!["arn:aws:lambda:us-east-1:111111111111:function:f"]
+    )]
+    #[case::permission_on_another_accounts_function(
+        "AWS::Lambda::Permission",
+        json!({"FunctionName": "arn:aws:lambda:us-east-1:222222222222:function:f"}),
+        vec![]
+    )]
+    #[case::permission_without_a_name("AWS::Lambda::Permission", json!({}), vec![])]
+    #[case::a_version_sets_no_policy("AWS::Lambda::Version", json!({"FunctionName": "f"}), vec![])]
+    #[case::a_role("AWS::IAM::Role", json!({"RoleName": "f"}), vec![])]
+    fn the_function_policies_a_handler_set(
+        #[case] kind: &str,
+        #[case] properties: Value,
+        #[case] expected: Vec<&str>,
+    ) {
+        assert_eq!(
+            ran(kind, properties, None).function_policies_set(),
+            expected
+        );
+    }
+
+    #[rstest]
+    #[case::role("AWS::IAM::Role", json!({"RoleName": "exec"}), vec!["exec"])]
+    #[case::policy_of_two_roles(
+        "AWS::IAM::Policy",
+        json!({"Roles": ["a", "b"], "Users": ["u"]}),
+        vec!["a", "b"]
+    )]
+    #[case::role_policy("AWS::IAM::RolePolicy", json!({"RoleName": "r"}), vec!["r"])]
+    #[case::role_without_a_name("AWS::IAM::Role", json!({}), vec![])]
+    #[case::managed_policy("AWS::IAM::ManagedPolicy", json!({"Roles": ["a"]}), vec![])]
+    #[case::function("AWS::Lambda::Function", json!({"FunctionName": "f"}), vec![])]
+    fn the_roles_a_handler_set(
+        #[case] kind: &str,
+        #[case] properties: Value,
+        #[case] expected: Vec<&str>,
+    ) {
+        let expected: Vec<(String, String)> = expected
+            .into_iter()
+            .map(|name| (A.to_owned(), name.to_owned()))
+            .collect();
+        assert_eq!(ran(kind, properties, None).roles_set(), expected);
     }
 
     #[rstest]
