@@ -305,6 +305,9 @@ fn install_plugin(venv: &Venv, quiet: bool) -> Result<(), HarnessError> {
                 }
             }
             std::fs::write(&stamp, &hash)?;
+            if let Some(user_cache) = dirs::cache_dir() {
+                forget_plugin_indexes(&user_cache.join("plux"));
+            }
             step.done();
             Ok(())
         }
@@ -316,6 +319,33 @@ fn install_plugin(venv: &Venv, quiet: bool) -> Result<(), HarnessError> {
             })
         }
     }
+}
+
+/// The executor plugin's Python package, as its entry points name it.
+const PLUGIN_PACKAGE: &str = "localstack_native_executor";
+
+/// Removes the entry-point indexes in `plux_cache` that name the plugin.
+///
+/// plux, LocalStack's plugin loader, caches an environment's entry points
+/// in `<user cache>/plux`, under a hash of the entry-point files' mtimes
+/// packed as 32-bit floats (plux 1.x, `runtime/cache.py`): to the second
+/// near 2026 those round to 128 s, so a plugin installed again within about
+/// two minutes kept the key, and LocalStack ran the hooks of the plugin
+/// installed before (seen: a new hook never ran). LocalStack rebuilds a
+/// removed index when it starts. Returns how many were removed.
+fn forget_plugin_indexes(plux_cache: &Path) -> usize {
+    let Ok(entries) = std::fs::read_dir(plux_cache) else {
+        return 0;
+    };
+    entries
+        .flatten()
+        .map(|entry| entry.path())
+        .filter(|path| {
+            path.to_string_lossy().ends_with(".entry_points.txt")
+                && std::fs::read_to_string(path).is_ok_and(|text| text.contains(PLUGIN_PACKAGE))
+        })
+        .filter(|path| std::fs::remove_file(path).is_ok())
+        .count()
 }
 
 /// The executor plugin installed on its own (`pip install --target`), for a
@@ -386,6 +416,33 @@ fn copy_tree(from: &Path, to: &Path) -> Result<(), HarnessError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_the_entry_point_indexes_naming_the_plugin_are_forgotten() {
+        let cache = tempfile::tempdir().expect("a temporary directory");
+        let write = |name: &str, text: &str| {
+            std::fs::write(cache.path().join(name), text).expect("written");
+        };
+        write(
+            "a.entry_points.txt",
+            "[localstack.hooks.on_infra_start]\nharness_shared_timers = localstack_native_executor.tuning:share_environment_timers\n",
+        );
+        write(
+            "b.entry_points.txt",
+            "[localstack.hooks.on_infra_start]\neager_load_services = localstack.services.plugins:eager_load_services\n",
+        );
+        write("notes.txt", "localstack_native_executor");
+
+        assert_eq!(forget_plugin_indexes(cache.path()), 1);
+        let mut left: Vec<String> = std::fs::read_dir(cache.path())
+            .expect("listed")
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .collect();
+        left.sort();
+        assert_eq!(left, ["b.entry_points.txt", "notes.txt"]);
+        assert_eq!(forget_plugin_indexes(&cache.path().join("absent")), 0);
+    }
 
     #[test]
     fn the_key_changes_with_any_part() {
