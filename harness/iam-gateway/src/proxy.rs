@@ -1450,6 +1450,11 @@ mod tests {
                 .body(body)
                 .send()
         };
+        // What the executor's report is answered with.
+        let told = |body: &'static str| {
+            let sent = report("executor-secret", body);
+            async move { sent.await.expect("the gateway answers").status().as_u16() }
+        };
         source.cache_roles_for_test(&[exec, invoke]);
 
         let stranger = report("guess", "{}").await.expect("the gateway answers");
@@ -1460,42 +1465,25 @@ mod tests {
             "nothing dropped for a stranger"
         );
 
-        let log_group = report(
-            "executor-secret",
-            r#"{"StackName":"s","LogicalResourceId":"Logs","ResourceType":"AWS::Logs::LogGroup","Account":"111111111111","Properties":{}}"#,
-        )
-        .await
-        .expect("the gateway answers");
-        assert_eq!(log_group.status().as_u16(), 204);
+        let log_group = r#"{"StackName":"s","LogicalResourceId":"Logs","ResourceType":"AWS::Logs::LogGroup","Account":"111111111111","Properties":{}}"#;
+        assert_eq!(told(log_group).await, 204);
         assert_eq!(source.cached_roles_for_test(&[exec, invoke]), [true, true]);
 
-        let role = report(
-            "executor-secret",
-            r#"{"StackName":"s","LogicalResourceId":"Exec","ResourceType":"AWS::IAM::Role","Account":"111111111111","Properties":{"RoleName":"exec"}}"#,
-        )
-        .await
-        .expect("the gateway answers");
-        assert_eq!(role.status().as_u16(), 204);
+        let role = r#"{"StackName":"s","LogicalResourceId":"Exec","ResourceType":"AWS::IAM::Role","Account":"111111111111","Properties":{"RoleName":"exec"}}"#;
+        assert_eq!(told(role).await, 204);
         assert_eq!(source.cached_roles_for_test(&[exec, invoke]), [false, true]);
 
         // A report that names no account (an older plugin's) drops everything.
-        let unscoped = report(
-            "executor-secret",
-            r#"{"StackName":"s","LogicalResourceId":"Logs","ResourceType":"AWS::Logs::LogGroup"}"#,
-        )
-        .await
-        .expect("the gateway answers");
-        assert_eq!(unscoped.status().as_u16(), 204);
+        let unscoped =
+            r#"{"StackName":"s","LogicalResourceId":"Logs","ResourceType":"AWS::Logs::LogGroup"}"#;
+        assert_eq!(told(unscoped).await, 204);
         assert_eq!(
             source.cached_roles_for_test(&[exec, invoke]),
             [false, false]
         );
 
         source.cache_roles_for_test(&[exec, invoke]);
-        let unreadable = report("executor-secret", "not json")
-            .await
-            .expect("the gateway answers");
-        assert_eq!(unreadable.status().as_u16(), 204);
+        assert_eq!(told("not json").await, 204);
         assert_eq!(
             source.cached_roles_for_test(&[exec, invoke]),
             [false, false]
