@@ -602,24 +602,10 @@ impl PolicySource {
             Some(arn) => arn,
             None => {
                 let generation = self.role_arns.generation();
-                let arn = match self
-                    .iam(account)
-                    .await
-                    .get_role()
-                    .role_name(name)
-                    .send()
-                    .await
-                {
-                    Ok(out) => out.role.map(|r| r.arn().to_owned()),
-                    Err(err)
-                        if err
-                            .as_service_error()
-                            .is_some_and(|e| e.is_no_such_entity_exception()) =>
-                    {
-                        None
-                    }
-                    Err(err) => return Err(GatewayError::aws("iam:GetRole", err)),
-                };
+                let arn = self
+                    .get_role(account, name)
+                    .await?
+                    .and_then(|out| out.role.map(|r| r.arn().to_owned()));
                 self.role_arns.put(&key, arn.clone(), generation);
                 arn
             }
@@ -673,6 +659,32 @@ impl PolicySource {
             .map(|(_, info)| info))
     }
 
+    /// `iam:GetRole` of the role named `name` in `account`; `None` if there is no such role.
+    async fn get_role(
+        &self,
+        account: &str,
+        name: &str,
+    ) -> Result<Option<aws_sdk_iam::operation::get_role::GetRoleOutput>, GatewayError> {
+        match self
+            .iam(account)
+            .await
+            .get_role()
+            .role_name(name)
+            .send()
+            .await
+        {
+            Ok(out) => Ok(Some(out)),
+            Err(err)
+                if err
+                    .as_service_error()
+                    .is_some_and(|e| e.is_no_such_entity_exception()) =>
+            {
+                Ok(None)
+            }
+            Err(err) => Err(GatewayError::aws("iam:GetRole", err)),
+        }
+    }
+
     /// Reads the role named `name` in `account` (its ARN, trust policy and
     /// session limit) and caches it; `None` if there is no such role.
     async fn read_role(
@@ -681,27 +693,13 @@ impl PolicySource {
         name: &str,
     ) -> Result<Option<(String, Arc<RoleInfo>)>, GatewayError> {
         let (generation, arns_generation) = (self.roles.generation(), self.role_arns.generation());
-        let answer = self
-            .iam(account)
-            .await
-            .get_role()
-            .role_name(name)
-            .send()
-            .await;
-        let role = match answer {
-            Ok(out) => out.role.ok_or_else(|| GatewayError::IncompleteAnswer {
-                operation: "iam:GetRole",
-                missing: format!("the Role of {name} in {account}"),
-            })?,
-            Err(err)
-                if err
-                    .as_service_error()
-                    .is_some_and(|e| e.is_no_such_entity_exception()) =>
-            {
-                return Ok(None);
-            }
-            Err(err) => return Err(GatewayError::aws("iam:GetRole", err)),
+        let Some(out) = self.get_role(account, name).await? else {
+            return Ok(None);
         };
+        let role = out.role.ok_or_else(|| GatewayError::IncompleteAnswer {
+            operation: "iam:GetRole",
+            missing: format!("the Role of {name} in {account}"),
+        })?;
         let role_arn = role.arn().to_owned();
         let document = role.assume_role_policy_document().unwrap_or_default();
         let trust = parse_policy(
