@@ -266,21 +266,16 @@ pub(super) async fn handler_ran(
         state.source.forget(&Stale::Everything);
         return plain(StatusCode::NO_CONTENT, "");
     };
-    state.source.forget(&ran.stale());
+    let stale = ran.stale();
+    state.source.forget(&stale);
     // A function's new policy, and a role's new trust and policies, are read
     // now, off the deploy's path, so that the first call that needs them
     // finds them cached; that call is decided as ever, and a read that fails
     // here is made again, and reported, by the call.
-    for function in ran.function_policies_set() {
+    for read in ran.rereads(&stale) {
         let state = Arc::clone(state);
         tokio::spawn(async move {
-            let _ = state.source.function_policy(&function).await;
-        });
-    }
-    for (account, role) in ran.roles_set() {
-        let state = Arc::clone(state);
-        tokio::spawn(async move {
-            let _ = state.source.prefetch_role(&account, &role).await;
+            let _ = state.source.reread(&read).await;
         });
     }
     plain(StatusCode::NO_CONTENT, "")

@@ -26,7 +26,7 @@ use iam_policy::{NamedPolicy, PolicyKind, Principal, PrincipalKind};
 
 use super::{
     classify::percent_decode,
-    stale::{Cached, Stale},
+    stale::{Cached, Reread, Stale},
 };
 use crate::error::GatewayError;
 
@@ -723,9 +723,17 @@ impl PolicySource {
         Ok(Some((role_arn, info)))
     }
 
+    /// Reads into the caches what a decision is about to need.
+    pub async fn reread(&self, read: &Reread) -> Result<(), GatewayError> {
+        match read {
+            Reread::FunctionPolicy(arn) => self.function_policy(arn).await.map(|_| ()),
+            Reread::Role { account, name } => self.prefetch_role(account, name).await,
+        }
+    }
+
     /// Reads the role named `name` in `account` and its identity policies
-    /// into the caches, for a decision about to need them.
-    pub async fn prefetch_role(&self, account: &str, name: &str) -> Result<(), GatewayError> {
+    /// into the caches.
+    async fn prefetch_role(&self, account: &str, name: &str) -> Result<(), GatewayError> {
         let Some((role_arn, _)) = self.read_role(account, name).await? else {
             return Ok(());
         };

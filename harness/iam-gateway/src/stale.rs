@@ -90,6 +90,20 @@ pub enum Cached {
     Keys,
 }
 
+/// What a decision is about to read again, read ahead of it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Reread {
+    /// A function's resource policy, by its unqualified ARN.
+    FunctionPolicy(String),
+    /// A role's trust policy, ARN and identity policies.
+    Role {
+        /// The role's account.
+        account: String,
+        /// The role's name, without its path.
+        name: String,
+    },
+}
+
 /// Services whose resources hold no policy the gateway reads: a handler of
 /// theirs leaves the caches as they are.
 const HOLD_NO_POLICY: [&str; 8] = [
@@ -146,56 +160,44 @@ impl HandlerRan {
         Stale::Only(parts)
     }
 
-    /// The unqualified ARNs of the functions whose resource policy this
-    /// Lambda function or permission handler just set: the next decision on
-    /// them reads it, usually the function's first invoke.
-    pub fn function_policies_set(&self) -> Vec<String> {
-        let kind = self.resource_type.as_str();
-        if !matches!(kind, "AWS::Lambda::Function" | "AWS::Lambda::Permission") {
-            return Vec::new();
-        }
-        let (Some(account), Some(region)) = (self.account.as_deref(), self.region.as_deref())
-        else {
+    /// What the first call after this run will read, of what it made
+    /// `stale` (this report's [`Self::stale`]): the policy of a function a
+    /// Lambda function or permission handler just set, usually read by the
+    /// function's first invoke; the roles whose trust or policies a role,
+    /// role-policy or inline-policy handler just set, read by the next
+    /// AssumeRole of them or a call of their sessions.
+    pub fn rereads(&self, stale: &Stale) -> Vec<Reread> {
+        let Stale::Only(parts) = stale else {
             return Vec::new();
         };
-        let Stale::Only(parts) = self.stale() else {
-            return Vec::new();
-        };
+        let sets_function_policy = matches!(
+            self.resource_type.as_str(),
+            "AWS::Lambda::Function" | "AWS::Lambda::Permission"
+        );
+        let sets_role = matches!(
+            self.resource_type.as_str(),
+            "AWS::IAM::Role" | "AWS::IAM::RolePolicy" | "AWS::IAM::Policy"
+        );
+        let (account, region) = (self.account.as_deref(), self.region.as_deref());
         parts
-            .into_iter()
+            .iter()
             .filter_map(|part| match part {
                 Cached::Function {
                     account: owner,
                     name: Some(name),
-                } if owner == account => {
-                    Some(format!("arn:aws:lambda:{region}:{account}:function:{name}"))
+                } if sets_function_policy && account == Some(owner.as_str()) => {
+                    let region = region?;
+                    Some(Reread::FunctionPolicy(format!(
+                        "arn:aws:lambda:{region}:{owner}:function:{name}"
+                    )))
                 }
-                _ => None,
-            })
-            .collect()
-    }
-
-    /// The roles (account, name) whose trust or policies this IAM handler
-    /// just set: the next AssumeRole of them, or a call of their sessions,
-    /// reads them.
-    pub fn roles_set(&self) -> Vec<(String, String)> {
-        let kind = self.resource_type.as_str();
-        if !matches!(
-            kind,
-            "AWS::IAM::Role" | "AWS::IAM::RolePolicy" | "AWS::IAM::Policy"
-        ) {
-            return Vec::new();
-        }
-        let Stale::Only(parts) = self.stale() else {
-            return Vec::new();
-        };
-        parts
-            .into_iter()
-            .filter_map(|part| match part {
                 Cached::Role {
                     account,
                     name: Some(name),
-                } => Some((account, name)),
+                } if sets_role => Some(Reread::Role {
+                    account: account.clone(),
+                    name: name.clone(),
+                }),
                 _ => None,
             })
             .collect()
@@ -487,10 +489,16 @@ mod tests {
         #[case] properties: Value,
         #[case] expected: Vec<&str>,
     ) {
-        assert_eq!(
-            ran(kind, properties, None).function_policies_set(),
-            expected
-        );
+        let ran = ran(kind, properties, None);
+        let functions: Vec<String> = ran
+            .rereads(&ran.stale())
+            .into_iter()
+            .filter_map(|read| match read {
+                Reread::FunctionPolicy(arn) => Some(arn),
+                Reread::Role { .. } => None,
+            })
+            .collect();
+        assert_eq!(functions, expected);
     }
 
     #[rstest]
@@ -513,7 +521,16 @@ mod tests {
             .into_iter()
             .map(|name| (A.to_owned(), name.to_owned()))
             .collect();
-        assert_eq!(ran(kind, properties, None).roles_set(), expected);
+        let ran = ran(kind, properties, None);
+        let roles: Vec<(String, String)> = ran
+            .rereads(&ran.stale())
+            .into_iter()
+            .filter_map(|read| match read {
+                Reread::Role { account, name } => Some((account, name)),
+                Reread::FunctionPolicy(_) => None,
+            })
+            .collect();
+        assert_eq!(roles, expected);
     }
 
     #[rstest]
