@@ -318,13 +318,8 @@ async fn run(
 /// tens of milliseconds. Only a warm-up: its outcome is not checked, since a
 /// broken chain fails the scenarios themselves.
 async fn warm_default(suite: &SuiteTarget, calls: usize) {
-    let payload = crate::system::warm_up_payload(&suite.deploy_config.allowed_domains);
     let warm_ups = (0..calls).map(|_| {
-        let call = Call::new(
-            scenario::Via::Caller,
-            payload.clone(),
-            InvocationType::RequestResponse,
-        );
+        let call = crate::system::warm_up_call(&suite.deploy_config.allowed_domains);
         async move {
             let _ =
                 observe::observe(&suite.target, &suite.deployment, &call, EmailWait::NONE).await;

@@ -740,14 +740,7 @@ impl System {
         if launch.warm_up {
             let started = Instant::now();
             let outcome = system
-                .call(
-                    Call::new(
-                        Via::Caller,
-                        warm_up_payload(&config.allowed_domains),
-                        InvocationType::RequestResponse,
-                    ),
-                    EmailWait::NONE,
-                )
+                .call(warm_up_call(&config.allowed_domains), EmailWait::NONE)
                 .await?
                 .outcome;
             if outcome.status != OutcomeStatus::Success || outcome.emails.len() != 1 {
@@ -789,6 +782,16 @@ fn free_port() -> Result<u16, HarnessError> {
     Ok(std::net::TcpListener::bind("127.0.0.1:0")?
         .local_addr()?
         .port())
+}
+
+/// The warm-up call: a valid alert through the whole chain (caller, STS,
+/// callee, SMTP), which leaves an environment of each lambda warm.
+pub fn warm_up_call(allowed_domains: &str) -> Call {
+    Call::new(
+        Via::Caller,
+        warm_up_payload(allowed_domains),
+        InvocationType::RequestResponse,
+    )
 }
 
 /// A valid payload for the warm-up call; its email goes to a harness address
