@@ -646,31 +646,43 @@ impl<'a> StackDeploy<'a> {
             .map_err(|e| {
                 HarnessError::aws(&format!("cloudformation:ExecuteChangeSet {}", self.name), e)
             })?;
-        self.wait_stack().await?;
-        self.completed_outputs(declared).await
+        let settled = self.wait_stack().await?;
+        self.completed_outputs(declared, settled).await
     }
 
     /// The outputs of a stack that has just completed. LocalStack 4.8.1's
     /// change-set executor marks the stack complete before it stores the
     /// outputs (`cloudformation/v2/provider.py`, `execute_change_set`), so a
     /// poll that lands between the two sees a complete stack without them
-    /// (seen under load in CI: "missing output"). When the template declares
-    /// outputs, they are read again until they appear, for at most 2 s.
+    /// (seen under load in CI: "missing output"). `settled` holds the outputs
+    /// of the read that saw the stack complete; when the template declares
+    /// outputs and that read had none, they are read again until they
+    /// appear, for at most 2 s.
     async fn completed_outputs(
         &self,
         declared: bool,
+        settled: BTreeMap<String, String>,
     ) -> Result<BTreeMap<String, String>, HarnessError> {
         let deadline = Instant::now() + Duration::from_secs(2);
+        let mut outputs = settled;
         loop {
-            let outputs = self.outputs().await?;
             if !outputs.is_empty() || !declared || Instant::now() >= deadline {
                 return Ok(outputs);
             }
             tokio::time::sleep(Duration::from_millis(20)).await;
+            outputs = self.outputs().await?;
         }
     }
 
     async fn status(&self) -> Result<Option<StackStatus>, HarnessError> {
+        Ok(self.described().await?.map(|(status, _)| status))
+    }
+
+    /// The stack's status and outputs; `None` when there is no such stack
+    /// (never created, or deleted) or only a change set's review of one.
+    async fn described(
+        &self,
+    ) -> Result<Option<(StackStatus, BTreeMap<String, String>)>, HarnessError> {
         match self
             .cfn
             .describe_stacks()
@@ -678,12 +690,13 @@ impl<'a> StackDeploy<'a> {
             .send()
             .await
         {
-            Ok(resp) => Ok(resp
-                .stacks()
-                .first()
-                .and_then(|s| s.stack_status().cloned())
-                .filter(|s| *s != StackStatus::DeleteComplete)
-                .filter(|s| *s != StackStatus::ReviewInProgress)),
+            Ok(resp) => Ok(resp.stacks().first().and_then(|stack| {
+                stack
+                    .stack_status()
+                    .filter(|s| **s != StackStatus::DeleteComplete)
+                    .filter(|s| **s != StackStatus::ReviewInProgress)
+                    .map(|status| (status.clone(), outputs_of(stack)))
+            })),
             Err(err) => {
                 let text = aws_smithy_types::error::display::DisplayErrorContext(&err).to_string();
                 if text.contains("does not exist") {
@@ -727,17 +740,22 @@ impl<'a> StackDeploy<'a> {
         Ok(created.is_some_and(|described| !described.changes().is_empty()))
     }
 
-    async fn wait_stack(&self) -> Result<(), HarnessError> {
+    /// Waits until the stack settles; returns the outputs of the read that
+    /// saw it complete.
+    async fn wait_stack(&self) -> Result<BTreeMap<String, String>, HarnessError> {
         let deadline = Instant::now() + Duration::from_secs(300);
         while Instant::now() < deadline {
-            let status = self.status().await?;
-            let text = status.as_ref().map(|s| s.as_str()).unwrap_or("DELETED");
+            let described = self.described().await?;
+            let text = described
+                .as_ref()
+                .map(|(s, _)| s.as_str())
+                .unwrap_or("DELETED");
             if text.ends_with("_IN_PROGRESS") {
                 tokio::time::sleep(Duration::from_millis(100)).await;
                 continue;
             }
             if text.ends_with("_COMPLETE") && !text.contains("ROLLBACK") {
-                return Ok(());
+                return Ok(described.map(|(_, outputs)| outputs).unwrap_or_default());
             }
             return Err(HarnessError::StackFailed {
                 stack: self.name.clone(),
@@ -791,19 +809,17 @@ impl<'a> StackDeploy<'a> {
             .map_err(|e| {
                 HarnessError::aws(&format!("cloudformation:DescribeStacks {}", self.name), e)
             })?;
-        Ok(resp
-            .stacks()
-            .first()
-            .map(|s| {
-                s.outputs()
-                    .iter()
-                    .filter_map(|o| {
-                        Some((o.output_key()?.to_string(), o.output_value()?.to_string()))
-                    })
-                    .collect()
-            })
-            .unwrap_or_default())
+        Ok(resp.stacks().first().map(outputs_of).unwrap_or_default())
     }
+}
+
+/// A described stack's outputs, by key.
+fn outputs_of(stack: &aws_sdk_cloudformation::types::Stack) -> BTreeMap<String, String> {
+    stack
+        .outputs()
+        .iter()
+        .filter_map(|o| Some((o.output_key()?.to_string(), o.output_value()?.to_string())))
+        .collect()
 }
 
 /// The failed events, oldest first. Events that give no reason are the
